@@ -1,0 +1,136 @@
+"""The ``redisops`` command line: thin Typer commands over the core.
+
+Error handling lives in one place, :class:`RedisopsGroup.main`: a
+:class:`~redisops.errors.RedisopsError` becomes one line on stderr and its exit code; a
+usage error becomes one line and exit 2; anything unexpected becomes one line and exit 1,
+with the traceback only under ``--debug`` (accepted anywhere on the command line, or
+``REDISOPS_DEBUG=1``).
+
+Command modules import their heavy dependencies (redis-py, tabulate, the engine) inside
+the command functions, so ``redisops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from redisops.errors import ExitCode, RedisopsError
+
+
+def _debug_enabled() -> bool:
+    return os.environ.get("REDISOPS_DEBUG", "") not in ("", "0")
+
+
+class RedisopsGroup(TyperGroup):
+    """The root command group; owns the mapping from failures to exit codes."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--debug" in argv:
+            argv = [a for a in argv if a != "--debug"]
+            os.environ["REDISOPS_DEBUG"] = "1"
+        debug = _debug_enabled()
+        from redisops.output import error_line
+
+        code: int = 0
+        try:
+            rv = super().main(
+                args=argv,
+                prog_name=prog_name or "redisops",
+                complete_var=complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+            if isinstance(rv, int):
+                code = rv
+        except RedisopsError as exc:
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            error_line(str(exc))
+            code = int(exc.exit_code)
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            code = int(ExitCode.INTERRUPTED)
+        except Exception as exc:
+            if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+                # a usage error from the (vendored) Click parser: one line, exit 2
+                ctx = getattr(exc, "ctx", None)
+                cmd = ctx.command_path if ctx is not None else "redisops"
+                error_line(f"{exc.format_message()} (see '{cmd} --help')")
+                code = int(ExitCode.BAD_INPUT) if int(exc.exit_code) == 2 else int(exc.exit_code)
+            elif type(exc).__name__ == "Abort":
+                error_line("aborted")
+                code = int(ExitCode.ERROR)
+            else:
+                if debug:
+                    raise
+                error_line(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+                code = int(ExitCode.ERROR)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=RedisopsGroup,
+    name="redisops",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from redisops import __version__
+
+        typer.echo(f"redisops {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Show the version and exit.", is_eager=True, callback=_show_version
+    ),
+) -> None:
+    """Plan-first operations for Redis master/replica clusters.
+
+    Every change can be planned with --dry-run; every command speaks --format json.
+    Use --debug anywhere for tracebacks. Exit codes: 0 ok, 1 error, 2 bad input,
+    3 unreachable, 4 problems found, 5 refused, 6 locked, 7 rolled back,
+    8 partially applied, 9 verification failed, 10 timed out.
+    """
+
+
+def _register() -> None:
+    from redisops.cli import status
+
+    status.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,96 @@
+"""Exit codes and the error tree.
+
+Every failure a user can cause or meet is a :class:`RedisopsError` subclass that carries
+its exit code and a one-line message saying what is wrong and what to do. The CLI prints
+that line (``redisops: error: ...``) and exits with the code; a traceback is shown only
+with ``--debug``.
+
+>>> int(ExitCode.BAD_INPUT)
+2
+>>> BadInput("port 99999 is out of range").exit_code is ExitCode.BAD_INPUT
+True
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, stable and documented in the README.
+
+    ``check`` uses the Nagios codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) instead.
+    """
+
+    OK = 0
+    ERROR = 1  # an unexpected failure, or a command Redis rejected
+    BAD_INPUT = 2  # malformed address, option or inventory; nothing was touched
+    UNREACHABLE = 3  # a node needed for the command could not be reached or authenticated
+    PROBLEMS = 4  # status/topology: the cluster was read, and it has problems
+    REFUSED = 5  # preflight refused the change; nothing was touched
+    LOCKED = 6  # another operation holds the cluster lock
+    ROLLED_BACK = 7  # a step failed; what was done was undone
+    PARTIAL = 8  # a step failed after the point of no return; manual action needed
+    VERIFY_FAILED = 9  # every step ran, but the verification found a different state
+    TIMEOUT = 10  # waiting for the cluster to converge ran out of time
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class RedisopsError(Exception):
+    """Root of every error redisops raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}; {self.hint}"
+        return self.message
+
+
+class BadInput(RedisopsError):
+    """The user gave something malformed: address, option, file."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+class InventoryError(BadInput):
+    """The inventory file is missing, unreadable or malformed."""
+
+
+class CredentialError(BadInput):
+    """A credential source (env var, file) is missing or unreadable."""
+
+
+class Unreachable(RedisopsError):
+    """A node could not be reached, or refused our credentials."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class CommandFailed(RedisopsError):
+    """Redis answered a command with an error."""
+
+    exit_code = ExitCode.ERROR
+
+
+class Refused(RedisopsError):
+    """Preflight found a reason not to act. Nothing was changed."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class Locked(RedisopsError):
+    """The cluster lock is held by another operation."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class WaitTimeout(RedisopsError):
+    """The cluster did not reach the expected state in time."""
+
+    exit_code = ExitCode.TIMEOUT

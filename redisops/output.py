@@ -1,0 +1,249 @@
+"""The one renderer: tables, trees and JSON. Nothing else in redisops prints.
+
+Commands build plain data; this module turns it into text for ``--format table`` (the
+default, for people) or ``--format json`` (for scripts: one JSON document on stdout).
+Diagnostics go to stderr so stdout stays parseable. ``tabulate`` is imported here only,
+and only when a table is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from enum import Enum
+from typing import Any, TextIO
+
+from redisops.model import NodeInfo, Topology
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+def write(text: str, stream: TextIO | None = None) -> None:
+    """Print ``text`` (plus a newline) to stdout or ``stream``."""
+    out = stream or sys.stdout
+    out.write(text if text.endswith("\n") else text + "\n")
+    out.flush()
+
+
+def note(text: str) -> None:
+    """A human diagnostic on stderr (progress, warnings); never part of the JSON."""
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def error_line(message: str) -> None:
+    sys.stderr.write(f"redisops: error: {message}\n")
+    sys.stderr.flush()
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Enum):
+        return obj.value
+    return str(obj)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def human_bytes(n: int | float | None) -> str:
+    """Compact byte counts.
+
+    >>> human_bytes(1048576), human_bytes(1536), human_bytes(12), human_bytes(None)
+    ('1.0M', '1.5K', '12B', '-')
+    """
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(value) < 1024 or unit == "T":
+            return f"{int(value)}B" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"  # pragma: no cover
+
+
+def human_seconds(s: float | None) -> str:
+    """Compact durations.
+
+    >>> human_seconds(0.25), human_seconds(75), human_seconds(7200)
+    ('250ms', '1m15s', '2h0m')
+    """
+    if s is None:
+        return "-"
+    if s < 1:
+        return f"{s * 1000:.0f}ms"
+    if s < 60:
+        return f"{s:.1f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60)}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60)}m"
+
+
+def _dash(value: Any) -> Any:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    from tabulate import tabulate
+
+    return tabulate([[_dash(c) for c in r] for r in rows], headers=list(headers), tablefmt="simple",
+                    disable_numparse=True)
+
+
+# ----------------------------------------------------------------------------- status
+
+
+def status_data(topo: Topology) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "nodes": [topo.record(n) for n in topo.nodes],
+        "problems": [p.to_dict() for p in topo.problems],
+    }
+    if topo.sentinel is not None:
+        data["sentinel"] = dict(topo.sentinel)
+    return data
+
+
+def _tree_label(topo: Topology, node: NodeInfo) -> str:
+    if not node.reachable:
+        return f"{node.address}  UNREACHABLE ({node.error})"
+    parts = [node.role]
+    if node.is_master:
+        parts.append(f"offset {node.offset}")
+        parts.append(f"{len(node.replicas)} replica{'s' if len(node.replicas) != 1 else ''}")
+    else:
+        link = node.link or "?"
+        if link == "down":
+            since = node.link_down_seconds
+            link = "down" + (f" {since}s" if since is not None and since >= 0 else "")
+        parts.append(f"link {link}")
+        lag = topo.lag_bytes(node)
+        if lag is not None:
+            parts.append(f"lag {lag}B")
+        if node.sync_in_progress:
+            p = node.sync_progress or {}
+            parts.append(f"syncing {human_bytes(p.get('read_bytes'))}/{human_bytes(p.get('total_bytes'))}")
+        elif node.repl_state and node.repl_state != "connected":
+            parts.append(node.repl_state)
+    return f"{node.address}  ({', '.join(parts)})"
+
+
+def render_tree(topo: Topology) -> str:
+    """Masters with their replicas below them, chained replicas indented further."""
+    lines: list[str] = []
+    placed: set[Any] = set()
+
+    def visit(node: NodeInfo, prefix: str, last: bool, top: bool) -> None:
+        placed.add(node.address)
+        if top:
+            lines.append(_tree_label(topo, node))
+            child_prefix = ""
+        else:
+            lines.append(f"{prefix}{'└── ' if last else '├── '}{_tree_label(topo, node)}")
+            child_prefix = prefix + ("    " if last else "│   ")
+        kids = [k for k in topo.children(node) if k.address not in placed]
+        for i, kid in enumerate(kids):
+            visit(kid, child_prefix, i == len(kids) - 1, False)
+
+    for root in topo.roots():
+        if root.address in placed:
+            continue
+        if root.is_replica and topo.parent(root) is None:
+            lines.append(f"{root.master_address}  (master not reached)")
+            visit(root, "", True, False)
+        else:
+            visit(root, "", True, True)
+    return "\n".join(lines)
+
+
+STATUS_HEADERS = (
+    "ADDRESS", "ROLE", "MASTER", "LINK", "OFFSET", "LAG_B", "LAG_S", "IO_S", "SYNC", "RO", "PRIO",
+    "REPLID", "REPLID2", "BACKLOG", "BACKLOG_RANGE", "VERSION", "MEM",
+)
+
+
+def status_rows(topo: Topology) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for node in topo.nodes:
+        rec = topo.record(node)
+        if not node.reachable:
+            rows.append([rec["address"], "unreachable"] + [None] * (len(STATUS_HEADERS) - 2))
+            continue
+        if node.loading:
+            sync = "loading"
+        elif node.sync_in_progress:
+            p = node.sync_progress or {}
+            sync = f"transfer {p.get('perc', 0):.0f}%"
+        elif node.is_replica:
+            sync = node.repl_state or "-"
+        else:
+            sync = None
+        link = node.link
+        if link == "down" and node.link_down_seconds is not None and node.link_down_seconds >= 0:
+            link = f"down {node.link_down_seconds}s"
+        brange = node.backlog_range
+        rows.append([
+            rec["address"],
+            node.role,
+            rec["master"],
+            link,
+            node.offset,
+            rec["lag_bytes"],
+            rec["lag_seconds"],
+            node.last_io_seconds,
+            sync,
+            None if node.read_only is None else ("yes" if node.read_only else "no"),
+            node.replica_priority,
+            node.replid[:8] if node.replid else None,
+            None if node.replid2 == "0" * 40 else node.replid2[:8],
+            human_bytes(node.backlog_size) if node.backlog_active else "off",
+            f"{brange[0]}-{brange[1]}" if brange else None,
+            node.version,
+            human_bytes(node.used_memory),
+        ])
+    return rows
+
+
+def render_problems(problems: Sequence[Any]) -> str:
+    if not problems:
+        return "No problems found."
+    lines = [f"{len(problems)} problem{'s' if len(problems) != 1 else ''}:"]
+    for p in problems:
+        lines.append(f"  [{p.severity.upper()}] {p.kind}: {p.message}")
+    return "\n".join(lines)
+
+
+def render_status(topo: Topology, fmt: Format) -> str:
+    if fmt is Format.json:
+        return to_json(status_data(topo))
+    parts = [render_tree(topo), "", table(STATUS_HEADERS, status_rows(topo))]
+    if topo.sentinel is not None:
+        parts += ["", render_sentinel(topo.sentinel)]
+    parts += ["", render_problems(topo.problems)]
+    return "\n".join(parts)
+
+
+def render_sentinel(view: Any) -> str:
+    lines = [f"Sentinel view of {view.get('name')!r}: master {view.get('master') or '?'}"]
+    for s in view.get("sentinels", []):
+        lines.append(f"  {s.get('address')}: {s.get('status')}")
+    if view.get("quorum"):
+        lines.append(f"  quorum: {view['quorum']}")
+    return "\n".join(lines)

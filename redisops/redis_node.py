@@ -1,0 +1,313 @@
+"""Adapter over redis-py: the only module that imports ``redis``.
+
+A :class:`RedisNode` is one connection to one node. It speaks through redis-py's
+``Connection`` (raw replies, no response callbacks) so INFO arrives as text and several
+commands can be pipelined in one round trip. Every call has a timeout; connecting is
+retried on transport errors only (see :mod:`redisops.retry`); errors come out as
+:class:`~redisops.errors.Unreachable` or :class:`~redisops.errors.CommandFailed` with
+messages that never contain a secret.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from redisops.errors import CommandFailed, Unreachable
+from redisops.info import parse_info, parse_role
+from redisops.inventory import ConnectOptions
+from redisops.model import Address, NodeInfo
+from redisops.retry import CONNECT_RETRY, RetryPolicy
+
+if TYPE_CHECKING:  # pragma: no cover
+    import redis
+
+#: INFO sections every probe reads (Redis 7 accepts several at once).
+PROBE_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "keyspace")
+
+#: CONFIG keys every probe reads. Never a secret (no requirepass, no masterauth).
+PROBE_CONFIG = (
+    "replica-priority",
+    "replica-read-only",
+    "replica-serve-stale-data",
+    "repl-backlog-size",
+    "repl-backlog-ttl",
+    "repl-timeout",
+    "repl-ping-replica-period",
+    "repl-diskless-sync",
+    "repl-diskless-sync-delay",
+    "repl-diskless-sync-max-replicas",
+    "repl-diskless-load",
+    "client-output-buffer-limit",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "save",
+    "appendonly",
+    "maxmemory",
+    "replica-announce-ip",
+    "replica-announce-port",
+    "masteruser",
+)
+
+SENTINEL_HELLO = "__sentinel__:hello"
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value
+
+
+def _pairs(reply: Sequence[Any]) -> dict[str, str]:
+    items = [_text(x) for x in reply]
+    return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+
+
+class RedisNode:
+    """One connection to one Redis (or Sentinel, or embedded-engine) node."""
+
+    def __init__(
+        self,
+        address: Address,
+        options: ConnectOptions | None = None,
+        retry: RetryPolicy = CONNECT_RETRY,
+    ) -> None:
+        self.address = address
+        self.options = options or ConnectOptions()
+        self.retry = retry
+        self._conn: redis.Connection | None = None
+
+    # ------------------------------------------------------------------ connection
+    def _new_connection(self) -> redis.Connection:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        creds = self.options.credentials
+        kwargs: dict[str, Any] = {
+            "host": self.address.host,
+            "port": self.address.port,
+            "username": creds.username if creds.present else None,
+            "password": creds.password.reveal() if creds.password is not None else None,
+            "socket_timeout": self.options.socket_timeout,
+            "socket_connect_timeout": self.options.connect_timeout,
+            "lib_name": None,
+            "lib_version": None,
+            "protocol": 2,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        tls = self.options.tls
+        if tls is not None:
+            return redis.SSLConnection(
+                ssl_ca_certs=tls.cacert,
+                ssl_certfile=tls.cert,
+                ssl_keyfile=tls.key,
+                ssl_cert_reqs="required" if tls.cacert else "none",
+                ssl_check_hostname=bool(tls.cacert) and tls.verify_hostname,
+                **kwargs,
+            )
+        return redis.Connection(**kwargs)
+
+    def _transport_errors(self) -> tuple[type[BaseException], ...]:
+        import redis
+
+        return (redis.ConnectionError, redis.TimeoutError, OSError)
+
+    def connect(self) -> None:
+        if self._conn is not None:
+            return
+        import redis
+
+        def attempt() -> redis.Connection:
+            conn = self._new_connection()
+            try:
+                conn.connect()
+            except BaseException:
+                conn.disconnect()
+                raise
+            return conn
+
+        try:
+            self._conn = self.retry.call(attempt, retry_on=(redis.ConnectionError, redis.TimeoutError))
+        except redis.AuthenticationError as exc:
+            raise Unreachable(
+                f"{self.address}: authentication failed ({_safe(exc)})",
+                hint="check --user and the password source (REDISCLI_AUTH, --password-file or the inventory)",
+            ) from None
+        except redis.ResponseError as exc:
+            msg = _safe(exc)
+            if "NOAUTH" in msg or "AUTH" in msg.upper():
+                raise Unreachable(
+                    f"{self.address}: authentication required or refused ({msg})",
+                    hint="set REDISCLI_AUTH or use --password-file",
+                ) from None
+            raise Unreachable(f"{self.address}: {msg}") from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise Unreachable(f"{self.address}: {_safe(exc)}") from None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.disconnect()
+            finally:
+                self._conn = None
+
+    def __enter__(self) -> RedisNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ commands
+    def execute(self, *args: Any, timeout: float | None = None) -> Any:
+        """Send one command; return the raw reply (bytes decoded to str)."""
+        return self.pipeline([args], timeout=timeout, raise_errors=True)[0]
+
+    def pipeline(
+        self,
+        commands: Sequence[Sequence[Any]],
+        *,
+        timeout: float | None = None,
+        raise_errors: bool = True,
+    ) -> list[Any]:
+        """Send several commands in one write and read every reply.
+
+        With ``raise_errors=False`` an error reply is returned in place as a
+        :class:`CommandFailed` instance instead of raised.
+        """
+        import redis
+
+        self.connect()
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.send_packed_command(conn.pack_commands([list(c) for c in commands]))
+            out: list[Any] = []
+            for cmd in commands:
+                try:
+                    kwargs: dict[str, Any] = {}
+                    if timeout is not None:
+                        kwargs["timeout"] = timeout
+                    out.append(_text(conn.read_response(**kwargs)))
+                except redis.ResponseError as exc:
+                    err = CommandFailed(f"{self.address}: {_describe(cmd)} failed: {_safe(exc)}")
+                    if raise_errors:
+                        # drain the remaining replies so the connection stays usable
+                        for _ in range(len(commands) - len(out) - 1):
+                            try:
+                                conn.read_response()
+                            except redis.ResponseError:
+                                pass
+                        raise err from None
+                    out.append(err)
+            return out
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self.close()
+            raise Unreachable(f"{self.address}: {_safe(exc)}") from None
+
+    # ------------------------------------------------------------------ reads
+    def probe(self) -> NodeInfo:
+        """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O."""
+        t0 = time.perf_counter()
+        try:
+            replies = self.pipeline(
+                [
+                    ("INFO", *PROBE_SECTIONS),
+                    ("ROLE",),
+                    ("CONFIG", "GET", *PROBE_CONFIG),
+                    ("PUBSUB", "NUMSUB", SENTINEL_HELLO),
+                ],
+                raise_errors=False,
+            )
+        except Unreachable as exc:
+            reason = exc.message.removeprefix(f"{self.address}: ")
+            return NodeInfo(address=self.address, reachable=False, error=reason, read_at=time.time())
+        rtt = (time.perf_counter() - t0) * 1000.0
+        info_reply, role_reply, config_reply, numsub = replies
+        if isinstance(info_reply, CommandFailed):
+            return NodeInfo(address=self.address, reachable=False, error=info_reply.message, read_at=time.time())
+        info = parse_info(str(info_reply))
+        role = None
+        if isinstance(role_reply, list):
+            try:
+                role = parse_role(role_reply)
+            except (ValueError, IndexError, TypeError):
+                role = None
+        config: dict[str, str] = {}
+        if isinstance(config_reply, list):
+            config = _pairs(config_reply)
+        if isinstance(numsub, list) and len(numsub) == 2:
+            info = {**info, "redisops_sentinel_subscribers": str(numsub[1])}
+        return NodeInfo(
+            address=self.address,
+            reachable=True,
+            info=info,
+            config=config,
+            role_reply=role,
+            read_at=time.time(),
+            rtt_ms=rtt,
+        )
+
+    def info(self, *sections: str) -> dict[str, str]:
+        return parse_info(str(self.execute("INFO", *sections)))
+
+    def config_get(self, *keys: str) -> dict[str, str]:
+        return _pairs(self.execute("CONFIG", "GET", *keys))
+
+    def config_set(self, key: str, value: str) -> None:
+        self.execute("CONFIG", "SET", key, value)
+
+    def ping(self) -> bool:
+        return self.execute("PING") in ("PONG", b"PONG")
+
+
+_KNOWN_TRANSPORT = (
+    ("Connection refused", "connection refused"),
+    ("Timeout connecting", "connect timed out"),
+    ("Timeout reading", "read timed out"),
+    ("timed out", "timed out"),
+    ("Name or service not known", "unknown host"),
+    ("Temporary failure in name resolution", "unknown host (DNS)"),
+    ("No route to host", "no route to host"),
+    ("Connection reset", "connection reset"),
+    ("Connection closed by server", "connection closed by server"),
+)
+
+
+def _safe(exc: BaseException) -> str:
+    """An exception's text, shortened to its first line; common transport errors named plainly.
+
+    >>> _safe(OSError("Error 111 connecting to 127.0.0.1:1. Connection refused."))
+    'connection refused'
+    """
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    for needle, plain in _KNOWN_TRANSPORT:
+        if needle in first:
+            return plain
+    return first
+
+
+_SECRET_ARGS = {"AUTH": "all", "MASTERAUTH": "all"}
+
+
+def _describe(cmd: Sequence[Any]) -> str:
+    """The command for a message, with any secret argument redacted.
+
+    >>> _describe(["CONFIG", "SET", "masterauth", "pw"])
+    'CONFIG SET masterauth ***'
+    >>> _describe(["AUTH", "user", "pw"])
+    'AUTH ***'
+    """
+    words = [str(_text(c)) for c in cmd]
+    if not words:
+        return ""
+    head = words[0].upper()
+    if head == "AUTH" or head == "HELLO":
+        return f"{words[0]} ***"
+    if head == "CONFIG" and len(words) >= 4 and words[2].lower() in ("masterauth", "requirepass"):
+        return " ".join([*words[:3], "***"])
+    return " ".join(words)

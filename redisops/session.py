@@ -1,0 +1,150 @@
+"""A session: resolved credentials and settings, plus cached connections to nodes.
+
+It is what the CLI builds from its options and hands to ``ops``: "how do I reach node X,
+and what does the cluster look like now". It owns the adapters' lifetimes (``close()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redisops.errors import BadInput
+from redisops.inventory import (
+    ClusterConfig,
+    ConnectOptions,
+    TLSOptions,
+    load_inventory,
+    resolve_credentials,
+)
+from redisops.model import Address, NodeInfo, NodeSpec, Topology, parse_target
+from redisops.redis_node import RedisNode
+from redisops.retry import CONNECT_RETRY, RetryPolicy
+from redisops.topology import discover
+
+
+@dataclass
+class Session:
+    options: ConnectOptions
+    seeds: tuple[NodeSpec, ...] = ()
+    cluster: ClusterConfig | None = None
+    retry: RetryPolicy = CONNECT_RETRY
+    sentinels: tuple[Address, ...] = ()
+    sentinel_master: str | None = None
+    _specs: dict[Address, NodeSpec] = field(default_factory=dict)
+    _nodes: dict[Address, RedisNode] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for spec in self.seeds:
+            self._specs.setdefault(spec.address, spec)
+
+    @property
+    def cluster_name(self) -> str:
+        """A stable name for locks and audit records: the inventory name or the seeds."""
+        if self.cluster is not None:
+            return self.cluster.name
+        return ",".join(sorted(str(s.address) for s in self.seeds)) or "adhoc"
+
+    def options_for(self, address: Address) -> ConnectOptions:
+        spec = self._specs.get(address)
+        if spec is not None:
+            return self.options.for_spec(spec)
+        if self.options.tls is None and any(s.tls for s in self.seeds):
+            return self.options.for_spec(NodeSpec(address, None, True))
+        return self.options
+
+    def node(self, address: Address) -> RedisNode:
+        """A connected-on-demand adapter for ``address``, cached for the session."""
+        node = self._nodes.get(address)
+        if node is None:
+            node = RedisNode(address, self.options_for(address), self.retry)
+            self._nodes[address] = node
+        return node
+
+    def fresh_node(self, address: Address, retry: RetryPolicy | None = None) -> RedisNode:
+        """A new, uncached adapter (for a second connection, e.g. a writer or a lock holder)."""
+        return RedisNode(address, self.options_for(address), retry or self.retry)
+
+    def probe(self, address: Address) -> NodeInfo:
+        # each probe gets its own connection: discovery probes in parallel threads
+        with self.fresh_node(address) as n:
+            return n.probe()
+
+    def discover(self, extra: Iterable[Address] = ()) -> Topology:
+        seeds = [s.address for s in self.seeds]
+        seeds.extend(extra)
+        if not seeds:
+            raise BadInput("no node to start from", hint="give a SEED address or --cluster NAME")
+        return discover(seeds, self.probe)
+
+    def close(self) -> None:
+        for node in self._nodes.values():
+            node.close()
+        self._nodes.clear()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_session(
+    *,
+    seeds: Sequence[str] = (),
+    cluster: str | None = None,
+    inventory: Path | None = None,
+    user: str | None = None,
+    password_file: Path | None = None,
+    tls: bool = False,
+    cacert: Path | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+    sentinels: Sequence[str] = (),
+    sentinel_master: str | None = None,
+    connect_timeout: float = 1.5,
+    socket_timeout: float = 5.0,
+    retry: RetryPolicy = CONNECT_RETRY,
+    require_seeds: bool = True,
+) -> Session:
+    """Resolve options into a :class:`Session`. Raises :class:`BadInput` on bad options."""
+    specs = [parse_target(s) for s in seeds]
+    cluster_cfg: ClusterConfig | None = None
+    if cluster is not None or inventory is not None:
+        inv = load_inventory(inventory)
+        if cluster is not None:
+            cluster_cfg = inv.cluster(cluster)
+            if not specs:
+                specs = list(cluster_cfg.nodes)
+    if require_seeds and not specs:
+        raise BadInput("no node given", hint="name at least one SEED address (HOST:PORT) or use --cluster NAME")
+    for path, opt in ((password_file, "--password-file"), (cacert, "--cacert"), (cert, "--cert"), (key, "--key")):
+        if path is not None and not path.is_file():
+            raise BadInput(f"{opt} {path}: file not found")
+    if (cert is None) != (key is None):
+        raise BadInput("--cert and --key go together", hint="give both the client certificate and its key")
+    creds = resolve_credentials(user=user, password_file=password_file, cluster=cluster_cfg)
+    tls_opts: TLSOptions | None = None
+    if tls or cacert or cert:
+        tls_opts = TLSOptions(
+            cacert=str(cacert) if cacert else None,
+            cert=str(cert) if cert else None,
+            key=str(key) if key else None,
+        )
+    elif cluster_cfg is not None and cluster_cfg.tls is not None:
+        tls_opts = cluster_cfg.tls
+    if connect_timeout <= 0 or socket_timeout <= 0:
+        raise BadInput("timeouts must be positive numbers of seconds")
+    sentinel_addrs = [parse_target(s).address for s in sentinels]
+    if not sentinel_addrs and cluster_cfg is not None:
+        sentinel_addrs = list(cluster_cfg.sentinels)
+    master_name = sentinel_master or (cluster_cfg.sentinel_master if cluster_cfg else None)
+    return Session(
+        options=ConnectOptions(creds, tls_opts, connect_timeout, socket_timeout),
+        seeds=tuple(specs),
+        cluster=cluster_cfg,
+        retry=retry,
+        sentinels=tuple(sentinel_addrs),
+        sentinel_master=master_name,
+    )

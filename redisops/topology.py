@@ -1,0 +1,208 @@
+"""Discover a replication topology from seed nodes, and say what is wrong with it.
+
+Discovery walks up (``master_host``/``master_port``) and down (``slaveN`` lines) from
+every seed until no new address appears, probing each wave of addresses in parallel. A
+node reached under two addresses (``localhost`` and ``127.0.0.1``, or a NAT address) is
+recognised by its ``run_id`` and kept once; the other address becomes an alias.
+
+The seeds of one call are taken to be one replication group: two masters among them is
+a split brain even when no replication link joins them (an old master that came back).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+
+from redisops.info import ReplicaEntry
+from redisops.model import Address, NodeInfo, Problem, Topology
+
+Prober = Callable[[Address], NodeInfo]
+
+
+def entry_address(entry: ReplicaEntry) -> Address | None:
+    """The address a master lists for a replica, or None when it is unusable (port 0)."""
+    if not entry.ip or entry.port <= 0:
+        return None
+    return Address(entry.ip, entry.port)
+
+
+def _probe_wave(addresses: Sequence[Address], prober: Prober, parallel: bool) -> list[NodeInfo]:
+    if not parallel or len(addresses) == 1:
+        return [prober(a) for a in addresses]
+    results: list[NodeInfo | None] = [None] * len(addresses)
+
+    def run(i: int, addr: Address) -> None:
+        try:
+            results[i] = prober(addr)
+        except Exception as exc:  # a prober bug must not kill the walk
+            results[i] = NodeInfo(address=addr, reachable=False, error=f"probe failed: {exc}")
+
+    threads = [threading.Thread(target=run, args=(i, a), daemon=True) for i, a in enumerate(addresses)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r if r is not None else NodeInfo(address=a, reachable=False, error="probe failed")
+            for r, a in zip(results, addresses)]
+
+
+def discover(seeds: Iterable[Address], prober: Prober, *, parallel: bool = True,
+             max_nodes: int = 500) -> Topology:
+    """Walk the replication graph from ``seeds`` and return the validated topology."""
+    seed_list = list(dict.fromkeys(seeds))
+    probed: dict[Address, NodeInfo] = {}
+    canonical_by_run_id: dict[str, Address] = {}
+    aliases: dict[Address, Address] = {}
+    order: list[Address] = []
+    pending = list(seed_list)
+    while pending and len(probed) < max_nodes:
+        wave = [a for a in dict.fromkeys(pending) if a not in probed and a not in aliases]
+        pending = []
+        if not wave:
+            break
+        for node in _probe_wave(wave, prober, parallel):
+            addr = node.address
+            run_id = node.run_id if node.reachable else None
+            if run_id and run_id in canonical_by_run_id:
+                aliases[addr] = canonical_by_run_id[run_id]
+                continue
+            if run_id:
+                canonical_by_run_id[run_id] = addr
+            probed[addr] = node
+            order.append(addr)
+            if not node.reachable:
+                continue
+            master = node.master_address if node.is_replica else None
+            if master is not None:
+                pending.append(master)
+            for entry in node.replicas:
+                a = entry_address(entry)
+                if a is not None:
+                    pending.append(a)
+    nodes = [probed[a] for a in order]
+    draft = Topology(nodes=tuple(nodes), aliases=aliases)
+    ordered = _tree_order(draft)
+    topo = Topology(nodes=tuple(ordered), aliases=aliases)
+    return Topology(nodes=topo.nodes, problems=tuple(find_problems(topo)), aliases=aliases)
+
+
+def _tree_order(topo: Topology) -> list[NodeInfo]:
+    out: list[NodeInfo] = []
+    seen: set[Address] = set()
+    for root in topo.roots():
+        for node in [root, *topo.descendants(root)]:
+            if node.address not in seen:
+                seen.add(node.address)
+                out.append(node)
+    return out
+
+
+def _entry_for(topo: Topology, parent: NodeInfo | None, node: NodeInfo) -> ReplicaEntry | None:
+    if parent is None or not parent.reachable:
+        return None
+    for entry in parent.replicas:
+        if topo.entry_matches(entry, node):
+            return entry
+    return None
+
+
+def find_cycle(topo: Topology, node: NodeInfo) -> list[Address] | None:
+    """The replication cycle ``node`` sits on (or leads into), as a list of addresses."""
+    path: list[Address] = []
+    cur: NodeInfo | None = node
+    while cur is not None and cur.is_replica:
+        if cur.address in path:
+            return path[path.index(cur.address):]
+        path.append(cur.address)
+        cur = topo.parent(cur)
+    return None
+
+
+def find_problems(topo: Topology) -> list[Problem]:
+    """Everything wrong with ``topo``, most serious first."""
+    problems: list[Problem] = []
+    reachable = [n for n in topo.nodes if n.reachable]
+    masters = [n for n in reachable if n.is_master]
+
+    if len(masters) > 1:
+        names = ", ".join(str(m.address) for m in masters)
+        problems.append(Problem(None, "multiple_masters",
+                                f"{len(masters)} masters in one replication group ({names}): split brain; "
+                                f"fence the stale one with 'redisops fence OLD --to NEW'"))
+    elif not masters and reachable:
+        problems.append(Problem(None, "no_master", "no reachable master in the replication group"))
+
+    reported_cycles: set[frozenset[Address]] = set()
+    for node in topo.nodes:
+        name = str(node.address)
+        if not node.reachable:
+            problems.append(Problem(name, "unreachable", f"{name} is unreachable: {node.error}"))
+            continue
+        if not node.is_replica:
+            continue
+        cycle = find_cycle(topo, node)
+        if cycle:
+            key = frozenset(cycle)
+            if key not in reported_cycles:
+                reported_cycles.add(key)
+                loop = " -> ".join(str(a) for a in [*cycle, cycle[0]])
+                problems.append(Problem(name, "cycle", f"replication cycle: {loop}"))
+            continue
+        master_addr = node.master_address
+        parent = topo.parent(node)
+        if master_addr is not None and (parent is None or not parent.reachable):
+            problems.append(Problem(name, "master_unreachable",
+                                    f"{name} replicates from {master_addr}, which is unreachable"))
+        entry = _entry_for(topo, parent, node)
+        if node.link == "down" and entry is not None and entry.state in ("wait_bgsave", "send_bulk"):
+            problems.append(Problem(
+                name, "sync_in_progress",
+                f"{name}: full sync from {parent.address if parent else master_addr} in progress "
+                f"(master side: {entry.state})", severity="warning"))
+        elif node.link == "down":
+            since = node.link_down_seconds
+            since_txt = "never connected" if since is None or since < 0 else f"down for {since}s"
+            state = node.repl_state or "unknown"
+            problems.append(Problem(name, "link_down",
+                                    f"{name}: link to master {master_addr} is down ({since_txt}, state {state})"))
+        if node.sync_in_progress:
+            p = node.sync_progress or {}
+            problems.append(Problem(
+                name, "sync_in_progress",
+                f"{name}: full sync in progress ({p.get('read_bytes', 0)} of {p.get('total_bytes', 0)} bytes)",
+                severity="warning"))
+        if node.loading:
+            problems.append(Problem(name, "loading", f"{name} is loading its dataset", severity="warning"))
+        if parent is not None and parent.reachable and node.link == "up" and not any(
+            topo.entry_matches(e, node) for e in parent.replicas
+        ):
+            listed = ", ".join(f"{e.ip}:{e.port}" for e in parent.replicas) or "none"
+            problems.append(Problem(
+                name, "address_mismatch",
+                f"{name} replicates from {parent.address}, which lists its replicas as {listed}: "
+                f"check replica-announce-ip/port or NAT", severity="warning"))
+
+    for node in reachable:
+        if not node.is_master and not node.is_replica:
+            continue
+        for entry in node.replicas:
+            addr = entry_address(entry)
+            target = topo.get(addr) if addr is not None else None
+            if target is None:
+                continue
+            if not target.reachable:
+                continue  # reported as unreachable
+            if target.is_replica and target.master_address is not None and \
+                    topo.canonical(target.master_address) != node.address:
+                problems.append(Problem(
+                    str(node.address), "stale_replica_entry",
+                    f"{node.address} lists {addr} as its replica, but {target.address} replicates from "
+                    f"{target.master_address}", severity="warning"))
+        state = node.failover_state
+        if state and state != "no-failover":
+            problems.append(Problem(str(node.address), "failover_in_progress",
+                                    f"{node.address}: FAILOVER in progress ({state})", severity="warning"))
+
+    problems.sort(key=lambda p: p.severity != "critical")
+    return problems

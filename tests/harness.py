@@ -1,0 +1,231 @@
+"""Real redis-server processes for tests, on free loopback ports.
+
+``RedisFactory.start()`` spawns ``redis-server`` (Debian package, Redis 7.0) with a temp
+dir, ``--save ""`` and a log file, waits for PING and returns a :class:`RedisProc`;
+``close()`` kills everything it started. Helpers build master/replica/chained topologies
+and wait (polling, bounded) until links are up and offsets converge.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import redis
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+HAVE_REDIS = os.path.exists(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK)
+SKIP_REASON = "redis-server not installed (apt-get install -y redis-server); run the README test command as root to install it"
+
+_used_ports: set[int] = set()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (and we have not handed out)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _used_ports and port < 60000:
+            _used_ports.add(port)
+            return int(port)
+    raise RuntimeError("no free port")
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+               what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = cond()
+            if value:
+                return value
+        except (redis.RedisError, OSError) as exc:
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class RedisProc:
+    """One redis-server process."""
+
+    def __init__(self, factory: RedisFactory, port: int, config: Mapping[str, str], name: str) -> None:
+        self.factory = factory
+        self.port = port
+        self.config = dict(config)
+        self.name = name
+        self.dir = factory.base_dir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.logfile = self.dir / "redis.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.password: str | None = config.get("requirepass")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--dir", str(self.dir), "--logfile", str(self.logfile), "--daemonize", "no",
+                "--enable-debug-command", "local", "--protected-mode", "no"]
+        for key, value in self.config.items():
+            args += [f"--{key}", value]
+        return args
+
+    def start(self, wait: bool = True) -> RedisProc:
+        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                     cwd=self.dir)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
+                raise AssertionError(f"redis-server on {self.port} exited with {self.proc.returncode}: {log}")
+            try:
+                return bool(self.client(socket_timeout=0.5).ping())
+            except redis.BusyLoadingError:
+                return False
+
+        wait_until(ready, timeout, what=f"redis-server :{self.port} to answer PING")
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        kwargs.setdefault("socket_timeout", 5)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                           decode_responses=True, **kwargs)
+
+    def info(self, section: str = "replication") -> dict[str, Any]:
+        return dict(self.client().info(section))
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def pause(self) -> None:
+        self.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL and reap: the node is gone, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM (a clean shutdown that saves if persistence is on) and reap."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def restart(self, wait: bool = True) -> RedisProc:
+        self.stop()
+        return self.start(wait)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class RedisFactory:
+    """Starts redis-server processes and kills them all on ``close()``."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.procs: list[RedisProc] = []
+
+    def start(self, config: Mapping[str, str] | None = None, *, port: int | None = None,
+              wait: bool = True) -> RedisProc:
+        cfg = dict(config or {})
+        for attempt in range(5):
+            p = port or free_port()
+            proc = RedisProc(self, p, cfg, f"node{len(self.procs)}-{p}")
+            try:
+                proc.start(wait)
+            except AssertionError:
+                proc.kill()
+                if port is not None or attempt == 4:
+                    raise
+                continue
+            self.procs.append(proc)
+            return proc
+        raise AssertionError("could not start redis-server")  # pragma: no cover
+
+    def close(self) -> None:
+        for proc in self.procs:
+            try:
+                proc.kill()
+            except Exception:
+                pass
+        self.procs.clear()
+
+
+# ----------------------------------------------------------------------------- topologies
+
+
+def replicate(replica: RedisProc, master: RedisProc) -> None:
+    if master.password:
+        replica.client().config_set("masterauth", master.password)
+    replica.client().execute_command("REPLICAOF", "127.0.0.1", master.port)
+
+
+def wait_link_up(replica: RedisProc, timeout: float = 15.0) -> None:
+    wait_until(lambda: replica.info().get("master_link_status") == "up", timeout,
+               what=f"{replica.address} link up")
+
+
+def wait_in_sync(master: RedisProc, replicas: Iterable[RedisProc], timeout: float = 15.0) -> int:
+    """Until every replica has the master's offset and the master saw it ACKed; returns it."""
+    reps = list(replicas)
+
+    def synced() -> int | None:
+        off = int(master.info()["master_repl_offset"])
+        for r in reps:
+            info = r.info()
+            if info.get("master_link_status") != "up" or int(info["master_repl_offset"]) != off:
+                return None
+        return off or -1
+
+    result = wait_until(synced, timeout, what="offsets to converge")
+    return max(int(result), 0)
+
+
+def chain(factory: RedisFactory, n: int, config: Mapping[str, str] | None = None) -> list[RedisProc]:
+    """n nodes: node0 master, node1 its replica, node2 replica of node1, ..."""
+    nodes = [factory.start(config) for _ in range(n)]
+    for upper, lower in zip(nodes, nodes[1:]):
+        replicate(lower, upper)
+    for node in nodes[1:]:
+        wait_link_up(node)
+    return nodes
+
+
+def star(factory: RedisFactory, replicas: int, config: Mapping[str, str] | None = None) -> list[RedisProc]:
+    """A master and ``replicas`` replicas attached directly to it."""
+    master = factory.start(config)
+    reps = [factory.start(config) for _ in range(replicas)]
+    for r in reps:
+        replicate(r, master)
+    for r in reps:
+        wait_link_up(r)
+    return [master, *reps]
+
+
+FAST_SYNC = {"repl-diskless-sync-delay": "0"}
