@@ -90,6 +90,24 @@ class Locked(RedisopsError):
     exit_code = ExitCode.LOCKED
 
 
+class RolledBack(RedisopsError):
+    """A step failed; what had been done was undone."""
+
+    exit_code = ExitCode.ROLLED_BACK
+
+
+class PartiallyApplied(RedisopsError):
+    """A step failed after the point of no return; manual action is needed."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class VerifyFailed(RedisopsError):
+    """Every step ran, but the cluster is not in the state the plan promised."""
+
+    exit_code = ExitCode.VERIFY_FAILED
+
+
 class WaitTimeout(RedisopsError):
     """The cluster did not reach the expected state in time."""
 

@@ -176,9 +176,7 @@ def parse_role(reply: Sequence[object]) -> RoleReply:
         if isinstance(raw, (list, tuple)):
             for item in raw:
                 if isinstance(item, (list, tuple)) and len(item) >= 3:
-                    reps.append(
-                        (_text(item[0]), int(_text(item[1])), int(_text(item[2])))
-                    )
+                    reps.append((_text(item[0]), int(_text(item[1])), int(_text(item[2]))))
         return RoleReply(role="master", offset=int(_text(reply[1])), replicas=tuple(reps))
     if role == "slave":
         return RoleReply(

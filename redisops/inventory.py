@@ -155,7 +155,9 @@ def default_inventory_paths() -> list[Path]:
 def find_inventory(explicit: Path | None) -> Path | None:
     if explicit is not None:
         if not explicit.is_file():
-            raise InventoryError(f"inventory file {explicit} not found", hint="check --inventory PATH")
+            raise InventoryError(
+                f"inventory file {explicit} not found", hint="check --inventory PATH"
+            )
         return explicit
     for candidate in default_inventory_paths():
         if candidate.is_file():
@@ -219,8 +221,10 @@ def parse_inventory(data: Any, path: Path | None = None) -> Inventory:
             raise InventoryError(f"{where}: 'auth' must be a mapping")
         unknown = set(auth) - {"user", "password_env", "password_file"}
         if unknown:
-            raise InventoryError(f"{where}: unknown auth keys {sorted(unknown)}",
-                                 hint="use user, password_env or password_file")
+            raise InventoryError(
+                f"{where}: unknown auth keys {sorted(unknown)}",
+                hint="use user, password_env or password_file",
+            )
         tls_raw = raw.get("tls")
         tls: TLSOptions | None = None
         if tls_raw:

@@ -77,7 +77,9 @@ def _check_port(text: str, original: str) -> int:
 
 def _check_host(host: str, original: str) -> str:
     if not host:
-        raise BadInput(f"missing host in {original!r}", hint="write it as HOST:PORT, e.g. 10.0.0.1:6379")
+        raise BadInput(
+            f"missing host in {original!r}", hint="write it as HOST:PORT, e.g. 10.0.0.1:6379"
+        )
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -104,7 +106,9 @@ def _split_hostport(text: str, original: str) -> Address:
         if not rest:
             return Address(str(ipaddress.IPv6Address(host)), DEFAULT_PORT)
         if not rest.startswith(":"):
-            raise BadInput(f"unexpected {rest!r} after ']' in {original!r}", hint="write IPv6 as [::1]:6379")
+            raise BadInput(
+                f"unexpected {rest!r} after ']' in {original!r}", hint="write IPv6 as [::1]:6379"
+            )
         return Address(str(ipaddress.IPv6Address(host)), _check_port(rest[1:], original))
     if text.count(":") > 1:
         raise BadInput(
@@ -114,7 +118,9 @@ def _split_hostport(text: str, original: str) -> Address:
     host, sep, port = text.partition(":")
     if sep and not port:
         raise BadInput(f"missing port after ':' in {original!r}", hint="write it as HOST:PORT")
-    return Address(_check_host(host, original), _check_port(port, original) if sep else DEFAULT_PORT)
+    return Address(
+        _check_host(host, original), _check_port(port, original) if sep else DEFAULT_PORT
+    )
 
 
 def parse_target(text: str) -> NodeSpec:
@@ -363,7 +369,12 @@ class Problem:
     severity: str = "critical"  # critical | warning
 
     def to_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "kind": self.kind, "severity": self.severity, "message": self.message}
+        return {
+            "node": self.node,
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -398,15 +409,25 @@ class Topology:
         return self.get(m) if m is not None else None
 
     def children(self, node: NodeInfo) -> list[NodeInfo]:
-        return [n for n in self.nodes if n.is_replica and n.master_address is not None
-                and self.canonical(n.master_address) == node.address]
+        return [
+            n
+            for n in self.nodes
+            if n.is_replica
+            and n.master_address is not None
+            and self.canonical(n.master_address) == node.address
+        ]
 
     def roots(self) -> list[NodeInfo]:
         """Where a tree drawing starts: masters, then unreachable or unknown nodes that have
         replicas, then replicas whose master was never reached, then one node per cycle."""
         out = sorted((n for n in self.nodes if n.is_master), key=lambda n: n.address)
-        out += sorted((n for n in self.nodes if not n.is_master and not n.is_replica), key=lambda n: n.address)
-        out += sorted((n for n in self.nodes if n.is_replica and self.parent(n) is None), key=lambda n: n.address)
+        out += sorted(
+            (n for n in self.nodes if not n.is_master and not n.is_replica), key=lambda n: n.address
+        )
+        out += sorted(
+            (n for n in self.nodes if n.is_replica and self.parent(n) is None),
+            key=lambda n: n.address,
+        )
         covered = {n.address for n in out}
         for n in out[:]:
             covered.update(d.address for d in self.descendants(n))
@@ -488,15 +509,21 @@ class Topology:
     def record(self, node: NodeInfo) -> dict[str, Any]:
         """The stable JSON record of one node (``status --format json`` and later commands)."""
         if not node.reachable:
-            return {"address": str(node.address), "reachable": False, "role": "unknown",
-                    "error": node.error}
+            return {
+                "address": str(node.address),
+                "reachable": False,
+                "role": "unknown",
+                "error": node.error,
+            }
         master = node.master_address
         brange = node.backlog_range
         return {
             "address": str(node.address),
             "reachable": True,
             "role": node.role,
-            "master": str(self.canonical(master)) if master is not None and node.is_replica else None,
+            "master": str(self.canonical(master))
+            if master is not None and node.is_replica
+            else None,
             "link": node.link,
             "link_down_seconds": node.link_down_seconds if node.link == "down" else None,
             "repl_state": node.repl_state,
@@ -525,3 +552,89 @@ class Topology:
             "failover_state": node.failover_state,
             "aliases": sorted(str(a) for a, c in self.aliases.items() if c == node.address),
         }
+
+
+# --------------------------------------------------------------------------- plans
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A preflight result: ``refuse`` blocks the plan (unless forced), ``warn`` is shown."""
+
+    level: str  # refuse | warn | info
+    code: str
+    message: str
+    node: str | None = None
+    forceable: bool = False  # --force overrides this refusal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "code": self.code, "node": self.node, "message": self.message,
+                "forceable": self.forceable}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One ordered action of a plan.
+
+    ``command`` is the exact Redis command (with any secret shown as ``***``); ``action``
+    names the executor routine that runs it (``command`` for a plain command); ``args``
+    carries what the routine needs. ``rollback`` is the command that undoes the step, if
+    any. A step with ``commit=True`` is the point of no return: once it succeeded, a later
+    failure finishes forward instead of rolling back.
+    """
+
+    n: int
+    node: str
+    action: str
+    description: str
+    command: tuple[str, ...] | None = None
+    precondition: str = ""
+    verify: str = ""
+    rollback: tuple[str, ...] | None = None
+    idempotent: bool = True
+    commit: bool = False
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "node": self.node,
+            "action": self.action,
+            "description": self.description,
+            "command": list(self.command) if self.command is not None else None,
+            "precondition": self.precondition,
+            "verify": self.verify,
+            "rollback": list(self.rollback) if self.rollback is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a mutating command will do, decided before anything is touched."""
+
+    operation: str
+    cluster: str
+    steps: tuple[Step, ...]
+    findings: tuple[Finding, ...] = ()
+    prediction: Mapping[str, Any] | None = None
+    summary: str = ""
+    nothing_to_do: bool = False
+    touched: tuple[str, ...] = ()  # nodes whose state the result reports
+
+    def refusals(self, force: bool = False) -> list[Finding]:
+        return [f for f in self.findings if f.level == "refuse" and not (force and f.forceable)]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "operation": self.operation,
+            "cluster": self.cluster,
+            "summary": self.summary,
+            "nothing_to_do": self.nothing_to_do,
+            "findings": [f.to_dict() for f in self.findings],
+            "steps": [s.to_dict() for s in self.steps],
+        }
+        if self.prediction is not None:
+            out["prediction"] = dict(self.prediction)
+        return out

@@ -104,8 +104,12 @@ def _dash(value: Any) -> Any:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     from tabulate import tabulate
 
-    return tabulate([[_dash(c) for c in r] for r in rows], headers=list(headers), tablefmt="simple",
-                    disable_numparse=True)
+    return tabulate(
+        [[_dash(c) for c in r] for r in rows],
+        headers=list(headers),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
 
 
 # ----------------------------------------------------------------------------- status
@@ -139,7 +143,9 @@ def _tree_label(topo: Topology, node: NodeInfo) -> str:
             parts.append(f"lag {lag}B")
         if node.sync_in_progress:
             p = node.sync_progress or {}
-            parts.append(f"syncing {human_bytes(p.get('read_bytes'))}/{human_bytes(p.get('total_bytes'))}")
+            parts.append(
+                f"syncing {human_bytes(p.get('read_bytes'))}/{human_bytes(p.get('total_bytes'))}"
+            )
         elif node.repl_state and node.repl_state != "connected":
             parts.append(node.repl_state)
     return f"{node.address}  ({', '.join(parts)})"
@@ -174,8 +180,23 @@ def render_tree(topo: Topology) -> str:
 
 
 STATUS_HEADERS = (
-    "ADDRESS", "ROLE", "MASTER", "LINK", "OFFSET", "LAG_B", "LAG_S", "IO_S", "SYNC", "RO", "PRIO",
-    "REPLID", "REPLID2", "BACKLOG", "BACKLOG_RANGE", "VERSION", "MEM",
+    "ADDRESS",
+    "ROLE",
+    "MASTER",
+    "LINK",
+    "OFFSET",
+    "LAG_B",
+    "LAG_S",
+    "IO_S",
+    "SYNC",
+    "RO",
+    "PRIO",
+    "REPLID",
+    "REPLID2",
+    "BACKLOG",
+    "BACKLOG_RANGE",
+    "VERSION",
+    "MEM",
 )
 
 
@@ -199,25 +220,27 @@ def status_rows(topo: Topology) -> list[list[Any]]:
         if link == "down" and node.link_down_seconds is not None and node.link_down_seconds >= 0:
             link = f"down {node.link_down_seconds}s"
         brange = node.backlog_range
-        rows.append([
-            rec["address"],
-            node.role,
-            rec["master"],
-            link,
-            node.offset,
-            rec["lag_bytes"],
-            rec["lag_seconds"],
-            node.last_io_seconds,
-            sync,
-            None if node.read_only is None else ("yes" if node.read_only else "no"),
-            node.replica_priority,
-            node.replid[:8] if node.replid else None,
-            None if node.replid2 == "0" * 40 else node.replid2[:8],
-            human_bytes(node.backlog_size) if node.backlog_active else "off",
-            f"{brange[0]}-{brange[1]}" if brange else None,
-            node.version,
-            human_bytes(node.used_memory),
-        ])
+        rows.append(
+            [
+                rec["address"],
+                node.role,
+                rec["master"],
+                link,
+                node.offset,
+                rec["lag_bytes"],
+                rec["lag_seconds"],
+                node.last_io_seconds,
+                sync,
+                None if node.read_only is None else ("yes" if node.read_only else "no"),
+                node.replica_priority,
+                node.replid[:8] if node.replid else None,
+                None if node.replid2 == "0" * 40 else node.replid2[:8],
+                human_bytes(node.backlog_size) if node.backlog_active else "off",
+                f"{brange[0]}-{brange[1]}" if brange else None,
+                node.version,
+                human_bytes(node.used_memory),
+            ]
+        )
     return rows
 
 
@@ -247,3 +270,121 @@ def render_sentinel(view: Any) -> str:
     if view.get("quorum"):
         lines.append(f"  quorum: {view['quorum']}")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+_LEVEL_MARK = {"refuse": "REFUSED", "confirm": "NEEDS --yes", "warn": "WARNING", "info": "note"}
+
+
+def render_plan(plan: Any, force: bool = False) -> str:
+    """A plan for people: summary, findings, steps, prediction."""
+    lines = [plan.summary or plan.operation]
+    if plan.findings:
+        lines.append("")
+        lines.append("Preflight:")
+        for f in plan.findings:
+            mark = _LEVEL_MARK.get(f.level, f.level)
+            if f.level == "refuse" and force and f.forceable:
+                mark = "OVERRIDDEN (--force)"
+            lines.append(f"  [{mark}] {f.message}")
+    if plan.steps:
+        lines.append("")
+        rows = []
+        for s in plan.steps:
+            cmd = " ".join(s.command) if s.command else ""
+            rows.append([s.n, s.node, s.description, cmd, s.verify])
+        lines.append(table(["#", "NODE", "STEP", "COMMAND", "VERIFY"], rows))
+    pred = plan.prediction
+    if pred:
+        lines.append("")
+        lines.append(render_prediction(pred))
+    return "\n".join(lines)
+
+
+def render_prediction(pred: Any) -> str:
+    lines = ["Prediction (reference engine):"]
+    sync = pred.get("sync")
+    if sync in ("full", "partial"):
+        lines.append(f"  {pred.get('replica', '')} <- {pred.get('master', '')}: {sync.upper()} resync, "
+                     f"{human_bytes(pred.get('transfer_bytes'))}, ~{human_seconds(pred.get('estimated_seconds'))}")
+    lines.append(f"  why: {pred.get('reason', '')}")
+    for p in pred.get("phases", []):
+        lines.append(f"    {p['phase']}: {human_seconds(p['seconds'])}")
+    if pred.get("peak_output_buffer"):
+        lines.append(f"  peak replica output buffer: {human_bytes(pred['peak_output_buffer'])}")
+    for f in pred.get("followers", []):
+        lines.append(f"  then {f['replica']} <- {f['master']}: {f['sync']} ({f['reason']})")
+    for extra in pred.get("replicas", []):
+        lines.append(f"  {extra['replica']} <- {extra['master']}: {extra['sync']} ({extra['reason']})")
+    for r in pred.get("risks", []):
+        lines.append(f"  risk: {r}")
+    return "\n".join(lines)
+
+
+def render_result(result: Any) -> str:
+    lines = ["", f"Result: {result.outcome} - {result.message}"]
+    rows = [[s.n, s.node, s.action, s.result, s.detail[:100]] for s in result.steps]
+    if rows:
+        lines.append(table(["#", "NODE", "ACTION", "RESULT", "DETAIL"], rows))
+    obs = result.observed
+    if "prediction_check" in obs:
+        lines.append(f"Verification: {obs['prediction_check']}")
+    if "pause_ms" in obs:
+        lines.append(f"Writes paused for {obs['pause_ms']:.1f} ms")
+    for w in result.warnings:
+        lines.append(f"warning: {w}")
+    if result.final_state:
+        lines.append("State now:")
+        for n in result.final_state:
+            if not n.get("reachable"):
+                lines.append(f"  {n['address']}: UNREACHABLE ({n.get('error')})")
+            else:
+                where = f" of {n['master']} (link {n['link']})" if n.get("master") else ""
+                lines.append(f"  {n['address']}: {n['role']}{where}, offset {n['offset']}")
+    return "\n".join(lines)
+
+
+class LineProgress:
+    """Plain progress lines on stderr (not a terminal): one per phase change."""
+
+    def __init__(self) -> None:
+        self._last = ""
+
+    def phase(self, text: str) -> None:
+        note(text)
+
+    def update(self, label: str, done: float, total: float | None) -> None:
+        if label != self._last:
+            self._last = label
+            note(f"  {label}...")
+
+    def finish(self) -> None:
+        self._last = ""
+
+
+class TerminalProgress(LineProgress):
+    """A one-line progress bar on a terminal."""
+
+    def update(self, label: str, done: float, total: float | None) -> None:
+        if total:
+            frac = max(0.0, min(done / total, 1.0))
+            bar = "#" * int(frac * 30)
+            text = f"  {label:<12} [{bar:<30}] {frac * 100:5.1f}% {human_bytes(done)}/{human_bytes(total)}"
+        else:
+            text = f"  {label}..."
+        sys.stderr.write("\r" + text[:100].ljust(100))
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        sys.stderr.write("\r" + " " * 100 + "\r")
+        sys.stderr.flush()
+
+
+def make_progress(fmt: Format) -> Any:
+    from redisops.plan import NullProgress
+
+    if fmt is Format.json:
+        return NullProgress()
+    return TerminalProgress() if sys.stderr.isatty() else LineProgress()

@@ -94,11 +94,17 @@ class RedisNode:
             "password": creds.password.reveal() if creds.password is not None else None,
             "socket_timeout": self.options.socket_timeout,
             "socket_connect_timeout": self.options.connect_timeout,
-            "lib_name": None,
-            "lib_version": None,
             "protocol": 2,
             "retry": Retry(NoBackoff(), 0),
         }
+        # no CLIENT SETINFO round trips on connect (redis-py >= 5.x sends them by default)
+        try:
+            import redis.driver_info
+
+            kwargs["driver_info"] = None
+        except ImportError:  # pragma: no cover - older redis-py
+            kwargs["lib_name"] = None
+            kwargs["lib_version"] = None
         tls = self.options.tls
         if tls is not None:
             return redis.SSLConnection(
@@ -131,7 +137,9 @@ class RedisNode:
             return conn
 
         try:
-            self._conn = self.retry.call(attempt, retry_on=(redis.ConnectionError, redis.TimeoutError))
+            self._conn = self.retry.call(
+                attempt, retry_on=(redis.ConnectionError, redis.TimeoutError)
+            )
         except redis.AuthenticationError as exc:
             raise Unreachable(
                 f"{self.address}: authentication failed ({_safe(exc)})",
@@ -224,11 +232,15 @@ class RedisNode:
             )
         except Unreachable as exc:
             reason = exc.message.removeprefix(f"{self.address}: ")
-            return NodeInfo(address=self.address, reachable=False, error=reason, read_at=time.time())
+            return NodeInfo(
+                address=self.address, reachable=False, error=reason, read_at=time.time()
+            )
         rtt = (time.perf_counter() - t0) * 1000.0
         info_reply, role_reply, config_reply, numsub = replies
         if isinstance(info_reply, CommandFailed):
-            return NodeInfo(address=self.address, reachable=False, error=info_reply.message, read_at=time.time())
+            return NodeInfo(
+                address=self.address, reachable=False, error=info_reply.message, read_at=time.time()
+            )
         info = parse_info(str(info_reply))
         role = None
         if isinstance(role_reply, list):

@@ -34,6 +34,7 @@ class Session:
     sentinel_master: str | None = None
     _specs: dict[Address, NodeSpec] = field(default_factory=dict)
     _nodes: dict[Address, RedisNode] = field(default_factory=dict)
+    _discovered_name: str | None = None
 
     def __post_init__(self) -> None:
         for spec in self.seeds:
@@ -44,6 +45,8 @@ class Session:
         """A stable name for locks and audit records: the inventory name or the seeds."""
         if self.cluster is not None:
             return self.cluster.name
+        if self._discovered_name is not None:
+            return self._discovered_name
         return ",".join(sorted(str(s.address) for s in self.seeds)) or "adhoc"
 
     def options_for(self, address: Address) -> ConnectOptions:
@@ -76,7 +79,13 @@ class Session:
         seeds.extend(extra)
         if not seeds:
             raise BadInput("no node to start from", hint="give a SEED address or --cluster NAME")
-        return discover(seeds, self.probe)
+        topo = discover(seeds, self.probe)
+        if self._discovered_name is None:
+            # name the cluster after its master, so every command on it shares one lock
+            masters = topo.masters
+            if masters:
+                self._discovered_name = str(masters[0].address)
+        return topo
 
     def close(self) -> None:
         for node in self._nodes.values():
@@ -118,12 +127,21 @@ def build_session(
             if not specs:
                 specs = list(cluster_cfg.nodes)
     if require_seeds and not specs:
-        raise BadInput("no node given", hint="name at least one SEED address (HOST:PORT) or use --cluster NAME")
-    for path, opt in ((password_file, "--password-file"), (cacert, "--cacert"), (cert, "--cert"), (key, "--key")):
+        raise BadInput(
+            "no node given", hint="name at least one SEED address (HOST:PORT) or use --cluster NAME"
+        )
+    for path, opt in (
+        (password_file, "--password-file"),
+        (cacert, "--cacert"),
+        (cert, "--cert"),
+        (key, "--key"),
+    ):
         if path is not None and not path.is_file():
             raise BadInput(f"{opt} {path}: file not found")
     if (cert is None) != (key is None):
-        raise BadInput("--cert and --key go together", hint="give both the client certificate and its key")
+        raise BadInput(
+            "--cert and --key go together", hint="give both the client certificate and its key"
+        )
     creds = resolve_credentials(user=user, password_file=password_file, cluster=cluster_cfg)
     tls_opts: TLSOptions | None = None
     if tls or cacert or cert:

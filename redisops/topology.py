@@ -38,17 +38,22 @@ def _probe_wave(addresses: Sequence[Address], prober: Prober, parallel: bool) ->
         except Exception as exc:  # a prober bug must not kill the walk
             results[i] = NodeInfo(address=addr, reachable=False, error=f"probe failed: {exc}")
 
-    threads = [threading.Thread(target=run, args=(i, a), daemon=True) for i, a in enumerate(addresses)]
+    threads = [
+        threading.Thread(target=run, args=(i, a), daemon=True) for i, a in enumerate(addresses)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return [r if r is not None else NodeInfo(address=a, reachable=False, error="probe failed")
-            for r, a in zip(results, addresses)]
+    return [
+        r if r is not None else NodeInfo(address=a, reachable=False, error="probe failed")
+        for r, a in zip(results, addresses, strict=True)
+    ]
 
 
-def discover(seeds: Iterable[Address], prober: Prober, *, parallel: bool = True,
-             max_nodes: int = 500) -> Topology:
+def discover(
+    seeds: Iterable[Address], prober: Prober, *, parallel: bool = True, max_nodes: int = 500
+) -> Topology:
     """Walk the replication graph from ``seeds`` and return the validated topology."""
     seed_list = list(dict.fromkeys(seeds))
     probed: dict[Address, NodeInfo] = {}
@@ -113,7 +118,7 @@ def find_cycle(topo: Topology, node: NodeInfo) -> list[Address] | None:
     cur: NodeInfo | None = node
     while cur is not None and cur.is_replica:
         if cur.address in path:
-            return path[path.index(cur.address):]
+            return path[path.index(cur.address) :]
         path.append(cur.address)
         cur = topo.parent(cur)
     return None
@@ -127,9 +132,14 @@ def find_problems(topo: Topology) -> list[Problem]:
 
     if len(masters) > 1:
         names = ", ".join(str(m.address) for m in masters)
-        problems.append(Problem(None, "multiple_masters",
-                                f"{len(masters)} masters in one replication group ({names}): split brain; "
-                                f"fence the stale one with 'redisops fence OLD --to NEW'"))
+        problems.append(
+            Problem(
+                None,
+                "multiple_masters",
+                f"{len(masters)} masters in one replication group ({names}): split brain; "
+                f"fence the stale one with 'redisops fence OLD --to NEW'",
+            )
+        )
     elif not masters and reachable:
         problems.append(Problem(None, "no_master", "no reachable master in the replication group"))
 
@@ -152,36 +162,69 @@ def find_problems(topo: Topology) -> list[Problem]:
         master_addr = node.master_address
         parent = topo.parent(node)
         if master_addr is not None and (parent is None or not parent.reachable):
-            problems.append(Problem(name, "master_unreachable",
-                                    f"{name} replicates from {master_addr}, which is unreachable"))
+            problems.append(
+                Problem(
+                    name,
+                    "master_unreachable",
+                    f"{name} replicates from {master_addr}, which is unreachable",
+                )
+            )
         entry = _entry_for(topo, parent, node)
-        if node.link == "down" and entry is not None and entry.state in ("wait_bgsave", "send_bulk"):
-            problems.append(Problem(
-                name, "sync_in_progress",
-                f"{name}: full sync from {parent.address if parent else master_addr} in progress "
-                f"(master side: {entry.state})", severity="warning"))
+        if (
+            node.link == "down"
+            and entry is not None
+            and entry.state in ("wait_bgsave", "send_bulk")
+        ):
+            problems.append(
+                Problem(
+                    name,
+                    "sync_in_progress",
+                    f"{name}: full sync from {parent.address if parent else master_addr} in progress "
+                    f"(master side: {entry.state})",
+                    severity="warning",
+                )
+            )
         elif node.link == "down":
             since = node.link_down_seconds
             since_txt = "never connected" if since is None or since < 0 else f"down for {since}s"
             state = node.repl_state or "unknown"
-            problems.append(Problem(name, "link_down",
-                                    f"{name}: link to master {master_addr} is down ({since_txt}, state {state})"))
+            problems.append(
+                Problem(
+                    name,
+                    "link_down",
+                    f"{name}: link to master {master_addr} is down ({since_txt}, state {state})",
+                )
+            )
         if node.sync_in_progress:
             p = node.sync_progress or {}
-            problems.append(Problem(
-                name, "sync_in_progress",
-                f"{name}: full sync in progress ({p.get('read_bytes', 0)} of {p.get('total_bytes', 0)} bytes)",
-                severity="warning"))
+            problems.append(
+                Problem(
+                    name,
+                    "sync_in_progress",
+                    f"{name}: full sync in progress ({p.get('read_bytes', 0)} of {p.get('total_bytes', 0)} bytes)",
+                    severity="warning",
+                )
+            )
         if node.loading:
-            problems.append(Problem(name, "loading", f"{name} is loading its dataset", severity="warning"))
-        if parent is not None and parent.reachable and node.link == "up" and not any(
-            topo.entry_matches(e, node) for e in parent.replicas
+            problems.append(
+                Problem(name, "loading", f"{name} is loading its dataset", severity="warning")
+            )
+        if (
+            parent is not None
+            and parent.reachable
+            and node.link == "up"
+            and not any(topo.entry_matches(e, node) for e in parent.replicas)
         ):
             listed = ", ".join(f"{e.ip}:{e.port}" for e in parent.replicas) or "none"
-            problems.append(Problem(
-                name, "address_mismatch",
-                f"{name} replicates from {parent.address}, which lists its replicas as {listed}: "
-                f"check replica-announce-ip/port or NAT", severity="warning"))
+            problems.append(
+                Problem(
+                    name,
+                    "address_mismatch",
+                    f"{name} replicates from {parent.address}, which lists its replicas as {listed}: "
+                    f"check replica-announce-ip/port or NAT",
+                    severity="warning",
+                )
+            )
 
     for node in reachable:
         if not node.is_master and not node.is_replica:
@@ -193,16 +236,30 @@ def find_problems(topo: Topology) -> list[Problem]:
                 continue
             if not target.reachable:
                 continue  # reported as unreachable
-            if target.is_replica and target.master_address is not None and \
-                    topo.canonical(target.master_address) != node.address:
-                problems.append(Problem(
-                    str(node.address), "stale_replica_entry",
-                    f"{node.address} lists {addr} as its replica, but {target.address} replicates from "
-                    f"{target.master_address}", severity="warning"))
-        state = node.failover_state
-        if state and state != "no-failover":
-            problems.append(Problem(str(node.address), "failover_in_progress",
-                                    f"{node.address}: FAILOVER in progress ({state})", severity="warning"))
+            if (
+                target.is_replica
+                and target.master_address is not None
+                and topo.canonical(target.master_address) != node.address
+            ):
+                problems.append(
+                    Problem(
+                        str(node.address),
+                        "stale_replica_entry",
+                        f"{node.address} lists {addr} as its replica, but {target.address} replicates from "
+                        f"{target.master_address}",
+                        severity="warning",
+                    )
+                )
+        fstate = node.failover_state
+        if fstate and fstate != "no-failover":
+            problems.append(
+                Problem(
+                    str(node.address),
+                    "failover_in_progress",
+                    f"{node.address}: FAILOVER in progress ({fstate})",
+                    severity="warning",
+                )
+            )
 
     problems.sort(key=lambda p: p.severity != "critical")
     return problems

@@ -8,6 +8,7 @@ and wait (polling, bounded) until links are up and offsets converge.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -39,8 +40,9 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
-def wait_until(cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-               what: str = "condition") -> Any:
+def wait_until(
+    cond: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
     while time.monotonic() < deadline:
@@ -51,13 +53,18 @@ def wait_until(cond: Callable[[], Any], timeout: float = 10.0, interval: float =
         except (redis.RedisError, OSError) as exc:
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}"
+        + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 class RedisProc:
     """One redis-server process."""
 
-    def __init__(self, factory: RedisFactory, port: int, config: Mapping[str, str], name: str) -> None:
+    def __init__(
+        self, factory: RedisFactory, port: int, config: Mapping[str, str], name: str
+    ) -> None:
         self.factory = factory
         self.port = port
         self.config = dict(config)
@@ -73,16 +80,33 @@ class RedisProc:
         return f"127.0.0.1:{self.port}"
 
     def argv(self) -> list[str]:
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--dir", str(self.dir), "--logfile", str(self.logfile), "--daemonize", "no",
-                "--enable-debug-command", "local", "--protected-mode", "no"]
+        args = [
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.dir),
+            "--logfile",
+            str(self.logfile),
+            "--daemonize",
+            "no",
+            "--enable-debug-command",
+            "local",
+            "--protected-mode",
+            "no",
+        ]
         for key, value in self.config.items():
             args += [f"--{key}", value]
         return args
 
     def start(self, wait: bool = True) -> RedisProc:
-        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                     cwd=self.dir)
+        self.proc = subprocess.Popen(
+            self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=self.dir
+        )
         if wait:
             self.wait_ready()
         return self
@@ -90,8 +114,14 @@ class RedisProc:
     def wait_ready(self, timeout: float = 10.0) -> None:
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
-                log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
-                raise AssertionError(f"redis-server on {self.port} exited with {self.proc.returncode}: {log}")
+                log = (
+                    self.logfile.read_text(errors="replace")[-2000:]
+                    if self.logfile.exists()
+                    else ""
+                )
+                raise AssertionError(
+                    f"redis-server on {self.port} exited with {self.proc.returncode}: {log}"
+                )
             try:
                 return bool(self.client(socket_timeout=0.5).ping())
             except redis.BusyLoadingError:
@@ -101,8 +131,13 @@ class RedisProc:
 
     def client(self, **kwargs: Any) -> redis.Redis:
         kwargs.setdefault("socket_timeout", 5)
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
-                           decode_responses=True, **kwargs)
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            decode_responses=True,
+            **kwargs,
+        )
 
     def info(self, section: str = "replication") -> dict[str, Any]:
         return dict(self.client().info(section))
@@ -151,8 +186,9 @@ class RedisFactory:
         self.base_dir = base_dir
         self.procs: list[RedisProc] = []
 
-    def start(self, config: Mapping[str, str] | None = None, *, port: int | None = None,
-              wait: bool = True) -> RedisProc:
+    def start(
+        self, config: Mapping[str, str] | None = None, *, port: int | None = None, wait: bool = True
+    ) -> RedisProc:
         cfg = dict(config or {})
         for attempt in range(5):
             p = port or free_port()
@@ -187,8 +223,11 @@ def replicate(replica: RedisProc, master: RedisProc) -> None:
 
 
 def wait_link_up(replica: RedisProc, timeout: float = 15.0) -> None:
-    wait_until(lambda: replica.info().get("master_link_status") == "up", timeout,
-               what=f"{replica.address} link up")
+    wait_until(
+        lambda: replica.info().get("master_link_status") == "up",
+        timeout,
+        what=f"{replica.address} link up",
+    )
 
 
 def wait_in_sync(master: RedisProc, replicas: Iterable[RedisProc], timeout: float = 15.0) -> int:
@@ -207,17 +246,21 @@ def wait_in_sync(master: RedisProc, replicas: Iterable[RedisProc], timeout: floa
     return max(int(result), 0)
 
 
-def chain(factory: RedisFactory, n: int, config: Mapping[str, str] | None = None) -> list[RedisProc]:
+def chain(
+    factory: RedisFactory, n: int, config: Mapping[str, str] | None = None
+) -> list[RedisProc]:
     """n nodes: node0 master, node1 its replica, node2 replica of node1, ..."""
     nodes = [factory.start(config) for _ in range(n)]
-    for upper, lower in zip(nodes, nodes[1:]):
+    for upper, lower in itertools.pairwise(nodes):
         replicate(lower, upper)
     for node in nodes[1:]:
         wait_link_up(node)
     return nodes
 
 
-def star(factory: RedisFactory, replicas: int, config: Mapping[str, str] | None = None) -> list[RedisProc]:
+def star(
+    factory: RedisFactory, replicas: int, config: Mapping[str, str] | None = None
+) -> list[RedisProc]:
     """A master and ``replicas`` replicas attached directly to it."""
     master = factory.start(config)
     reps = [factory.start(config) for _ in range(replicas)]

@@ -30,7 +30,7 @@ def _debug_enabled() -> bool:
 class RedisopsGroup(TyperGroup):
     """The root command group; owns the mapping from failures to exit codes."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,
@@ -81,7 +81,9 @@ class RedisopsGroup(TyperGroup):
             else:
                 if debug:
                     raise
-                error_line(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+                error_line(
+                    f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+                )
                 code = int(ExitCode.ERROR)
         if standalone_mode:
             sys.exit(code)
@@ -123,9 +125,11 @@ def _root(
 
 
 def _register() -> None:
-    from redisops.cli import status
+    from redisops.cli import lab, replica, status
 
     status.register(app)
+    replica.register(app)
+    lab.register(app)
 
 
 _register()

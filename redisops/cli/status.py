@@ -24,8 +24,11 @@ from redisops.output import Format
 def status(
     seeds: Annotated[
         list[str] | None,
-        typer.Argument(metavar="SEED...", help="Any node(s) of the cluster: HOST:PORT, HOST, [v6]:PORT, "
-                       "redis://[user@]host:port or rediss://..."),
+        typer.Argument(
+            metavar="SEED...",
+            help="Any node(s) of the cluster: HOST:PORT, HOST, [v6]:PORT, "
+            "redis://[user@]host:port or rediss://...",
+        ),
     ] = None,
     fmt: FormatOpt = Format.table,
     cluster: ClusterOpt = None,
@@ -51,9 +54,17 @@ def status(
     from redisops.session import build_session
 
     session = build_session(
-        seeds=seeds or [], cluster=cluster, inventory=inventory, user=user,
-        password_file=password_file, tls=tls, cacert=cacert, cert=cert, key=key,
-        connect_timeout=connect_timeout, retry=RetryPolicy(attempts=2, wait_initial=0.05),
+        seeds=seeds or [],
+        cluster=cluster,
+        inventory=inventory,
+        user=user,
+        password_file=password_file,
+        tls=tls,
+        cacert=cacert,
+        cert=cert,
+        key=key,
+        connect_timeout=connect_timeout,
+        retry=RetryPolicy(attempts=2, wait_initial=0.05),
     )
     with session:
         topo = session.discover()
