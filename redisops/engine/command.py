@@ -15,6 +15,8 @@ A handler is a plain function ``handler(ctx, argv) -> Reply`` registered with a
 * ``ctx.signal_key_ready(key)`` after pushing to a list or zset, so blocked clients are
   served; ``ctx.touch(key)`` whenever a key is modified (WATCH), done by the keyspace
   helpers.
+* ``ctx.force_propagate()`` (FLUSHDB/FLUSHALL, Redis's ``forceCommandPropagation()``):
+  propagate the command even though ``dirty`` did not move (flushing an empty db).
 
 Order within one command: every ``also_propagate`` op in the order emitted, then the
 command itself (rewritten or not) if ``dirty`` moved and propagation was not prevented.
@@ -38,7 +40,7 @@ Expiry policy (``ctx.mode``), as Redis 7.0's ``expireIfNeeded()``:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from redisops.engine.resp import Reply
@@ -97,40 +99,106 @@ class EngineStats:
     total_commands_processed: int = 0
 
 
-@dataclass
 class ExecContext:
-    """What a handler sees. The node creates one per command (or reuses one per unit)."""
+    """What a handler sees. The node creates one per command (a plain slotted class: this
+    is on the hot path of every command, so no dataclass machinery and no lists until a
+    handler actually records something)."""
 
-    keyspace: Keyspace
-    db: int
-    now_ms: int
-    mode: Mode = "master"
-    lazyfree_lazy_expire: bool = False
-    stats: EngineStats = field(default_factory=EngineStats)
-    unblocking: bool = False
-    in_multi: bool = False  # inside MULTI/EXEC: blocking commands must not block
-    # filled by the handler / keyspace helpers, read by the node
-    dirty: int = 0
-    rewritten: list[bytes] | None = None
-    propagate_self: bool = True
-    extra_ops: list[tuple[int, list[bytes]]] = field(default_factory=list)
-    ready_keys: list[tuple[int, bytes]] = field(default_factory=list)
-    touched: list[tuple[int, bytes]] = field(default_factory=list)
+    __slots__ = (
+        "_extra_ops",
+        "_ready_keys",
+        "_touched",
+        "db",
+        "dirty",
+        "forced",
+        "in_multi",
+        "keyspace",
+        "lazyfree_lazy_expire",
+        "lazyfree_lazy_user_del",
+        "mode",
+        "now_ms",
+        "propagate_self",
+        "rewritten",
+        "stats",
+        "unblock_key",
+        "unblocking",
+    )
+
+    def __init__(
+        self,
+        keyspace: Keyspace,
+        db: int,
+        now_ms: int,
+        mode: Mode = "master",
+        lazyfree_lazy_expire: bool = False,
+        stats: EngineStats | None = None,
+        unblocking: bool = False,
+        in_multi: bool = False,
+        lazyfree_lazy_user_del: bool = False,
+        unblock_key: bytes | None = None,
+    ) -> None:
+        self.keyspace = keyspace
+        self.db = db
+        self.now_ms = now_ms
+        self.mode: Mode = mode
+        self.lazyfree_lazy_expire = lazyfree_lazy_expire
+        self.stats = stats if stats is not None else EngineStats()
+        self.unblocking = unblocking
+        self.in_multi = in_multi  # inside MULTI/EXEC: blocking commands must not block
+        self.lazyfree_lazy_user_del = lazyfree_lazy_user_del  # GETDEL propagates UNLINK
+        # With ``unblocking``: the ready key being served (Redis serves a blocked client from
+        # the key that became ready, not from its first non-empty key); None: scan them all.
+        self.unblock_key = unblock_key
+        # filled by the handler / keyspace helpers, read by the node
+        self.dirty = 0
+        self.rewritten: list[bytes] | None = None
+        self.propagate_self = True
+        self.forced = False  # propagate even if dirty did not move (see force_propagate)
+        self._extra_ops: list[tuple[int, list[bytes]]] | None = None
+        self._ready_keys: list[tuple[int, bytes]] | None = None
+        self._touched: list[tuple[int, bytes]] | None = None
+
+    @property
+    def extra_ops(self) -> list[tuple[int, list[bytes]]]:
+        return self._extra_ops if self._extra_ops is not None else []
+
+    @property
+    def ready_keys(self) -> list[tuple[int, bytes]]:
+        return self._ready_keys if self._ready_keys is not None else []
+
+    @property
+    def touched(self) -> list[tuple[int, bytes]]:
+        return self._touched if self._touched is not None else []
 
     def rewrite(self, argv: list[bytes]) -> None:
         self.rewritten = argv
 
     def also_propagate(self, argv: list[bytes], db: int | None = None) -> None:
-        self.extra_ops.append((self.db if db is None else db, argv))
+        op = (self.db if db is None else db, argv)
+        if self._extra_ops is None:
+            self._extra_ops = [op]
+        else:
+            self._extra_ops.append(op)
 
     def prevent_propagation(self) -> None:
         self.propagate_self = False
 
+    def force_propagate(self) -> None:
+        self.forced = True
+
     def signal_key_ready(self, key: bytes, db: int | None = None) -> None:
-        self.ready_keys.append((self.db if db is None else db, key))
+        item = (self.db if db is None else db, key)
+        if self._ready_keys is None:
+            self._ready_keys = [item]
+        else:
+            self._ready_keys.append(item)
 
     def touch(self, key: bytes, db: int | None = None) -> None:
-        self.touched.append((self.db if db is None else db, key))
+        item = (self.db if db is None else db, key)
+        if self._touched is None:
+            self._touched = [item]
+        else:
+            self._touched.append(item)
 
 
 Handler = Callable[[ExecContext, list[bytes]], "Reply | Block"]
