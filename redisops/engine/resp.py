@@ -25,7 +25,6 @@ b'*4\\r\\n+OK\\r\\n:3\\r\\n$-1\\r\\n$1\\r\\nx\\r\\n'
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 
 class SimpleString(str):
@@ -52,14 +51,25 @@ OK = SimpleString("OK")
 QUEUED = SimpleString("QUEUED")
 PONG = SimpleString("PONG")
 
-Reply = Union[bytes, int, None, list["Reply"], SimpleString, ErrorReply, _NilArray]
+Reply = bytes | int | None | list["Reply"] | SimpleString | ErrorReply | _NilArray
+
+
+_BULK_HDR = [b"$%d\r\n" % i for i in range(1024)]
+_ARRAY_HDR = [b"*%d\r\n" % i for i in range(64)]
+_CRLF = b"\r\n"
 
 
 def encode_command(argv: Sequence[bytes]) -> bytes:
-    """The exact bytes Redis writes to the replication stream for ``argv``."""
-    parts = [b"*%d\r\n" % len(argv)]
+    """The exact bytes Redis writes to the replication stream for ``argv``.
+
+    Length headers come from precomputed tables: this runs once per propagated command.
+    """
+    n = len(argv)
+    parts = [_ARRAY_HDR[n] if n < 64 else b"*%d\r\n" % n]
+    hdr = _BULK_HDR
     for arg in argv:
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+        size = len(arg)
+        parts += (hdr[size] if size < 1024 else b"$%d\r\n" % size, arg, _CRLF)
     return b"".join(parts)
 
 

@@ -1,0 +1,357 @@
+"""Predictions for plans: what Redis will do when a replica is pointed at a master.
+
+The sync *type* comes from the exact rule (:func:`redisops.engine.rules.psync_decision`)
+applied to the live snapshot: the ``PSYNC`` the replica will send (its cached-master
+arguments) against the new master's ids, ``second_repl_offset`` and backlog. The *cost*
+comes from the rate model: a step-wise simulation on the virtual clock, in 100 ms steps
+with the 1 Hz replication cron, of a full sync at scale (diskless delay, fork, RDB
+production and transfer at ``bandwidth``, load, the output buffer growing at the write
+rate against ``client-output-buffer-limit replica`` and ``repl-timeout``). It moves bytes
+as numbers, so a 10 GB master predicts in milliseconds; its rules are the ones the exact
+engine runs, and the two are cross-checked in ``tests/engine``.
+
+Pure: snapshots in, a :class:`SyncPrediction` out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from redisops.engine.config import parse_obl
+from redisops.engine.rules import diskless_fork_after, obuf_hard_limit, psync_decision
+from redisops.engine.state import EngineTiming
+from redisops.model import NULL_REPLID, NodeInfo
+
+MB = 1024 * 1024
+DEFAULT_BANDWIDTH = 100 * 1000 * 1000  # 100 MB/s
+RDB_RATIO = 0.5  # RDB bytes per byte of used_memory_dataset (typical, without compression gains)
+STEP_MS = 100
+
+
+@dataclass(frozen=True)
+class RateParams:
+    """What the rate model needs beyond the snapshot."""
+
+    bandwidth: float = DEFAULT_BANDWIDTH  # bytes/s between master and replica
+    write_rate: float = 0.0  # bytes/s of replication stream on the master (measured)
+    rdb_bytes: int | None = None  # override the RDB size estimate
+    timing: EngineTiming = field(default_factory=EngineTiming)
+
+
+@dataclass
+class SyncPrediction:
+    """What one replica will do when (re)pointed at a master."""
+
+    replica: str
+    master: str
+    sync: str  # "partial" | "full" | "none"
+    reason: str
+    psync: tuple[str, int]  # the PSYNC arguments the replica will send
+    transfer_bytes: int = 0
+    estimated_seconds: float = 0.0
+    phases: list[tuple[str, float]] = field(default_factory=list)
+    peak_output_buffer: int = 0
+    risks: list[str] = field(default_factory=list)
+    followers: list[SyncPrediction] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "replica": self.replica,
+            "master": self.master,
+            "sync": self.sync,
+            "reason": self.reason,
+            "psync": {"replid": self.psync[0], "offset": self.psync[1]},
+            "transfer_bytes": self.transfer_bytes,
+            "estimated_seconds": round(self.estimated_seconds, 3),
+            "phases": [{"phase": p, "seconds": round(s, 3)} for p, s in self.phases],
+            "peak_output_buffer": self.peak_output_buffer,
+            "risks": list(self.risks),
+            "followers": [f.to_dict() for f in self.followers],
+        }
+
+
+# ----------------------------------------------------------------------------- PSYNC args
+
+
+def psync_request(replica: NodeInfo) -> tuple[str, int, str]:
+    """The ``PSYNC <replid> <offset>`` a node sends after ``REPLICAOF`` (with why).
+
+    A master caches itself (``replicationCacheMasterUsingMyself``): own replid, offset+1.
+    A replica caches its master (link up or cached): its replid and applied offset + 1.
+    A replica with neither (a transfer failed, or restarted without RDB info) sends ``? -1``.
+    """
+    if replica.is_master:
+        return replica.replid, replica.offset + 1, "the node is a master: it caches itself"
+    applied = replica.replica_offset
+    if replica.link == "up" and applied is not None:
+        return replica.replid, applied + 1, "its current master link becomes the cached master"
+    if applied is not None and not (applied == 1 and replica.offset == 0):
+        return replica.replid, applied + 1, "it PSYNCs with its cached master"
+    return "?", -1, "it has no cached master (never synced, or a transfer failed)"
+
+
+def decide(master: NodeInfo, req_id: str, req_offset: int) -> tuple[bool, str]:
+    """The master's answer to ``PSYNC req_id req_offset``, from its snapshot."""
+    if master.is_replica and master.link != "up":
+        return (
+            False,
+            f"{master.address} is a replica whose own link is down: it answers -NOMASTERLINK until it is up",
+        )
+    d = psync_decision(
+        req_id,
+        req_offset,
+        replid=master.replid,
+        replid2=master.replid2 or NULL_REPLID,
+        second_repl_offset=master.second_repl_offset,
+        backlog_first=master.backlog_first_byte if master.backlog_active else None,
+        master_repl_offset=master.offset,
+    )
+    return d.partial, d.reason
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+def rdb_estimate(master: NodeInfo, params: RateParams) -> tuple[int, str]:
+    """RDB bytes for a full sync, and how the figure was obtained."""
+    if params.rdb_bytes is not None:
+        return params.rdb_bytes, "given"
+    dataset = master.stat("used_memory_dataset")
+    if dataset <= 0:
+        dataset = max((master.used_memory or 0) - master.stat("used_memory_startup"), 0)
+    est = int(dataset * RDB_RATIO)
+    return max(est, 200), f"~{int(RDB_RATIO * 100)}% of used_memory_dataset ({dataset} B)"
+
+
+def _config_int(node: NodeInfo, key: str, default: int) -> int:
+    try:
+        return int(node.config.get(key, default))
+    except (TypeError, ValueError):
+        return default
+
+
+# ----------------------------------------------------------------------------- rate model
+
+
+def _full_sync_run(master: NodeInfo, rdb: int, params: RateParams) -> dict[str, Any]:
+    """Step the full-sync pipeline; returns phases, duration, peak buffer and the reason it
+    fails (output-buffer limit, repl-timeout), if it does."""
+    cfg = master.config
+    timing = params.timing
+    diskless = cfg.get("repl-diskless-sync", "yes") == "yes"
+    delay = _config_int(master, "repl-diskless-sync-delay", 5) if diskless else 0
+    repl_timeout = _config_int(master, "repl-timeout", 60)
+    backlog_size = _config_int(master, "repl-backlog-size", master.backlog_size or MB)
+    try:
+        hard, soft, soft_secs = parse_obl(cfg.get("client-output-buffer-limit", ""))["slave"]
+    except (ValueError, KeyError):
+        hard, soft, soft_secs = 256 * MB, 64 * MB, 60
+    hard = obuf_hard_limit(hard, backlog_size)
+    used = master.used_memory or rdb * 2
+    fork_us = master.stat("latest_fork_usec")
+    fork_s = max(used / 1024**3 * timing.fork_ms_per_gb / 1000.0, 0.0)
+    if fork_us and master.used_memory:
+        fork_s = max(fork_s, fork_us / 1e6)
+    bw = max(params.bandwidth, 1.0)
+    write = max(params.write_rate, 0.0)
+    # phase lengths (seconds)
+    wait_lo, wait_hi = diskless_fork_after(delay)
+    wait = float(wait_hi if delay else 0)  # cron granularity: plan for the later tick
+    if diskless:
+        produce = rdb / min(bw, timing.rdb_produce_bps)
+        transfer = produce
+        disk = 0.0
+    else:
+        disk = rdb / timing.disk_write_bps + rdb / timing.rdb_produce_bps
+        transfer = rdb / bw
+    load = rdb / timing.rdb_load_bps
+    phases = [("wait-for-fork (repl-diskless-sync-delay)", wait)] if wait else []
+    phases.append(("fork", fork_s))
+    if not diskless:
+        phases.append(("bgsave-to-disk", disk))
+    phases += [("transfer", transfer), ("load", load)]
+    # step the buffer: it accumulates from the fork until the replica takes the stream
+    buffered_from = wait
+    stream_from = wait + fork_s + disk + transfer + load
+    t = 0.0
+    peak = 0.0
+    soft_since: float | None = None
+    failure: str | None = None
+    step = STEP_MS / 1000.0
+    end = stream_from
+    while t < end:
+        t = min(t + step, end)
+        buf = write * max(t - buffered_from, 0.0)
+        peak = max(peak, buf)
+        if hard and buf >= hard:
+            failure = (
+                f"the replica output buffer reaches the hard limit {hard // MB} MB after {t:.1f}s "
+                f"(writes {write / MB:.1f} MB/s during a {end:.0f}s sync): the master drops the replica, "
+                f"which starts over: a full-resync loop"
+            )
+            break
+        if soft and buf >= soft:
+            soft_since = t if soft_since is None else soft_since
+            if t - soft_since > soft_secs:
+                failure = (
+                    f"the replica output buffer stays above the soft limit {soft // MB} MB for more than "
+                    f"{soft_secs}s: the master drops the replica and it starts over: a full-resync loop"
+                )
+                break
+        else:
+            soft_since = None
+    catch_up = (write * max(end - buffered_from, 0.0)) / bw if not failure else 0.0
+    if catch_up:
+        phases.append(("catch-up (buffered writes)", catch_up))
+    risks: list[str] = []
+    if failure:
+        risks.append(failure)
+    if load > repl_timeout:
+        risks.append(
+            f"loading takes ~{load:.0f}s, more than repl-timeout {repl_timeout}s: the link may time out "
+            f"during the load (raise repl-timeout for the sync)"
+        )
+    if transfer > repl_timeout and diskless:
+        risks.append(
+            f"the diskless transfer takes ~{transfer:.0f}s; a stall over repl-timeout {repl_timeout}s "
+            f"drops the replica"
+        )
+    if write > 0:
+        coverage = backlog_size / write
+        if coverage < 60:
+            risks.append(
+                f"repl-backlog-size {backlog_size // 1024} KB covers only {coverage:.1f}s of writes: "
+                f"a replica disconnected longer needs a full sync"
+            )
+    if used and master.stat("total_system_memory"):
+        total = master.stat("total_system_memory")
+        if used * 2 > total:
+            risks.append(
+                f"the fork may need up to {used * 2 // MB} MB (copy-on-write worst case) on a host with "
+                f"{total // MB} MB"
+            )
+    if wait:
+        risks_delay = f"repl-diskless-sync-delay {delay}s: the fork waits {wait_lo}-{wait_hi}s for more replicas"
+        risks.insert(0, risks_delay)
+    return {
+        "phases": phases,
+        "seconds": sum(s for _, s in phases),
+        "peak": int(peak),
+        "risks": risks,
+        "failure": failure,
+    }
+
+
+def predict_sync(
+    master: NodeInfo,
+    replica: NodeInfo,
+    params: RateParams,
+    psync: tuple[str, int, str] | None = None,
+) -> SyncPrediction:
+    """What ``REPLICAOF master`` on ``replica`` will cause."""
+    req_id, req_off, why_req = psync or psync_request(replica)
+    partial, why = decide(master, req_id, req_off)
+    name, mname = str(replica.address), str(master.address)
+    if partial:
+        nbytes = max(master.offset + 1 - req_off, 0)
+        secs = nbytes / max(params.bandwidth, 1.0)
+        pred = SyncPrediction(
+            name,
+            mname,
+            "partial",
+            f"PSYNC {req_id[:8]} {req_off}: {why}",
+            (req_id, req_off),
+            nbytes,
+            secs,
+            [("send backlog", secs)],
+        )
+        if params.write_rate and master.backlog_active:
+            room = master.backlog_size - nbytes
+            if room < params.write_rate * 5:
+                pred.risks.append(
+                    f"only {room} backlog bytes left before offset {req_off} is overwritten "
+                    f"(~{room / params.write_rate:.1f}s at the current write rate): act now or it "
+                    f"becomes a full sync"
+                )
+        return pred
+    rdb, how = rdb_estimate(master, params)
+    run = _full_sync_run(master, rdb, params)
+    reason = f"PSYNC {req_id[:8]} {req_off} ({why_req}): {why}"
+    pred = SyncPrediction(
+        name,
+        mname,
+        "full",
+        reason,
+        (req_id, req_off),
+        rdb,
+        run["seconds"],
+        run["phases"],
+        run["peak"],
+        run["risks"],
+    )
+    pred.risks.append(f"RDB size {rdb} bytes is an estimate ({how})")
+    return pred
+
+
+def predict_followers(
+    replica: NodeInfo,
+    sub_replicas: list[NodeInfo],
+    first: SyncPrediction,
+    new_replid: str | None,
+    params: RateParams,
+) -> list[SyncPrediction]:
+    """What the replica's own replicas do once it has synced with its new master (§2.4, §6.4).
+
+    Full sync: the replica drops them when it loads, and has a new history afterwards
+    (replid2 cleared): they full-sync from it. Partial with a new id: they are dropped and
+    continue through replid2. Partial, same id: they stay connected.
+    """
+    out = []
+    for sub in sub_replicas:
+        req_id, req_off, _ = psync_request(sub)
+        if first.sync == "full":
+            out.append(
+                SyncPrediction(
+                    str(sub.address),
+                    str(replica.address),
+                    "full",
+                    f"{replica.address} full-syncs and starts a new history: its replicas "
+                    f"must full-sync from it",
+                    (req_id, req_off),
+                    first.transfer_bytes,
+                    first.estimated_seconds,
+                )
+            )
+        elif new_replid and new_replid != replica.replid:
+            out.append(
+                SyncPrediction(
+                    str(sub.address),
+                    str(replica.address),
+                    "partial",
+                    f"{replica.address} takes the id {new_replid[:8]} (+CONTINUE): its replicas "
+                    f"reconnect and continue through replid2",
+                    (req_id, req_off),
+                )
+            )
+        else:
+            out.append(
+                SyncPrediction(
+                    str(sub.address),
+                    str(replica.address),
+                    "none",
+                    "same replication id: stays connected",
+                    (req_id, req_off),
+                )
+            )
+    return out
+
+
+def promotion_effects(node: NodeInfo) -> dict[str, Any]:
+    """``REPLICAOF NO ONE`` on ``node`` (§4.1): the id shift its replicas will continue through."""
+    return {
+        "replid2": node.replid,
+        "second_repl_offset": node.offset + 1,
+        "reason": f"REPLICAOF NO ONE keeps data and backlog, moves id {node.replid[:8]} to replid2 valid up to "
+        f"offset {node.offset + 1}, and starts a new id: its replicas reconnect and continue partially",
+    }
