@@ -570,8 +570,13 @@ class Finding:
     forceable: bool = False  # --force overrides this refusal
 
     def to_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "code": self.code, "node": self.node, "message": self.message,
-                "forceable": self.forceable}
+        return {
+            "level": self.level,
+            "code": self.code,
+            "node": self.node,
+            "message": self.message,
+            "forceable": self.forceable,
+        }
 
 
 @dataclass(frozen=True)

@@ -307,8 +307,10 @@ def render_prediction(pred: Any) -> str:
     lines = ["Prediction (reference engine):"]
     sync = pred.get("sync")
     if sync in ("full", "partial"):
-        lines.append(f"  {pred.get('replica', '')} <- {pred.get('master', '')}: {sync.upper()} resync, "
-                     f"{human_bytes(pred.get('transfer_bytes'))}, ~{human_seconds(pred.get('estimated_seconds'))}")
+        lines.append(
+            f"  {pred.get('replica', '')} <- {pred.get('master', '')}: {sync.upper()} resync, "
+            f"{human_bytes(pred.get('transfer_bytes'))}, ~{human_seconds(pred.get('estimated_seconds'))}"
+        )
     lines.append(f"  why: {pred.get('reason', '')}")
     for p in pred.get("phases", []):
         lines.append(f"    {p['phase']}: {human_seconds(p['seconds'])}")
@@ -317,7 +319,9 @@ def render_prediction(pred: Any) -> str:
     for f in pred.get("followers", []):
         lines.append(f"  then {f['replica']} <- {f['master']}: {f['sync']} ({f['reason']})")
     for extra in pred.get("replicas", []):
-        lines.append(f"  {extra['replica']} <- {extra['master']}: {extra['sync']} ({extra['reason']})")
+        lines.append(
+            f"  {extra['replica']} <- {extra['master']}: {extra['sync']} ({extra['reason']})"
+        )
     for r in pred.get("risks", []):
         lines.append(f"  risk: {r}")
     return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""``redisops attach`` and ``redisops detach``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from redisops.cli.common import (
+    CACertOpt,
+    CertOpt,
+    ClusterOpt,
+    ConnectTimeoutOpt,
+    FormatOpt,
+    InventoryOpt,
+    KeyOpt,
+    PasswordFileOpt,
+    SentinelOpt,
+    TLSOpt,
+    UserOpt,
+)
+from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
+from redisops.output import Format
+
+BandwidthOpt = Annotated[
+    str,
+    typer.Option(
+        "--bandwidth",
+        help="Link speed for the prediction: 100MB, 1gbit, 512KB/s (a bare number is MB/s).",
+    ),
+]
+WriteRateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--write-rate",
+        help="Master write rate for the prediction (default: measured over --sample seconds).",
+    ),
+]
+SampleOpt = Annotated[
+    float,
+    typer.Option("--sample", help="Seconds to measure the write rate (0: assume idle).", min=0.0),
+]
+
+
+def attach(
+    replica: Annotated[
+        str, typer.Argument(metavar="REPLICA", help="The node to attach (HOST:PORT).")
+    ],
+    to: Annotated[str, typer.Option("--to", metavar="MASTER", help="The node to replicate from.")],
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
+    persist: PersistOpt = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Return right after REPLICAOF.")
+    ] = False,
+    timeout: TimeoutOpt = 300.0,
+    bandwidth: BandwidthOpt = "100MB",
+    write_rate: WriteRateOpt = None,
+    sample: SampleOpt = 1.0,
+    audit_log: AuditOpt = None,
+    fmt: FormatOpt = Format.table,
+    cluster: ClusterOpt = None,
+    inventory: InventoryOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
+    tls: TLSOpt = False,
+    cacert: CACertOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    sentinel: SentinelOpt = None,
+    connect_timeout: ConnectTimeoutOpt = 1.5,
+) -> None:
+    """Make REPLICA a replica of MASTER: preflight, plan, predicted resync, act, verify.
+
+    Example: redisops attach 10.0.0.2:6380 --to 10.0.0.1:6379 --dry-run
+    """
+    from redisops.cli.mutate import run_operation
+    from redisops.model import parse_target
+    from redisops.ops.attach import plan_attach
+    from redisops.ops.common import Options, measure_write_rate
+    from redisops.session import build_session
+    from redisops.units import parse_rate
+
+    rspec, mspec = parse_target(replica), parse_target(to)
+    bw = parse_rate(bandwidth)
+    wr = parse_rate(write_rate, option="--write-rate") if write_rate else None
+    session = build_session(
+        seeds=[replica, to],
+        cluster=cluster,
+        inventory=inventory,
+        user=user,
+        password_file=password_file,
+        tls=tls,
+        cacert=cacert,
+        cert=cert,
+        key=key,
+        sentinels=sentinel or [],
+        connect_timeout=connect_timeout,
+    )
+    with session:
+        topo = session.discover()
+        master_node = topo.get(mspec.address)
+        rate = wr
+        if rate is None:
+            rate = 0.0
+            if master_node is not None and master_node.reachable:
+                top = topo.root(master_node) or master_node
+                rate = measure_write_rate(session, top.address, sample)
+        opts = Options(
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            persist=persist,
+            bandwidth=bw,
+            write_rate=rate,
+            sample_seconds=sample,
+            timeout=timeout,
+            wait=not no_wait,
+        )
+        plan = plan_attach(
+            topo, rspec.address, mspec.address, opts, session.options.credentials, session, rate
+        )
+        run_operation(
+            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+        )
+
+
+def detach(
+    replica: Annotated[
+        str, typer.Argument(metavar="REPLICA", help="The replica to turn into a master.")
+    ],
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
+    persist: PersistOpt = False,
+    audit_log: AuditOpt = None,
+    fmt: FormatOpt = Format.table,
+    cluster: ClusterOpt = None,
+    inventory: InventoryOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
+    tls: TLSOpt = False,
+    cacert: CACertOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    sentinel: SentinelOpt = None,
+    connect_timeout: ConnectTimeoutOpt = 1.5,
+) -> None:
+    """REPLICAOF NO ONE on REPLICA: it keeps its data and becomes a writable master."""
+    from redisops.cli.mutate import run_operation
+    from redisops.model import parse_target
+    from redisops.ops.common import Options
+    from redisops.ops.detach import plan_detach
+    from redisops.session import build_session
+
+    rspec = parse_target(replica)
+    session = build_session(
+        seeds=[replica],
+        cluster=cluster,
+        inventory=inventory,
+        user=user,
+        password_file=password_file,
+        tls=tls,
+        cacert=cacert,
+        cert=cert,
+        key=key,
+        sentinels=sentinel or [],
+        connect_timeout=connect_timeout,
+    )
+    with session:
+        topo = session.discover()
+        opts = Options(dry_run=dry_run, yes=yes, force=force, persist=persist)
+        plan = plan_detach(topo, rspec.address, opts, session)
+        run_operation(
+            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("attach")(attach)
+    app.command("detach")(detach)

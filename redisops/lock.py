@@ -1,0 +1,173 @@
+"""One mutating operation per cluster at a time.
+
+Two layers: a local ``flock`` (``$XDG_STATE_HOME/redisops/locks/<cluster>.lock``) that
+stops two operators on one host at once, even when the master is dead; and a key on the
+master, ``redisops:lock`` (``SET NX PX``, owner token, expiry), that stops operators on
+different hosts. A second attempt fails with who holds it and since when. The key is
+released only by its owner (``WATCH``/``MULTI``/``DEL``), wherever the master is by then.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+from redisops.errors import CommandFailed, Locked, RedisopsError, Unreachable
+from redisops.redis_node import RedisNode
+
+LOCK_KEY = "redisops:lock"
+
+
+def locks_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "redisops" / "locks"
+
+
+def _safe_name(cluster: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", cluster)[:120] or "cluster"
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    since = holder.get("since")
+    age = f", {int(time.time() - since)}s ago" if isinstance(since, (int, float)) else ""
+    when = (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+        if isinstance(since, (int, float))
+        else "?"
+    )
+    return (
+        f"{holder.get('operator', '?')}@{holder.get('host', '?')} (pid {holder.get('pid', '?')}, "
+        f"{holder.get('operation', '?')}) since {when}{age}"
+    )
+
+
+class ClusterLock:
+    def __init__(
+        self,
+        cluster: str,
+        operation: str,
+        operator: str,
+        ttl_s: int = 900,
+        directory: Path | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.token = uuid.uuid4().hex
+        self.ttl_ms = ttl_s * 1000
+        self.holder = {
+            "token": self.token,
+            "operator": operator,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "operation": operation,
+            "since": time.time(),
+        }
+        self.path = (directory or locks_dir()) / f"{_safe_name(cluster)}.lock"
+        self._file: IO[str] | None = None
+        self.key_on: RedisNode | None = None
+        self.warnings: list[str] = []
+
+    # ------------------------------------------------------------------ local layer
+    def _acquire_local(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the operation
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                holder = json.loads(f.read() or "{}")
+            except ValueError:
+                holder = {}
+            f.close()
+            raise Locked(
+                f"cluster {self.cluster} is locked by {_describe(holder)}",
+                hint="wait for that operation to finish",
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(self.holder))
+        f.flush()
+        self._file = f
+
+    def _release_local(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.seek(0)
+                self._file.truncate()
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._file.close()
+                self._file = None
+
+    # ------------------------------------------------------------------ key on the master
+    def acquire(self, master: RedisNode | None) -> None:
+        """Take both layers; raise :class:`Locked` naming the holder when taken."""
+        self._acquire_local()
+        if master is None:
+            self.warnings.append("no reachable master: only the local lock is held")
+            return
+        value = json.dumps(self.holder)
+        try:
+            ok = master.execute("SET", LOCK_KEY, value, "NX", "PX", self.ttl_ms)
+        except CommandFailed as exc:
+            self.warnings.append(
+                f"could not write the lock key on {master.address} ({exc.message}); "
+                f"only the local lock is held"
+            )
+            return
+        except Unreachable:
+            self._release_local()
+            raise
+        if ok is None:
+            raw = master.execute("GET", LOCK_KEY)
+            ttl = master.execute("PTTL", LOCK_KEY)
+            self._release_local()
+            try:
+                holder = json.loads(raw) if raw else {}
+            except ValueError:
+                holder = {}
+            expires = (
+                f"; it expires in {int(ttl) // 1000}s" if isinstance(ttl, int) and ttl > 0 else ""
+            )
+            raise Locked(
+                f"cluster {self.cluster} is locked by {_describe(holder)}{expires}",
+                hint="wait for that operation to finish",
+            )
+        self.key_on = master
+
+    def release(self, master: RedisNode | None = None) -> None:
+        """Drop the key (on ``master``, or where it was taken) if still ours, then the local lock."""
+        try:
+            node = master or self.key_on
+            if node is not None and self.key_on is not None:
+                self._release_key(node)
+        finally:
+            self.key_on = None
+            self._release_local()
+
+    def _release_key(self, node: RedisNode) -> None:
+        try:
+            replies = node.pipeline([("WATCH", LOCK_KEY), ("GET", LOCK_KEY)])
+            raw = replies[1]
+            holder = json.loads(raw) if raw else {}
+            if holder.get("token") != self.token:
+                node.execute("UNWATCH")
+                return
+            node.pipeline([("MULTI",), ("DEL", LOCK_KEY), ("EXEC",)])
+        except (RedisopsError, ValueError) as exc:
+            self.warnings.append(
+                f"could not release the lock key on {node.address}: {exc}; it expires by itself"
+            )
+
+    def __enter__(self) -> ClusterLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

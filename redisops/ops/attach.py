@@ -1,0 +1,419 @@
+"""``attach``: make REPLICA a replica of MASTER, predicted, followed and verified.
+
+:func:`plan_attach` is pure (snapshot in, plan out); the step routines registered here
+(``wait-sync``, ``verify-sync``) run it against live nodes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from redisops.engine.predict import RateParams, predict_followers, predict_sync
+from redisops.engine.rules import rdb_version
+from redisops.errors import VerifyFailed, WaitTimeout
+from redisops.inventory import Credentials
+from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Topology
+from redisops.ops.common import (
+    Options,
+    lock_steps,
+    reachable_or_finding,
+    sentinel_finding,
+    unlock_step,
+)
+from redisops.plan import RunContext, action
+from redisops.session import Session
+
+
+def plan_attach(
+    topo: Topology,
+    replica_addr: Address,
+    master_addr: Address,
+    opts: Options,
+    creds: Credentials,
+    session: Session,
+    write_rate: float = 0.0,
+) -> Plan:
+    """Preflight, steps and prediction for ``REPLICAOF master`` on ``replica``."""
+    findings: list[Finding] = []
+    replica, f1 = reachable_or_finding(topo, replica_addr, "replica")
+    master, f2 = reachable_or_finding(topo, master_addr, "master")
+    findings += [f for f in (f1, f2) if f is not None]
+    cluster = session.cluster_name
+    if replica is None or master is None:
+        return Plan(
+            "attach", cluster, (), tuple(findings), summary="cannot plan: a node is unreachable"
+        )
+    r, m = str(replica.address), str(master.address)
+    if replica.address == master.address or (replica.run_id and replica.run_id == master.run_id):
+        findings.append(Finding("refuse", "same_node", f"{r} and {m} are the same node", r))
+        return Plan(
+            "attach", cluster, (), tuple(findings), summary="cannot attach a node to itself"
+        )
+    if master.address in {d.address for d in topo.descendants(replica)}:
+        findings.append(
+            Finding(
+                "refuse",
+                "cycle",
+                f"{m} replicates (directly or through others) from {r}: attaching would make a cycle",
+                m,
+            )
+        )
+    current = replica.master_address
+    if replica.is_replica and current is not None and topo.canonical(current) == master.address:
+        link = replica.link
+        note = "" if link == "up" else f" (its link is {link}: see 'redisops status')"
+        return Plan(
+            "attach",
+            cluster,
+            (),
+            tuple(findings),
+            nothing_to_do=True,
+            summary=f"{r} is already a replica of {m}{note}; nothing to do",
+        )
+    # versions: the replica must load the master's RDB
+    mv, rv = rdb_version(master.version or ""), rdb_version(replica.version or "")
+    if mv is not None and rv is not None and mv > rv:
+        findings.append(
+            Finding(
+                "refuse",
+                "version",
+                f"{m} runs Redis {master.version} (RDB v{mv}); {r} runs {replica.version} and "
+                f"cannot load it (RDB v{rv}): upgrade the replica first",
+                r,
+            )
+        )
+    sentinel = sentinel_finding([replica, master], session, opts.force)
+    if sentinel is not None:
+        findings.append(sentinel)
+    params = RateParams(bandwidth=opts.bandwidth, write_rate=write_rate)
+    prediction = predict_sync(master, replica, params)
+    subs = topo.children(replica)
+    followers = predict_followers(
+        replica, subs, prediction, master.replid if prediction.sync == "partial" else None, params
+    )
+    prediction.followers = followers
+    if prediction.sync == "full" and replica.keys:
+        findings.append(
+            Finding(
+                "confirm",
+                "replica_has_data",
+                f"{r} holds {replica.keys} keys that the full sync will discard "
+                f"(they are replaced by {m}'s dataset)",
+                r,
+            )
+        )
+    if subs:
+        names = ", ".join(f"{f.replica} ({f.sync})" for f in followers)
+        findings.append(
+            Finding(
+                "warn",
+                "has_replicas",
+                f"{r} has replicas of its own, which will follow it: {names}",
+                r,
+            )
+        )
+    if master.is_replica:
+        findings.append(
+            Finding(
+                "warn",
+                "chained",
+                f"{m} is itself a replica of {master.master_address}: {r} will be a chained "
+                f"replica (it gets the stream second-hand; {m}'s link must stay up)",
+                m,
+            )
+        )
+    if master.config.get("save", "x") == "" and master.config.get("appendonly") == "no":
+        findings.append(
+            Finding(
+                "warn",
+                "unsafe_master",
+                f'{m} has no persistence (save "", appendonly no): if it restarts it comes back '
+                f"empty and every replica copies the empty dataset",
+                m,
+            )
+        )
+    for risk in prediction.risks:
+        if "fork may need" in risk:
+            findings.append(Finding("warn", "fork_headroom", risk, m))
+        elif "resync loop" in risk:
+            findings.append(Finding("warn", "resync_loop", risk, m))
+    if replica.is_master and replica.replicas and prediction.sync == "full":
+        pass  # covered by has_replicas
+    steps: list[Step] = []
+    n = 1
+    steps.append(lock_steps(_lock_node(topo, master), n))
+    n += 1
+    steps.append(
+        Step(
+            n,
+            m,
+            "baseline",
+            f"record {m}'s sync counters",
+            command=("INFO", "stats"),
+            verify="sync_full / sync_partial_ok read",
+        )
+    )
+    n += 1
+    if creds.password is not None:
+        if creds.username:
+            steps.append(
+                Step(
+                    n,
+                    r,
+                    "command",
+                    f"let {r} authenticate to {m} as {creds.username}",
+                    command=("CONFIG", "SET", "masteruser", creds.username),
+                    precondition=f"{m} requires auth",
+                    verify="CONFIG SET returns OK",
+                    rollback=("CONFIG", "SET", "masteruser", replica.config.get("masteruser", "")),
+                )
+            )
+            n += 1
+        steps.append(
+            Step(
+                n,
+                r,
+                "command",
+                f"give {r} the password for {m} ({creds.source})",
+                command=("CONFIG", "SET", "masterauth", REDACTED),
+                precondition=f"{m} requires auth",
+                verify="CONFIG SET returns OK",
+                args={"secret": (3, "password")},
+            )
+        )
+        n += 1
+    host, port = master.address.host, str(master.address.port)
+    steps.append(
+        Step(
+            n,
+            r,
+            "command",
+            f"point {r} at {m}",
+            command=("REPLICAOF", host, port),
+            precondition=f"{r} is {'a master' if replica.is_master else 'a replica of ' + str(current)}",
+            verify=f"ROLE on {r} shows master {m}",
+            commit=True,
+            idempotent=False,
+            rollback=_rollback_command(replica),
+        )
+    )
+    n += 1
+    if opts.wait:
+        steps.append(
+            Step(
+                n,
+                r,
+                "wait-sync",
+                f"follow the {prediction.sync} sync until {r} is in sync",
+                verify="link up and offset equal to the master's",
+                args={"master": m, "timeout": opts.timeout},
+            )
+        )
+        n += 1
+    if opts.persist:
+        steps.append(
+            Step(
+                n,
+                r,
+                "config-rewrite",
+                f"persist the change in {r}'s config file",
+                command=("CONFIG", "REWRITE"),
+                verify="CONFIG REWRITE returns OK",
+                args={"on_failure": "continue"},
+            )
+        )
+        n += 1
+    if opts.wait:
+        steps.append(
+            Step(
+                n,
+                r,
+                "verify-sync",
+                "check what happened against the prediction",
+                verify=f"{m}: sync_full/sync_partial_ok deltas match the predicted {prediction.sync} sync; "
+                f"offsets converge; DBSIZE equal",
+                args={"master": m, "predicted": prediction.sync, "on_failure": "continue"},
+            )
+        )
+        n += 1
+    steps.append(unlock_step(_lock_node(topo, master), n))
+    pred = prediction.to_dict()
+    summary = (
+        f"attach {r} to {m}: {prediction.sync} resync predicted "
+        f"({_fmt_bytes(prediction.transfer_bytes)}, ~{prediction.estimated_seconds:.1f}s)"
+    )
+    return Plan(
+        "attach",
+        cluster,
+        tuple(steps),
+        tuple(findings),
+        pred,
+        summary,
+        touched=(r, m, *[str(s.address) for s in subs]),
+    )
+
+
+def _lock_node(topo: Topology, master: NodeInfo) -> str:
+    top = topo.root(master)
+    return str(top.address if top is not None else master.address)
+
+
+def _rollback_command(replica: NodeInfo) -> tuple[str, ...]:
+    if replica.is_master:
+        return ("REPLICAOF", "NO", "ONE")
+    addr = replica.master_address
+    assert addr is not None
+    return ("REPLICAOF", addr.host, str(addr.port))
+
+
+def _fmt_bytes(n: int) -> str:
+    from redisops.output import human_bytes
+
+    return human_bytes(n)
+
+
+# ----------------------------------------------------------------------------- routines
+
+
+def baseline(ctx: RunContext, master: str) -> dict[str, int]:
+    info = ctx.node(master).info("stats", "replication")
+    return {
+        "sync_full": int(info.get("sync_full", 0)),
+        "sync_partial_ok": int(info.get("sync_partial_ok", 0)),
+        "sync_partial_err": int(info.get("sync_partial_err", 0)),
+    }
+
+
+@action("wait-sync")
+def wait_sync(ctx: RunContext, step: Step) -> str:
+    """Follow handshake -> transfer -> loading -> connected -> caught up, with progress."""
+    master = str(step.args["master"])
+    timeout = float(step.args.get("timeout", 300))
+    rnode = ctx.node(step.node)
+    mnode = ctx.node(master)
+    deadline = time.monotonic() + timeout
+    last_phase = ""
+    seen: list[str] = []
+    while True:
+        rinfo = rnode.info("replication", "persistence")
+        role = rnode.execute("ROLE")
+        state = str(role[3]) if isinstance(role, list) and len(role) > 3 else "?"
+        phase = state
+        if rinfo.get("loading") == "1":
+            phase = "loading"
+        if phase != last_phase:
+            seen.append(phase)
+            last_phase = phase
+        if state == "sync":
+            total = int(rinfo.get("master_sync_total_bytes", 0) or 0)
+            read = int(rinfo.get("master_sync_read_bytes", 0) or 0)
+            ctx.progress.update("transfer", read, total or None)
+        elif phase == "loading":
+            ctx.progress.update("loading", 0, None)
+        elif state == "connected":
+            moff = int(mnode.info("replication").get("master_repl_offset", 0))
+            roff = int(rinfo.get("master_repl_offset", 0))
+            ctx.progress.update("catching up", roff, moff)
+            if roff >= moff:
+                ctx.facts.setdefault("phases_seen", seen)
+                return f"in sync at offset {roff} (phases: {' -> '.join(seen)})"
+        else:
+            ctx.progress.update(state, 0, None)
+        if time.monotonic() > deadline:
+            raise WaitTimeout(
+                f"{step.node} did not get in sync with {master} within {timeout:.0f}s: "
+                + diagnose(rinfo, state, mnode.info("replication", "stats"), step.node),
+                hint="see 'redisops status'; raise --timeout for large datasets",
+            )
+        ctx.sleep(0.1)
+
+
+def diagnose(rinfo: dict[str, str], state: str, minfo: dict[str, str], replica: str) -> str:
+    """Why a replica is not in sync, from INFO alone."""
+    parts = [f"link {rinfo.get('master_link_status', '?')}, state {state}"]
+    down = rinfo.get("master_link_down_since_seconds")
+    if down not in (None, "-1"):
+        parts.append(f"down for {down}s")
+    if state in ("connect", "connecting"):
+        parts.append("the replica cannot reach the master (address, firewall, NAT?)")
+    elif state == "handshake":
+        parts.append(
+            "stuck in the handshake: check masterauth/masteruser, or the master is waiting to fork "
+            "(repl-diskless-sync-delay)"
+        )
+    elif state == "sync":
+        parts.append(
+            f"transfer {rinfo.get('master_sync_read_bytes', '?')} of "
+            f"{rinfo.get('master_sync_total_bytes', '?')} bytes"
+        )
+    listed = [v for k, v in minfo.items() if k.startswith("slave")]
+    if listed:
+        parts.append("master lists " + "; ".join(listed))
+    if int(minfo.get("client_output_buffer_limit_disconnections", 0) or 0):
+        parts.append("the master has dropped replicas for output-buffer limits (resync loop?)")
+    return ", ".join(parts)
+
+
+@action("baseline")
+def run_baseline(ctx: RunContext, step: Step) -> str:
+    ctx.facts["baseline"] = baseline(ctx, step.node)
+    return "counters " + ", ".join(f"{k}={v}" for k, v in ctx.facts["baseline"].items())
+
+
+@action("verify-sync")
+def verify_sync(ctx: RunContext, step: Step) -> str:
+    """Which sync happened (counter deltas) vs the prediction; offsets converge; DBSIZE equal."""
+    master = str(step.args["master"])
+    predicted = str(step.args.get("predicted", ""))
+    before: dict[str, int] = ctx.facts.get("baseline", {})
+    after = baseline(ctx, master)
+    observed = "unknown"
+    if before:
+        if after["sync_full"] > before["sync_full"]:
+            observed = "full"
+        elif after["sync_partial_ok"] > before["sync_partial_ok"]:
+            observed = "partial"
+        else:
+            observed = "none"
+    ctx.facts["observed_sync"] = observed
+    ctx.facts["counters"] = {k: after[k] - before.get(k, 0) for k in after}
+    verdict = (
+        "prediction confirmed"
+        if observed == predicted
+        else f"prediction mismatch: predicted {predicted}, observed {observed}"
+    )
+    ctx.facts["prediction_check"] = verdict
+    if observed != predicted and observed != "unknown":
+        ctx.warnings.append(verdict)
+    rnode, mnode = ctx.node(step.node), ctx.node(master)
+    compared = False
+    for _ in range(40):
+        mrep = mnode.pipeline([("INFO", "replication", "keyspace"), ("DBSIZE",)])
+        rrep = rnode.pipeline([("INFO", "replication", "keyspace"), ("DBSIZE",)])
+        from redisops.info import parse_info
+
+        mi, ri = parse_info(str(mrep[0])), parse_info(str(rrep[0]))
+        if mi.get("master_repl_offset") == ri.get("master_repl_offset"):
+            mkeys, rkeys = _total_keys(mi), _total_keys(ri)
+            if mkeys != rkeys:
+                raise VerifyFailed(
+                    f"{step.node} has {rkeys} keys but {master} has {mkeys} at the same offset",
+                    hint="check for writes on the replica (replica-read-only no?)",
+                )
+            compared = True
+            ctx.facts["offset"] = int(mi.get("master_repl_offset", 0))
+            ctx.facts["keys"] = mkeys
+            break
+        ctx.sleep(0.05)
+    if not compared:
+        raise VerifyFailed(
+            f"offsets of {step.node} and {master} did not converge",
+            hint="writes may be too fast for the link; see 'redisops status'",
+        )
+    return f"{verdict}; offsets equal at {ctx.facts['offset']}; {ctx.facts['keys']} keys on both"
+
+
+def _total_keys(info: dict[str, str]) -> int:
+    from redisops.info import keyspace
+
+    return sum(v["keys"] for v in keyspace(info).values())

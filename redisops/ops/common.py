@@ -1,0 +1,115 @@
+"""Pieces every operation shares: reading the cluster, measuring the write rate,
+Sentinel detection, the lock/unlock steps, and the wait/verify routines."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redisops.errors import Refused
+from redisops.model import Address, Finding, NodeInfo, Step, Topology
+from redisops.session import Session
+
+SENTINEL_SUBSCRIBERS = "redisops_sentinel_subscribers"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every mutating command takes besides its targets."""
+
+    dry_run: bool = False
+    yes: bool = False
+    force: bool = False
+    persist: bool = False
+    bandwidth: float = 100e6
+    write_rate: float | None = None  # bytes/s; None: measure
+    sample_seconds: float = 1.0
+    timeout: float = 300.0
+    wait: bool = True
+
+
+def measure_write_rate(
+    session: Session, master: Address, seconds: float, sleep: Callable[[float], None] = time.sleep
+) -> float:
+    """Bytes/s of replication stream the master produces now (two offset samples)."""
+    if seconds <= 0:
+        return 0.0
+    node = session.node(master)
+    t0 = time.monotonic()
+    o0 = int(node.info("replication").get("master_repl_offset", "0"))
+    sleep(seconds)
+    o1 = int(node.info("replication").get("master_repl_offset", "0"))
+    return max(o1 - o0, 0) / max(time.monotonic() - t0, 1e-3)
+
+
+def sentinel_watched(node: NodeInfo) -> bool:
+    """Sentinels subscribe to ``__sentinel__:hello`` on every instance they monitor."""
+    try:
+        return int(node.info.get(SENTINEL_SUBSCRIBERS, "0")) > 0
+    except ValueError:
+        return False
+
+
+def sentinel_finding(nodes: list[NodeInfo], session: Session, force: bool) -> Finding | None:
+    watched = [str(n.address) for n in nodes if n.reachable and sentinel_watched(n)]
+    if not watched and not session.sentinels:
+        return None
+    where = ", ".join(watched) if watched else "the given --sentinel"
+    return Finding(
+        "refuse",
+        "sentinel_managed",
+        f"Sentinel monitors {where}: a manual change will be fought or undone by Sentinel "
+        f"(use its failover, or --force to act anyway)",
+        forceable=True,
+    )
+
+
+def reachable_or_finding(
+    topo: Topology, address: Address, what: str
+) -> tuple[NodeInfo | None, Finding | None]:
+    node = topo.get(address)
+    if node is None:
+        return None, Finding(
+            "refuse", "unreachable", f"{what} {address} was not found", str(address)
+        )
+    if not node.reachable:
+        return None, Finding(
+            "refuse", "unreachable", f"{what} {address} is unreachable: {node.error}", str(address)
+        )
+    return node, None
+
+
+def lock_steps(master: str, n0: int) -> Step:
+    return Step(
+        n0,
+        master,
+        "lock",
+        "take the cluster lock",
+        command=("SET", "redisops:lock", "<owner>", "NX", "PX", "<ttl>"),
+        precondition="no other redisops operation holds the lock",
+        verify="SET NX succeeded (or only the local lock when the master is unwritable)",
+    )
+
+
+def unlock_step(master: str, n: int) -> Step:
+    return Step(
+        n,
+        master,
+        "unlock",
+        "release the cluster lock",
+        command=("DEL", "redisops:lock"),
+        precondition="the lock is ours (owner token)",
+        verify="key gone",
+    )
+
+
+def check_refusals(findings: list[Finding], force: bool) -> None:
+    """Raise when preflight refused (used by callers that act without rendering)."""
+    refusals = [f for f in findings if f.level == "refuse" and not (force and f.forceable)]
+    if refusals:
+        raise Refused("; ".join(f.message for f in refusals))
+
+
+def keys_of(node: NodeInfo) -> int:
+    return node.keys
