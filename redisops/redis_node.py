@@ -51,6 +51,7 @@ PROBE_CONFIG = (
 )
 
 SENTINEL_HELLO = "__sentinel__:hello"
+FENCE_KEY = "redisops:fence"  # see redisops.topology
 
 
 def _text(value: Any) -> Any:
@@ -227,6 +228,7 @@ class RedisNode:
                     ("ROLE",),
                     ("CONFIG", "GET", *PROBE_CONFIG),
                     ("PUBSUB", "NUMSUB", SENTINEL_HELLO),
+                    ("GET", FENCE_KEY),
                 ],
                 raise_errors=False,
             )
@@ -236,7 +238,7 @@ class RedisNode:
                 address=self.address, reachable=False, error=reason, read_at=time.time()
             )
         rtt = (time.perf_counter() - t0) * 1000.0
-        info_reply, role_reply, config_reply, numsub = replies
+        info_reply, role_reply, config_reply, numsub, fence = replies
         if isinstance(info_reply, CommandFailed):
             return NodeInfo(
                 address=self.address, reachable=False, error=info_reply.message, read_at=time.time()
@@ -251,8 +253,13 @@ class RedisNode:
         config: dict[str, str] = {}
         if isinstance(config_reply, list):
             config = _pairs(config_reply)
+        extra: dict[str, str] = {}
         if isinstance(numsub, list) and len(numsub) == 2:
-            info = {**info, "redisops_sentinel_subscribers": str(numsub[1])}
+            extra["redisops_sentinel_subscribers"] = str(numsub[1])
+        if isinstance(fence, str) and fence:
+            extra["redisops_fence"] = fence
+        if extra:
+            info = {**info, **extra}
         return NodeInfo(
             address=self.address,
             reachable=True,

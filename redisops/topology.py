@@ -11,6 +11,7 @@ a split brain even when no replication link joins them (an old master that came 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -18,6 +19,25 @@ from redisops.info import ReplicaEntry
 from redisops.model import Address, NodeInfo, Problem, Topology
 
 Prober = Callable[[Address], NodeInfo]
+
+#: Key on the master (replicated everywhere) listing old masters fenced by a failover.
+FENCE_KEY = "redisops:fence"
+
+
+def fence_records(topo: Topology) -> list[dict[str, object]]:
+    """Fence records found on any reachable node (the probe reads ``redisops:fence``)."""
+    seen: dict[str, dict[str, object]] = {}
+    for n in topo.nodes:
+        raw = n.info.get("redisops_fence") if n.reachable else None
+        if not raw:
+            continue
+        try:
+            for entry in json.loads(raw).get("fenced", []):
+                if isinstance(entry, dict):
+                    seen[str(entry.get("address"))] = entry
+        except (ValueError, AttributeError):
+            continue
+    return list(seen.values())
 
 
 def entry_address(entry: ReplicaEntry) -> Address | None:
@@ -261,5 +281,54 @@ def find_problems(topo: Topology) -> list[Problem]:
                 )
             )
 
+    for record in fence_records(topo):
+        try:
+            addr = Address.parse(str(record.get("address")))
+        except Exception:
+            continue
+        fenced = topo.get(addr)
+        if fenced is not None and fenced.reachable and fenced.is_master:
+            node = fenced
+            new = record.get("new_master")
+            problems.append(
+                Problem(
+                    str(node.address),
+                    "fenced_master_returned",
+                    f"{node.address} was failed over (new master {new}) and is running as a master again: split "
+                    f"brain; run 'redisops fence {node.address} --to {new}'",
+                )
+            )
     problems.sort(key=lambda p: p.severity != "critical")
     return problems
+
+
+def sentinel_problems(topo: Topology, view: dict[str, object]) -> list[Problem]:
+    """What is wrong between the Sentinel view and the discovered topology."""
+    out: list[Problem] = []
+    if not view.get("agree", True):
+        out.append(
+            Problem(
+                None,
+                "sentinels_disagree",
+                "the sentinels name different masters: "
+                + ", ".join(
+                    f"{s.get('address')}: {s.get('master')}"
+                    for s in view.get("sentinels", [])  # type: ignore[attr-defined]
+                    if isinstance(s, dict)
+                ),
+            )
+        )
+    master = view.get("master")
+    masters = [str(m.address) for m in topo.masters]
+    if isinstance(master, str) and masters and master not in masters:
+        out.append(
+            Problem(
+                master,
+                "sentinel_master_mismatch",
+                f"Sentinel says the master is {master}, but the discovered master is {', '.join(masters)}",
+            )
+        )
+    quorum = view.get("quorum")
+    if isinstance(quorum, str) and quorum.startswith("FAILED"):
+        out.append(Problem(None, "sentinel_quorum", f"SENTINEL CKQUORUM {quorum}"))
+    return out

@@ -125,10 +125,11 @@ def _root(
 
 
 def _register() -> None:
-    from redisops.cli import lab, replica, status
+    from redisops.cli import lab, master, replica, status
 
     status.register(app)
     replica.register(app)
+    master.register(app)
     lab.register(app)
 
 

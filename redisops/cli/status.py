@@ -15,6 +15,8 @@ from redisops.cli.common import (
     InventoryOpt,
     KeyOpt,
     PasswordFileOpt,
+    SentinelMasterOpt,
+    SentinelOpt,
     TLSOpt,
     UserOpt,
 )
@@ -39,6 +41,8 @@ def status(
     cacert: CACertOpt = None,
     cert: CertOpt = None,
     key: KeyOpt = None,
+    sentinel: SentinelOpt = None,
+    sentinel_master: SentinelMasterOpt = None,
     connect_timeout: ConnectTimeoutOpt = 1.5,
 ) -> None:
     """Show the replication topology discovered from any node(s).

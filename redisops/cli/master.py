@@ -1,0 +1,311 @@
+"""``redisops switchover``, ``failover`` and ``fence``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from redisops.cli.common import (
+    CACertOpt,
+    CertOpt,
+    ClusterOpt,
+    ConnectTimeoutOpt,
+    FormatOpt,
+    InventoryOpt,
+    KeyOpt,
+    PasswordFileOpt,
+    SentinelMasterOpt,
+    SentinelOpt,
+    TLSOpt,
+    UserOpt,
+)
+from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
+from redisops.output import Format
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.session import Session
+
+
+def _session(
+    seeds: list[str],
+    cluster: str | None,
+    inventory: Path | None,
+    user: str | None,
+    password_file: Path | None,
+    tls: bool,
+    cacert: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    sentinel: list[str] | None,
+    sentinel_master: str | None,
+    connect_timeout: float,
+) -> Session:
+    from redisops.session import build_session
+
+    return build_session(
+        seeds=seeds,
+        cluster=cluster,
+        inventory=inventory,
+        user=user,
+        password_file=password_file,
+        tls=tls,
+        cacert=cacert,
+        cert=cert,
+        key=key,
+        sentinels=sentinel or [],
+        sentinel_master=sentinel_master,
+        connect_timeout=connect_timeout,
+    )
+
+
+def switchover(
+    to: Annotated[str, typer.Option("--to", metavar="REPLICA", help="The replica to promote.")],
+    master: Annotated[
+        str | None,
+        typer.Option(
+            "--master",
+            help="The current master (default: the target's master, or the inventory cluster's).",
+        ),
+    ] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="redisops (pause, catch up, promote, demote: "
+            "the fast default) or native (Redis's FAILOVER command).",
+        ),
+    ] = "redisops",
+    via_sentinel: Annotated[
+        bool,
+        typer.Option("--via-sentinel", help="Let Sentinel do it (SENTINEL FAILOVER), then verify."),
+    ] = False,
+    max_lag_bytes: Annotated[
+        int, typer.Option("--max-lag-bytes", help="Refuse if the target lags more.", min=0)
+    ] = 1024 * 1024,
+    timeout_ms: Annotated[
+        int,
+        typer.Option(
+            "--timeout-ms",
+            help="Upper bound of the write pause "
+            "(CLIENT PAUSE); the target must catch up within 80% of it.",
+            min=10,
+        ),
+    ] = 5000,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
+    persist: PersistOpt = False,
+    audit_log: AuditOpt = None,
+    fmt: FormatOpt = Format.table,
+    cluster: ClusterOpt = None,
+    inventory: InventoryOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
+    tls: TLSOpt = False,
+    cacert: CACertOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    sentinel: SentinelOpt = None,
+    sentinel_master: SentinelMasterOpt = None,
+    connect_timeout: ConnectTimeoutOpt = 1.5,
+) -> None:
+    """Planned change of master with no lost write: the master is alive.
+
+    Pauses writes on the master only until the target has its exact offset, promotes the
+    target, demotes the old master under it, then repoints every other replica (chained ones
+    too) directly to it. Partial resyncs only.
+    """
+    from redisops.cli.mutate import run_operation
+    from redisops.errors import BadInput
+    from redisops.model import parse_target
+    from redisops.ops.switchover import plan_switchover
+
+    if method not in ("redisops", "native"):
+        raise BadInput(f"--method {method!r} is not known", hint="use redisops or native")
+    tspec = parse_target(to)
+    seeds = [to] + ([master] if master else [])
+    session = _session(
+        seeds,
+        cluster,
+        inventory,
+        user,
+        password_file,
+        tls,
+        cacert,
+        cert,
+        key,
+        sentinel,
+        sentinel_master,
+        connect_timeout,
+    )
+    with session:
+        topo = session.discover()
+        if master:
+            maddr = parse_target(master).address
+        else:
+            tnode = topo.get(tspec.address)
+            top = topo.root(tnode) if tnode is not None else None
+            if top is None:
+                raise BadInput(
+                    f"cannot tell the current master of {to}", hint="name it with --master"
+                )
+            maddr = top.address
+        plan = plan_switchover(
+            topo,
+            maddr,
+            tspec.address,
+            session,
+            force=force,
+            via_sentinel=via_sentinel,
+            method=method,
+            max_lag_bytes=max_lag_bytes,
+            pause_timeout_ms=timeout_ms,
+            persist=persist,
+        )
+        run_operation(
+            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+        )
+
+
+def failover(
+    master: Annotated[
+        str, typer.Option("--master", metavar="DEAD", help="The master that is gone.")
+    ],
+    seeds: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[SEED...]",
+            help="Replicas (or any nodes) to find the candidates from; or use --cluster.",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="REPLICA", help="Promote this replica.")
+    ] = None,
+    auto: Annotated[bool, typer.Option("--auto", help="Choose with Sentinel's rules.")] = False,
+    max_disconnect: Annotated[
+        int,
+        typer.Option(
+            "--max-disconnect",
+            help="Skip replicas whose link went down this many seconds before the freshest one's.",
+            min=0,
+        ),
+    ] = 60,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
+    persist: PersistOpt = False,
+    audit_log: AuditOpt = None,
+    fmt: FormatOpt = Format.table,
+    cluster: ClusterOpt = None,
+    inventory: InventoryOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
+    tls: TLSOpt = False,
+    cacert: CACertOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    sentinel: SentinelOpt = None,
+    sentinel_master: SentinelMasterOpt = None,
+    connect_timeout: ConnectTimeoutOpt = 1.5,
+) -> None:
+    """Unplanned: the master is dead. Confirm it, promote the best replica (REPLICAOF NO ONE),
+    repoint the others, and record the old master as fenced."""
+    from redisops.cli.mutate import run_operation
+    from redisops.errors import BadInput
+    from redisops.model import parse_target
+    from redisops.ops.failover import confirm_down, plan_failover
+
+    if (to is None) == (not auto):
+        raise BadInput(
+            "choose the new master with --to REPLICA, or let redisops choose with --auto"
+        )
+    dead = parse_target(master).address
+    session = _session(
+        [*(seeds or []), master],
+        cluster,
+        inventory,
+        user,
+        password_file,
+        tls,
+        cacert,
+        cert,
+        key,
+        sentinel,
+        sentinel_master,
+        connect_timeout,
+    )
+    with session:
+        down = confirm_down(session, dead, probes=3, interval=0.3)
+        topo = session.discover()
+        plan = plan_failover(
+            topo,
+            dead,
+            session,
+            to=parse_target(to).address if to else None,
+            auto=auto,
+            force=force,
+            max_disconnect=max_disconnect,
+            dead_confirmed=down,
+            persist=persist,
+        )
+        run_operation(
+            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+        )
+
+
+def fence(
+    old: Annotated[str, typer.Argument(metavar="OLD", help="The old master that came back.")],
+    to: Annotated[str, typer.Option("--to", metavar="NEW", help="The current master.")],
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
+    persist: PersistOpt = False,
+    timeout: TimeoutOpt = 300.0,
+    audit_log: AuditOpt = None,
+    fmt: FormatOpt = Format.table,
+    cluster: ClusterOpt = None,
+    inventory: InventoryOpt = None,
+    user: UserOpt = None,
+    password_file: PasswordFileOpt = None,
+    tls: TLSOpt = False,
+    cacert: CACertOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    connect_timeout: ConnectTimeoutOpt = 1.5,
+) -> None:
+    """Make a returning old master a replica of the new one (--persist keeps it across restarts)."""
+    from redisops.cli.mutate import run_operation
+    from redisops.model import parse_target
+    from redisops.ops.fence import plan_fence
+
+    ospec, nspec = parse_target(old), parse_target(to)
+    session = _session(
+        [old, to],
+        cluster,
+        inventory,
+        user,
+        password_file,
+        tls,
+        cacert,
+        cert,
+        key,
+        None,
+        None,
+        connect_timeout,
+    )
+    with session:
+        topo = session.discover()
+        plan = plan_fence(
+            topo, ospec.address, nspec.address, session, persist=persist, timeout=timeout
+        )
+        run_operation(
+            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("switchover")(switchover)
+    app.command("failover")(failover)
+    app.command("fence")(fence)
