@@ -72,8 +72,14 @@ def _alive(pid: int | None) -> bool:
         return True
     try:  # a zombie child of ours is not alive
         done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
+        if done:
+            return False
     except ChildProcessError:
+        pass
+    try:  # nor is a zombie nobody reaped (no init in a container)
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
 
 

@@ -306,7 +306,7 @@ def render_plan(plan: Any, force: bool = False) -> str:
 def render_prediction(pred: Any) -> str:
     lines = ["Prediction (reference engine):"]
     sync = pred.get("sync")
-    if sync in ("full", "partial"):
+    if sync in ("full", "partial") and pred.get("replica"):
         lines.append(
             f"  {pred.get('replica', '')} <- {pred.get('master', '')}: {sync.upper()} resync, "
             f"{human_bytes(pred.get('transfer_bytes'))}, ~{human_seconds(pred.get('estimated_seconds'))}"

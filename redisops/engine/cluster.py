@@ -24,7 +24,7 @@ from typing import Any
 from redisops.engine.clock import Clock, Scheduler, VirtualClock
 from redisops.engine.network import Endpoint, HostPort, Network, Segment
 from redisops.engine.node import Node
-from redisops.engine.resp import ErrorReply, Reply, ReplyParser, encode_command
+from redisops.engine.resp import ErrorReply, ProtocolError, Reply, ReplyParser, encode_command
 from redisops.engine.state import EngineTiming, Storage
 
 
@@ -41,6 +41,7 @@ class SimClient:
         self.parser = ReplyParser()
         self.replies: list[Reply] = []
         self.raw = bytearray()
+        self.raw_only = False
         self.closed = False
         ep.on_data = self._on_data
         ep.on_close = self._on_close
@@ -49,8 +50,14 @@ class SimClient:
         for seg in segs:
             if seg.data:
                 self.raw += seg.data
-                self.parser.feed(seg.data)
-        self.replies.extend(self.parser.replies())
+                if not self.raw_only:
+                    self.parser.feed(seg.data)
+        if self.raw_only:
+            return
+        try:
+            self.replies.extend(self.parser.replies())
+        except ProtocolError:
+            self.raw_only = True  # e.g. a replication stream starting mid-command: keep raw bytes
 
     def _on_close(self) -> None:
         self.closed = True

@@ -92,12 +92,15 @@ def psync_request(replica: NodeInfo) -> tuple[str, int, str]:
 
 
 def decide(master: NodeInfo, req_id: str, req_offset: int) -> tuple[bool, str]:
-    """The master's answer to ``PSYNC req_id req_offset``, from its snapshot."""
+    """The master's answer to ``PSYNC req_id req_offset``, from its snapshot.
+
+    A chained master whose own link is down answers ``-NOMASTERLINK`` and the replica
+    retries every second: the answer that counts is the one given once its link is up,
+    judged here on its current ids and backlog (which a partial reconnect keeps).
+    """
+    note = ""
     if master.is_replica and master.link != "up":
-        return (
-            False,
-            f"{master.address} is a replica whose own link is down: it answers -NOMASTERLINK until it is up",
-        )
+        note = f" (first {master.address} must get its own link up: until then it answers -NOMASTERLINK)"
     d = psync_decision(
         req_id,
         req_offset,
@@ -107,7 +110,7 @@ def decide(master: NodeInfo, req_id: str, req_offset: int) -> tuple[bool, str]:
         backlog_first=master.backlog_first_byte if master.backlog_active else None,
         master_repl_offset=master.offset,
     )
-    return d.partial, d.reason
+    return d.partial, d.reason + note
 
 
 # ----------------------------------------------------------------------------- sizes

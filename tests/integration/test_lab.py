@@ -1,0 +1,179 @@
+"""``redisops lab``: the offline lab end to end, as a user runs it (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import HAVE_REDIS, SKIP_REASON, free_port, wait_until
+
+
+def _base_port(n: int) -> int:
+    for _ in range(50):
+        base = free_port()
+        if all(_free(p) for p in range(base, base + n)) and base + n < 65000:
+            return base
+    raise RuntimeError("no free port range")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def raw(port: int, *args: str) -> bytes:
+    """One command over a plain socket, as redis-cli would send it."""
+    payload = b"*%d\r\n" % len(args) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(payload)
+        data = b""
+        while not data.endswith(b"\r\n") or (data.startswith(b"$") and data.count(b"\r\n") < 2):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+class Lab:
+    def __init__(self, tmp: Path, env_path: str | None = None) -> None:
+        self.env = dict(
+            os.environ, REDISOPS_LAB_DIR=str(tmp / "lab"), XDG_STATE_HOME=str(tmp / "state")
+        )
+        if env_path is not None:
+            self.env["PATH"] = env_path
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "redisops", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    # a PATH with the interpreter only: the embedded lab must not need redis-server
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    lab = Lab(tmp_path, env_path=str(bindir))
+    assert shutil.which("redis-server", path=str(bindir)) is None
+    try:
+        yield lab
+    finally:
+        lab.run("lab", "down", check=False)
+
+
+def test_embedded_lab_serves_redis_protocol_with_no_redis_installed(lab: Lab) -> None:
+    base = _base_port(3)
+    out = lab.run("lab", "up", "--base-port", str(base))
+    assert f"127.0.0.1:{base}  master" in out.stdout
+    assert raw(base, "PING") == b"+PONG\r\n"
+    info = raw(base, "INFO", "replication").decode()
+    assert "role:master" in info and "connected_slaves:2" in info
+    assert raw(base, "SET", "k", "v") == b"+OK\r\n"
+    wait_until(lambda: raw(base + 1, "GET", "k") == b"$1\r\nv\r\n", what="replicated key")
+    status = lab.run("status", f"127.0.0.1:{base}", "-o", "json")
+    nodes = json.loads(status.stdout)["nodes"]
+    assert [n["role"] for n in nodes] == ["master", "replica", "replica"]
+    assert all(n["link"] == "up" for n in nodes[1:])
+
+
+def test_lab_drills_kill_restart_pause_partition(lab: Lab) -> None:
+    base = _base_port(3)
+    lab.run("lab", "up", "--base-port", str(base), "--topology", "chain")
+    lab.run("lab", "kill", str(base + 1))
+    st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
+    assert [n["alive"] for n in st["nodes"]] == [True, False, True]
+    result = lab.run("status", f"127.0.0.1:{base + 2}", "-o", "json", check=False)
+    assert result.returncode == 4
+    kinds = {p["kind"] for p in json.loads(result.stdout)["problems"]}
+    assert "master_unreachable" in kinds
+    lab.run("lab", "restart", str(base + 1))
+    wait_until(
+        lambda: b"master_link_status:up" in raw(base + 2, "INFO", "replication"),
+        15,
+        what="chain relinked",
+    )
+    lab.run("lab", "pause", str(base))
+    with pytest.raises(OSError):
+        with socket.create_connection(("127.0.0.1", base), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            s.settimeout(0.5)
+            if not s.recv(10):
+                raise OSError("closed")
+    lab.run("lab", "resume", str(base))
+    assert raw(base, "PING") == b"+PONG\r\n"
+    lab.run("lab", "partition", str(base), str(base + 1))
+    lab.run("lab", "heal", str(base), str(base + 1))
+
+
+def test_lab_refuses_bad_requests_with_one_line_errors(lab: Lab) -> None:
+    base = _base_port(2)
+    lab.run("lab", "up", "--base-port", str(base), "--nodes", "2")
+    again = lab.run("lab", "up", "--base-port", str(base + 10), check=False)
+    assert (
+        again.returncode == 2
+        and "already running" in again.stderr
+        and again.stderr.count("\n") == 1
+    )
+    wrong = lab.run("lab", "kill", "1", check=False)
+    assert wrong.returncode == 2 and "not a node of this lab" in wrong.stderr
+    bad_engine = lab.run(
+        "lab", "up", "--engine", "nope", "--dir", "/tmp/redisops-lab-unused", check=False
+    )
+    assert bad_engine.returncode == 2
+    lab.run("lab", "down")
+    assert lab.run("lab", "status", check=False).returncode == 1
+
+
+def test_lab_up_fails_cleanly_on_a_busy_port(lab: Lab) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = lab.run("lab", "up", "--base-port", str(port), check=False)
+    assert result.returncode == 2 and "already in use" in result.stderr
+
+
+@pytest.mark.redis_server
+@pytest.mark.skipif(not HAVE_REDIS, reason=SKIP_REASON)
+def test_same_lab_with_real_redis_server(tmp_path: Path) -> None:
+    lab = Lab(tmp_path)
+    base = _base_port(3)
+    try:
+        lab.run("lab", "up", "--engine", "redis-server", "--base-port", str(base))
+        nodes = json.loads(lab.run("status", f"127.0.0.1:{base}", "-o", "json").stdout)["nodes"]
+        assert [n["role"] for n in nodes] == ["master", "replica", "replica"]
+        assert nodes[0]["version"] == "7.0.15"
+        lab.run("lab", "kill", str(base + 2))
+        st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
+        assert [n["alive"] for n in st["nodes"]] == [True, True, False]
+        lab.run("lab", "restart", str(base + 2))
+        wait_until(
+            lambda: b"master_link_status:up" in raw(base + 2, "INFO", "replication"),
+            15,
+            what="relinked",
+        )
+    finally:
+        lab.run("lab", "down", check=False)
