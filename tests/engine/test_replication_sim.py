@@ -240,7 +240,7 @@ def test_chained_replicas_forward_the_stream_verbatim() -> None:
     c.add_node(7002, QUIET)
     c.replicate(7001, 7000)
     c.replicate(7002, 7001)
-    for i in range(50):
+    for _ in range(50):
         c.call(7000, "INCR", "n")
     off = settle(c, 7000, 7001, 7002)
     assert off > 0
