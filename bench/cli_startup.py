@@ -1,0 +1,102 @@
+"""CLI start-up cost: what a cron-run ``redisops`` pays per invocation.
+
+Starts a 3-node chain of real redis-server processes on free loopback ports and prints,
+as the median (and min/max) wall time of N runs each:
+
+* ``redisops --help``
+* ``redisops status <master>`` (table) and ``--format json``
+* the floor: ``redis-cli info replication`` three times (one per node), in one shell
+
+Usage: python bench/cli_startup.py [--runs 10]
+Targets (issue 2): --help <= 200 ms, status of a 3-node cluster <= 400 ms (median of 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ping(port: int) -> None:
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit(f"redis-server on {port} did not start")
+
+
+def timed(cmd: list[str] | str, runs: int, shell: bool = False) -> list[float]:
+    out = []
+    for _ in range(runs + 1):  # the first run warms the page cache, not counted
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        out.append((time.perf_counter() - t0) * 1000)
+        if proc.returncode not in (0, 4):
+            raise SystemExit(f"{cmd} failed with {proc.returncode}")
+    return out[1:]
+
+
+def show(label: str, samples: list[float], target: float | None = None) -> None:
+    med = statistics.median(samples)
+    verdict = "" if target is None else (" (target <= %d ms: %s)" % (target, "met" if med <= target else "MISSED"))
+    print(f"{label:<44} median {med:7.1f} ms   min {min(samples):7.1f}   max {max(samples):7.1f}{verdict}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=10)
+    ns = ap.parse_args()
+    redis_server = shutil.which("redis-server")
+    redis_cli = shutil.which("redis-cli")
+    redisops = str(Path(sys.executable).parent / "redisops")
+    if not redis_server or not redis_cli:
+        raise SystemExit("needs redis-server and redis-cli (apt-get install redis-server)")
+    procs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ports = [free_port() for _ in range(3)]
+        try:
+            for i, port in enumerate(ports):
+                args = [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp,
+                        "--dbfilename", f"{port}.rdb", "--repl-diskless-sync-delay", "0"]
+                if i:
+                    args += ["--replicaof", "127.0.0.1", str(ports[i - 1])]
+                procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL))
+            for port in ports:
+                wait_ping(port)
+            time.sleep(1.0)
+            env_note = f"python {sys.version.split()[0]}, {os.cpu_count()} cores"
+            print(f"redisops CLI start-up, median of {ns.runs} runs ({env_note})")
+            show("redisops --help", timed([redisops, "--help"], ns.runs), 200)
+            master = f"127.0.0.1:{ports[0]}"
+            show("redisops status (3-node chain, table)", timed([redisops, "status", master], ns.runs), 400)
+            show("redisops status (3-node chain, json)", timed([redisops, "status", master, "-o", "json"], ns.runs), 400)
+            floor = " && ".join(f"{redis_cli} -p {p} info replication" for p in ports)
+            show("floor: redis-cli info replication x3", timed(floor, ns.runs, shell=True))
+            show("floor: python -c pass", timed([sys.executable, "-c", "pass"], ns.runs))
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
