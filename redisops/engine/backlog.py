@@ -91,6 +91,13 @@ class Backlog:
         """Whether a replica asking for ``offset`` (its next wanted byte) can continue here."""
         return self.first <= offset <= self.end + 1
 
+    def rebase(self, delta: int) -> None:
+        """Shift every offset by ``delta``: a master restarting from an RDB with replication
+        info continues the numbering (``master_repl_offset += repl-offset``, §4.4)."""
+        self.end += delta
+        for block in self.blocks:
+            block.start += delta
+
     def resize(self, size: int) -> None:
         self.size = max(size, MIN_BACKLOG_SIZE)
 

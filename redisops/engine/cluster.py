@@ -4,6 +4,7 @@ This is how tests, the planner and benchmarks drive the engine in process:
 
 >>> c = Cluster()
 >>> m, r = c.add_node(7000, {"repl-diskless-sync-delay": "0"}), c.add_node(7001)
+>>> c.run(1100)  # the nodes have been up for a second
 >>> c.client(7001).call("REPLICAOF", "127.0.0.1", "7000")
 'OK'
 >>> c.run_until(lambda: r.repl_state.role_name == "connected", 10_000)

@@ -157,6 +157,7 @@ PARAMS: dict[str, Param] = {
         _p("key-load-delay", "int", "0", lo=-INT_MAX),
         _p("disable-thp", "bool", "yes"),
         _p("io-threads", "int", "1", lo=1, hi=128, immutable=True),
+        _p("cluster-enabled", "bool", "no", immutable=True),
     ]
 }
 ALIASES: dict[str, str] = {a: p.name for p in PARAMS.values() for a in p.aliases}

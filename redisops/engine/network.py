@@ -207,8 +207,7 @@ class Connection:
         self._deliver(side, batch)
 
     def _deliver(self, side: int, batch: list[tuple[Segment, Callable[[], None] | None]]) -> None:
-        if self.closed:
-            return
+        # bytes written before a close still arrive (TCP delivers them before the FIN)
         if (self.network.links.get(self.key) or _NO_FAULTS).partitioned:
             for seg, _ in batch:
                 if seg.stream:
@@ -228,8 +227,7 @@ class Connection:
             self._receive(receiver, segs)
 
     def _receive(self, receiver: Endpoint, segs: list[Segment]) -> None:
-        if not self.closed:
-            receiver.on_data(segs)
+        receiver.on_data(segs)
 
     def close(self, reset: bool = True) -> None:
         if self.closed:
@@ -239,12 +237,16 @@ class Connection:
             t.cancel()
         self.network.connections.discard(self)
         self.network.links.pop(self.key, None)
-        self.network.owners.pop(self.ends[0].local, None)
         for end in self.ends:
             end._closed = True
-        # both sides learn about it (a RST), each in its own event
+        # both sides learn about it, each in its own event; a frozen reader learns it after
+        # reading what had already arrived
         for end in self.ends:
-            self.scheduler.call_soon(end.on_close)
+            if self.network.is_frozen(end.local):
+                self.network.hold(end.local, end.on_close)
+            else:
+                self.scheduler.call_soon(end.on_close)
+        self.network.owners.pop(self.ends[0].local, None)
 
 
 @dataclass

@@ -94,6 +94,7 @@ class Node:
         self.config = Config(overrides.items())
         self.config.observers.append(self._config_changed)
         self._cmd_cache: dict[bytes, CommandSpec | None] = {}
+        self.acl_denied: set[str] = set()  # ACL SETUSER default -cmd
         self.watching: set[Client] = set()
         self._cache_config()
         self.storage = storage or Storage()
@@ -175,13 +176,18 @@ class Node:
         self.failover_end_ms = 0
         self.failover_force = False
         self.failover_target: tuple[str, int] | None = None
+        # SHUTDOWN waiting for lagging replicas (prepareForShutdown)
+        self.shutdown_deadline_ms = 0
+        self.shutdown_save: bool | None = None
+        self.shutdown_waiters: list[Client] = []
+        self._shutdown_then: list[Callable[[], None]] = []
         # DEBUG SLEEP / SIGSTOP: the node processes nothing until woken
         self.sleeping_until = 0
         self._wake_callbacks: list[Callable[[], None]] = []
         # timers
         self._timers: list[Timer] = []
         self.cron_loops = 0
-        self._cron_ms = 0
+        self.server_cronloops = 0  # serverCron calls since start-up (hz 10)
 
     # ================================================================== lifecycle
     def start(self) -> Node:
@@ -196,8 +202,8 @@ class Node:
         if replicaof:
             host, _, port = replicaof.partition(" ")
             repl.set_master(self, host, int(port))
-        # serverCron runs at hz; the first tick's phase is this node's own
-        self._timers.append(self.sched.call_later(100, self._server_cron))
+        # serverCron runs at hz 10, the first time right after start-up (aeCreateTimeEvent(1))
+        self._timers.append(self.sched.call_later(1, self._server_cron))
         return self
 
     def crash(self) -> None:
@@ -219,6 +225,65 @@ class Node:
                 client.conn.close()
         self.clients.clear()
         self.replicas.clear()
+
+    # ================================================================== shutdown
+    def shutdown(
+        self,
+        save: bool | None = None,
+        *,
+        now: bool = False,
+        client: Client | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> bool:
+        """SHUTDOWN / SIGTERM (``prepareForShutdown()``): unless NOW, wait up to
+        ``shutdown-timeout`` with writes paused for lagging replicas (after a GETACK), then
+        save (``save``; None: if save points are configured) and exit. Returns True when
+        the node is gone, False when it waits."""
+        if then is not None:
+            self._shutdown_then.append(then)
+        if client is not None:
+            self.shutdown_waiters.append(client)
+        if self.shutdown_deadline_ms:
+            return False
+        self.shutdown_save = save
+        timeout = self.config.get_int("shutdown-timeout")
+        if not now and timeout and not self._ready_to_shutdown():
+            t = self.sched.clock.now_ms()
+            self.shutdown_deadline_ms = t + timeout * 1000
+            if not self._writes_paused(t) and self.backlog is not None:
+                self._feed(GETACK_BYTES, [GETACK_ARGV])
+            self.pause_end_ms = 2**62
+            self.pause_write_only = True
+            self.failover_pause = True  # not lifted by the pause timer
+            return False
+        self._finish_shutdown()
+        return True
+
+    def _ready_to_shutdown(self) -> bool:
+        """``isReadyToShutdown()``: no replica, or every replica acked the whole stream."""
+        return all(r.ack_off == self.master_repl_offset for r in self.replicas)
+
+    def _finish_shutdown(self) -> None:
+        save = self.shutdown_save
+        if save or (save is None and self.config.get("save")):
+            self.save_now()
+        callbacks, self._shutdown_then = self._shutdown_then, []
+        self.crash()
+        for cb in callbacks:
+            cb()
+
+    def abort_shutdown(self) -> bool:
+        """``SHUTDOWN ABORT``: waiters get an error, writes resume."""
+        if not self.shutdown_deadline_ms:
+            return False
+        self.shutdown_deadline_ms = 0
+        self._shutdown_then.clear()
+        waiters, self.shutdown_waiters = self.shutdown_waiters, []
+        for c in waiters:
+            self._reply(c, ErrorReply("ERR Errors trying to SHUTDOWN. Check logs."))
+        self.failover_pause = False
+        self.unpause()
+        return True
 
     def _load_from_disk(self) -> None:
         image = self.storage.rdb
@@ -255,7 +320,7 @@ class Node:
             self.second_repl_offset = info.offset + 1
             self.master_repl_offset += info.offset
             if self.backlog is not None:
-                self.backlog.end = self.master_repl_offset
+                self.backlog.rebase(info.offset)  # first = master_repl_offset - histlen + 1
             self.slaveseldb = -1
         else:
             self.replid = info.replid
@@ -275,16 +340,21 @@ class Node:
         if self.network.is_frozen(self.key):
             return
         now = self.sched.now_ms()
+        if self.shutdown_deadline_ms and (
+            now >= self.shutdown_deadline_ms or self._ready_to_shutdown()
+        ):
+            self._finish_shutdown()
+            return
         self._check_pause(now)
         self._check_blocked_timeouts(now)
         if self.active_expire_enabled and self.master_host is None and not self._writes_paused(now):
             self._active_expire(now)
         repl.start_pending_fork(self, now)
-        self._cron_ms += 100
-        period = 100 if self.failover is not Failover.NO_FAILOVER else 1000
-        if self._cron_ms >= period:
-            self._cron_ms = 0
+        # run_with_period(1000) replicationCron(), or every tick (100 ms) during FAILOVER
+        every = 1 if self.failover is not Failover.NO_FAILOVER else 10
+        if self.server_cronloops % every == 0:
             repl.replication_cron(self, now)
+        self.server_cronloops += 1
 
     def _active_expire(self, now: int) -> None:
         for db in range(self.keyspace.databases):
@@ -412,6 +482,10 @@ class Node:
             self.stats["total_error_replies"] += 1
         if client.is_master:
             return  # the master never gets replies (only REPLCONF ACK, sent explicitly)
+        if client.is_replica:
+            # "Replica generated a reply to command": Redis drops such a replica (§6.3)
+            self.sched.call_soon(functools.partial(self.free_client, client))
+            return
         data = _OK_BYTES if value is OK else encode_reply(value)
         self.stats["total_net_output_bytes"] += len(data)
         client.conn.write(data)
@@ -476,6 +550,13 @@ class Node:
         if not client.authenticated and spec.name not in _NO_AUTH:
             self._flag_multi_error(client)
             self._reply(client, ErrorReply("NOAUTH Authentication required."))
+            return
+        if self.acl_denied and spec.name in self.acl_denied:
+            self._flag_multi_error(client)
+            self._reply(
+                client,
+                ErrorReply(f"NOPERM this user has no permissions to run the '{spec.name}' command"),
+            )
             return
         refusal = self._gate(client, spec, "write" in spec.flags)
         if refusal is not None:
@@ -874,6 +955,8 @@ class Node:
                         "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
                     ),
                 )
+                # sent with CLIENT_CLOSE_AFTER_REPLY: the connection goes too
+                self.sched.call_soon(functools.partial(self.free_client, client))
 
     # ================================================================== CLIENT PAUSE
     def _writes_paused(self, now: int) -> bool:

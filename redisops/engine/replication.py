@@ -309,7 +309,11 @@ def _replicaof(node: Node, client: Client, argv: list[bytes]) -> Reply:
             unset_master(node)
         return OK
     if client.is_replica:
-        raise CommandError("ERR Command is not valid when client is a replica.")
+        raise CommandError(
+            "ERR Command is not valid when client is a replica."
+        )  # (never seen: see _reply)
+    if node.config.get_bool("cluster-enabled"):
+        raise CommandError("ERR REPLICAOF not allowed in cluster mode.")
     try:
         port = int(argv[2])
     except ValueError:
@@ -623,7 +627,8 @@ def _psync_reply(node: Node, line: str) -> None:
         _failover_psync_result(node, ok=False)
         _handshake_error(node)  # try later
         return
-    if line.startswith("-ERR") and node.failover is Failover.IN_PROGRESS:
+    if node.failover is Failover.IN_PROGRESS:
+        # any answer but +CONTINUE/+FULLRESYNC: "Failover target rejected psync request"
         _failover_psync_result(node, ok=False)
         _handshake_error(node)
         return
@@ -719,9 +724,9 @@ def master_lost(node: Node) -> None:
     node.master_client = None
     node.cached_master = CachedMaster(node.replid, node.master_reploff, client.db)
     node.master_conn = None
+    node.repl_down_since_ms = node.sched.now_ms()  # even when REPLICAOF is moving us elsewhere
     if node.master_host is not None:
         node.repl_state = ReplState.CONNECT
-        node.repl_down_since_ms = node.sched.now_ms()
 
 
 def send_ack(node: Node) -> None:

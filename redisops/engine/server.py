@@ -29,6 +29,7 @@ from redisops.engine.clock import WallClock
 from redisops.engine.cluster import Cluster
 from redisops.engine.network import RdbTransfer
 from redisops.engine.rdb import dump
+from redisops.engine.state import Storage
 from redisops.engine.resp import ErrorReply, ProtocolError, RequestParser, encode_reply
 
 READ_SIZE = 256 * 1024
@@ -294,14 +295,25 @@ class LabServer:
             self.running = False
             return b"OK"
         port = int(args[0]) if args else 0
+        if cmd == "ADD":
+            # ADD port [key value ...]: boot a new node (conformance backends, scripted labs)
+            if port in c.nodes and c.nodes[port].alive:
+                raise ValueError(f"node {port} exists")
+            config = dict(zip(args[1::2], args[2::2], strict=False))
+            c.configs[port] = config
+            c.storage[port] = Storage()
+            self.listen(port)
+            c._boot(port)
+            return b"OK"
         if args and port not in c.nodes:
             raise ValueError(f"no node on port {port}")
         if cmd == "KILL":
             c.kill(port)
             self.unlisten(port)
         elif cmd == "STOP":
-            c.stop(port, save=True)
-            self.unlisten(port)
+            # SIGTERM: saves only with save points configured, as redis-server does
+            self.cluster.nodes[port].shutdown(save=None, then=lambda: self.unlisten(port))
+            return b"OK"
         elif cmd == "START":
             if c.nodes[port].alive:
                 raise ValueError(f"node {port} is running")
@@ -398,7 +410,7 @@ def build_lab_cluster(
         seed=seed if seed is not None else int.from_bytes(os.urandom(4), "little"),
         clock=WallClock(),
     )
-    master = ports[0]
+    master = ports[0] if ports else 0
     for i, port in enumerate(ports):
         cfg = dict(config)
         if topology == "star" and i > 0:
@@ -406,8 +418,6 @@ def build_lab_cluster(
         elif topology == "chain" and i > 0:
             cfg["replicaof"] = f"127.0.0.1 {ports[i - 1]}"
         cluster.configs[port] = cfg
-        from redisops.engine.state import Storage
-
         cluster.storage[port] = Storage(config_file=None)
     for port in ports:
         cluster._boot(port)
@@ -419,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="redisops-lab-server")
-    parser.add_argument("--ports", required=True)
+    parser.add_argument("--ports", default="")
     parser.add_argument("--topology", default="star", choices=("star", "chain", "none"))
     parser.add_argument("--control", type=Path)
     parser.add_argument("--config", action="append", default=[], help="key=value for every node")

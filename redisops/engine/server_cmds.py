@@ -7,12 +7,13 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 from typing import TYPE_CHECKING
 
 from redisops.engine.client import Client, SlaveState
-from redisops.engine.command import CommandError, ExecContext
-from redisops.engine.nodecmd import NO_REPLY, int_arg, node_command
-from redisops.engine.resp import OK, PONG, Reply, SimpleString
+from redisops.engine.command import Block, CommandError, ExecContext
+from redisops.engine.nodecmd import NO_REPLY, NODE_COMMANDS, int_arg, node_command
+from redisops.engine.resp import OK, PONG, ErrorReply, Reply, SimpleString
 from redisops.engine.state import REDIS_VERSION, ReplState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # ============================================================================ connection
 
 
-@node_command("ping", -1, "fast stale loading")
+@node_command("ping", -1, "fast loading")
 def ping_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext) -> Reply:
     if len(argv) > 2:
         raise CommandError("ERR wrong number of arguments for 'ping' command")
@@ -477,17 +478,20 @@ def lastsave_command(node: Node, client: Client, argv: list[bytes], ctx: ExecCon
 
 @node_command("shutdown", -1, "admin noscript loading stale no_multi")
 def shutdown_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext) -> Reply:
-    opts = {a.lower() for a in argv[1:]}
-    unknown = opts - {b"nosave", b"save", b"now", b"force", b"abort"}
-    if unknown or (b"nosave" in opts and b"save" in opts):
+    """``shutdownCommand()``: NOSAVE | SAVE, NOW, FORCE, ABORT."""
+    opts = [a.lower() for a in argv[1:]]
+    if any(o not in (b"nosave", b"save", b"now", b"force", b"abort") for o in opts):
         raise CommandError("ERR syntax error")
-    if b"abort" in opts:
+    abort = b"abort" in opts
+    if (abort and len(opts) > 1) or (b"nosave" in opts and b"save" in opts):
+        raise CommandError("ERR syntax error")
+    if abort:
+        if node.abort_shutdown():
+            return OK
         raise CommandError("ERR No shutdown in progress.")
-    save = b"save" in opts or (b"nosave" not in opts and bool(node.config.get("save")))
-    if save:
-        node.save_now()
-    node.sched.call_soon(node.crash)
-    return NO_REPLY
+    save = True if b"save" in opts else (False if b"nosave" in opts else None)
+    node.shutdown(save, now=b"now" in opts, client=client)
+    return NO_REPLY  # the connection closes when the server exits
 
 
 # ============================================================================ INFO
@@ -560,6 +564,11 @@ def _server(node: Node) -> Fields:
         ("executable", "redisops-engine"),
         ("config_file", node.storage.config_file or ""),
         ("io_threads_active", 0),
+        *(
+            [("shutdown_in_milliseconds", max(node.shutdown_deadline_ms - now, 0))]
+            if node.shutdown_deadline_ms
+            else []
+        ),
     ]
 
 
@@ -825,3 +834,156 @@ _SECTION_RENDERERS = {
     "cluster": _cluster,
     "keyspace": _keyspace,
 }
+
+
+# ============================================================================ ACL (deny-lists only)
+
+
+@node_command("acl", -2, "admin noscript loading stale")
+def acl_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext) -> Reply:
+    """``ACL SETUSER default [+cmd|-cmd|on|allcommands|...]`` and ``ACL WHOAMI``.
+
+    The engine models one user, ``default``, and per-command permissions: enough for
+    drills such as denying PSYNC to a failover target (catalogue #29).
+    """
+    sub = argv[1].lower()
+    if sub == b"whoami":
+        return client.username.encode()
+    if sub != b"setuser":
+        raise CommandError(
+            f"ERR unknown subcommand '{argv[1].decode(errors='replace')}'. Try ACL HELP."
+        )
+    if len(argv) < 3:
+        raise CommandError("ERR wrong number of arguments for 'acl|setuser' command")
+    if argv[2] != b"default":
+        raise CommandError("ERR the reference engine models only the 'default' user")
+    for rule in argv[3:]:
+        r = rule.lower()
+        if r in (b"allcommands", b"+@all", b"reset"):
+            node.acl_denied.clear()
+        elif r in (b"on", b"nopass", b"allkeys", b"~*", b"&*", b"allchannels", b"resetchannels"):
+            continue
+        elif len(r) > 1 and r[:1] in (b"+", b"-") and not r.startswith((b"+@", b"-@")):
+            name = r[1:].decode(errors="replace")
+            if r[:1] == b"-":
+                node.acl_denied.add(name)
+            else:
+                node.acl_denied.discard(name)
+        else:
+            raise CommandError(
+                f"ERR Error in ACL SETUSER modifier '{rule.decode(errors='replace')}': Syntax error"
+            )
+    return OK
+
+
+# ============================================================================ EVAL (redis.call scripts)
+
+_CALL = re.compile(r"\s*(?:--[^\n]*\n\s*)*(return\s+)?redis\.(call|pcall)\s*\(", re.S)
+_ARG = re.compile(
+    r"""\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|(KEYS|ARGV)\[(\d+)\]|(-?\d+))\s*"""
+)
+
+
+def _parse_script(
+    script: str, keys: list[bytes], args: list[bytes]
+) -> list[tuple[bool, bool, list[bytes]]]:
+    """``[(is_return, is_pcall, argv)]`` for a script of ``redis.call()`` statements."""
+    out: list[tuple[bool, bool, list[bytes]]] = []
+    pos = 0
+    err = CommandError(
+        "ERR Error compiling script: the reference engine runs only scripts made of "
+        "redis.call()/redis.pcall() statements with literal, KEYS[i] and ARGV[i] arguments"
+    )
+    while pos < len(script):
+        rest = script[pos:]
+        if not rest.strip() or rest.strip().startswith("--") and "\n" not in rest.strip():
+            break
+        m = _CALL.match(script, pos)
+        if m is None:
+            raise err
+        pos = m.end()
+        argv: list[bytes] = []
+        while True:
+            a = _ARG.match(script, pos)
+            if a is None:
+                raise err
+            pos = a.end()
+            single, double, table, index, number = a.groups()
+            if single is not None or double is not None:
+                text = single if single is not None else double
+                argv.append(text.encode().decode("unicode_escape").encode("latin-1"))
+            elif table is not None:
+                source = keys if table == "KEYS" else args
+                i = int(index)
+                if not 1 <= i <= len(source):
+                    raise CommandError(
+                        "ERR Error running script: attempt to use a missing KEYS/ARGV element"
+                    )
+                argv.append(source[i - 1])
+            else:
+                argv.append(number.encode())
+            if script[pos : pos + 1] == ",":
+                pos += 1
+                continue
+            if script[pos : pos + 1] == ")":
+                pos += 1
+                break
+            raise err
+        while pos < len(script) and script[pos] in " \t\r\n;":
+            pos += 1
+        out.append((bool(m.group(1)), m.group(2) == "pcall", argv))
+    return out
+
+
+@node_command("eval", -3, "noscript may_replicate")
+def eval_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext) -> Reply:
+    """``EVAL``: the calls run as one execution unit, propagated by effects (7.0): one op
+    unwrapped, several inside MULTI/EXEC."""
+    numkeys = int_arg(argv[2])
+    if numkeys < 0:
+        raise CommandError("ERR Number of keys can't be negative")
+    if numkeys > len(argv) - 3:
+        raise CommandError("ERR Number of keys can't be greater than number of args")
+    keys, args = argv[3 : 3 + numkeys], argv[3 + numkeys :]
+    calls = _parse_script(argv[1].decode(errors="replace"), keys, args)
+    ops: list[tuple[int, list[bytes]]] = []
+    result: Reply = None
+    for is_return, is_pcall, call in calls:
+        spec = node.lookup(call[0])
+        if spec is None:
+            reply: Reply = ErrorReply("ERR Unknown Redis command called from script")
+        elif (spec.arity > 0 and len(call) != spec.arity) or len(call) < -spec.arity:
+            reply = ErrorReply("ERR Wrong number of args calling Redis command from script")
+        elif "noscript" in spec.flags:
+            reply = ErrorReply("ERR This Redis command is not allowed from script")
+        else:
+            sub = node._ctx(client.db, ctx.mode)
+            sub.in_multi = True
+            try:
+                res = (
+                    node._node_call(client, spec, call, sub)
+                    if spec.name in NODE_COMMANDS
+                    else spec.handler(sub, call)
+                )
+                reply = res.timeout_reply if isinstance(res, Block) else res
+            except CommandError as exc:
+                reply = ErrorReply(exc.message)
+            node._after_command(sub)
+            unit = list(sub.extra_ops)
+            if (
+                (sub.dirty or sub.forced)
+                and sub.propagate_self
+                and "no_propagate" not in spec.flags
+            ):
+                unit.append((sub.db, sub.rewritten if sub.rewritten is not None else call))
+            ops.extend(unit)
+        if isinstance(reply, ErrorReply) and not is_pcall:
+            if ops:
+                node._propagate_unit(ops)
+            raise CommandError(f"{reply} script: {argv[1].decode(errors='replace')[:40]}")
+        if is_return:
+            result = reply
+            break
+    if ops:
+        node._propagate_unit(ops)
+    return result

@@ -40,6 +40,8 @@ def star(c: Cluster, master: int, *replicas: int, config: dict[str, str] | None 
     c.add_node(master, dict(config or QUIET))
     for r in replicas:
         c.add_node(r, dict(config or QUIET))
+    c.run(1100)  # up for a while: the start-up cron tick (which PINGs at loop 0) is behind us
+    for r in replicas:
         c.replicate(r, master)
 
 
