@@ -142,8 +142,16 @@ def switchover(
     )
     with session:
         topo = session.discover()
+        from redisops.ops.sentinel import discover_master
+
+        sentinel_master_addr = discover_master(session) if session.sentinels else None
         if master:
             maddr = parse_target(master).address
+        elif sentinel_master_addr is not None:
+            maddr = topo.canonical(sentinel_master_addr)
+            if topo.get(maddr) is None:
+                topo = session.discover([maddr])
+                maddr = topo.canonical(sentinel_master_addr)
         else:
             tnode = topo.get(tspec.address)
             top = topo.root(tnode) if tnode is not None else None

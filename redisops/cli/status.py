@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,10 @@ from redisops.cli.common import (
     UserOpt,
 )
 from redisops.output import Format
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.model import Topology
+    from redisops.session import Session
 
 
 def status(
@@ -67,17 +71,65 @@ def status(
         cacert=cacert,
         cert=cert,
         key=key,
+        sentinels=sentinel or [],
+        sentinel_master=sentinel_master,
         connect_timeout=connect_timeout,
         retry=RetryPolicy(attempts=2, wait_initial=0.05),
+        require_seeds=not sentinel,
     )
     with session:
-        topo = session.discover()
+        topo = _discover(session)
     write(render_status(topo, fmt))
     seeds_reached = [n for n in topo.nodes if n.reachable]
     if not seeds_reached:
         raise typer.Exit(int(ExitCode.UNREACHABLE))
     if topo.problems:
         raise typer.Exit(int(ExitCode.PROBLEMS))
+
+
+def _discover(session: Session) -> Topology:
+    """The topology from the seeds (and the master Sentinel names), plus any fenced old
+    master that answers again, plus the Sentinel view and its problems."""
+    from redisops.errors import BadInput, RedisopsError
+    from redisops.model import Address, Topology
+    from redisops.ops.sentinel import master_addr, sentinel_view
+    from redisops.topology import fence_records, sentinel_problems
+
+    view = sentinel_view(session) if session.sentinels else None
+    extra: list[Address] = []
+    if view is not None and view.get("name"):
+        for entry in view["sentinels"]:
+            if entry.get("master"):
+                extra.append(Address.parse(str(entry["master"])))
+        if not extra:
+            try:
+                found = master_addr(session, session.sentinels[0], str(view["name"]))
+            except RedisopsError:
+                found = None
+            if found is not None:
+                extra.append(found)
+    if not session.seeds and not extra:
+        raise BadInput(
+            "no node to start from: no sentinel named a master",
+            hint="give a SEED address, --cluster NAME, or --sentinel-master",
+        )
+    topo = session.discover(dict.fromkeys(extra))
+    # an old master fenced by a failover is not linked to anything: look for it explicitly
+    returned = []
+    for record in fence_records(topo):
+        try:
+            addr = Address.parse(str(record.get("address")))
+        except BadInput:
+            continue
+        if topo.get(addr) is None and session.probe(addr).reachable:
+            returned.append(addr)
+    if returned:
+        topo = session.discover([*dict.fromkeys(extra), *returned])
+    if view is None:
+        return topo
+    problems = (*topo.problems, *sentinel_problems(topo, view))
+    problems = tuple(sorted(problems, key=lambda p: p.severity != "critical"))
+    return Topology(topo.nodes, problems, topo.aliases, sentinel=view)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,6 @@ be lost by choosing it), and why it was or was not chosen.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from redisops.engine.predict import RateParams, predict_sync
 from redisops.errors import Refused
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import sentinel_finding
+from redisops.ops.fence import write_fence_record
 from redisops.ops.switchover import _at_offset, _promoted_view
 from redisops.plan import RunContext, action
 from redisops.retry import RetryPolicy
@@ -160,6 +160,17 @@ def plan_failover(
             )
         )
     cands = rank_candidates(topo, dead, max_disconnect)
+    for lost in topo.nodes:
+        if not lost.reachable and lost.address != dead:
+            findings.append(
+                Finding(
+                    "warn",
+                    "replica_unreachable",
+                    f"{lost.address} is unreachable: it is not a candidate and cannot be "
+                    f"repointed now; attach it to the new master once it is back",
+                    str(lost.address),
+                )
+            )
     if not cands:
         findings.append(
             Finding(
@@ -218,6 +229,17 @@ def plan_failover(
                     + "; ".join(f"{c.address}: {c.reason}" for c in cands),
                 )
             )
+    for c in cands:
+        mark = "CHOSEN" if c.chosen else ("eligible" if c.eligible else "not eligible")
+        findings.append(
+            Finding(
+                "info",
+                "candidate",
+                f"candidate {c.address}: offset {c.offset} ({c.gap_bytes} bytes behind the best), "
+                f"priority {c.priority}, run id {c.run_id[:8]}: {mark}: {c.reason}",
+                c.address,
+            )
+        )
     sentinel = sentinel_finding([n for n in topo.nodes if n.reachable], session, force)
     if sentinel is not None:
         findings.append(sentinel)
@@ -300,6 +322,15 @@ def plan_failover(
         Step(
             3,
             new,
+            "baseline-all",
+            "record sync counters on the replicas",
+            command=("INFO", "stats"),
+            verify="counters read",
+            args={"nodes": [new, *[str(x.address) for x in others]]},
+        ),
+        Step(
+            4,
+            new,
             "command",
             f"promote {new}",
             command=("REPLICAOF", "NO", "ONE"),
@@ -308,7 +339,7 @@ def plan_failover(
             idempotent=False,
         ),
         Step(
-            4,
+            5,
             new,
             "repoint",
             f"repoint the other replicas to {new}",
@@ -321,7 +352,7 @@ def plan_failover(
             },
         ),
         Step(
-            5,
+            6,
             new,
             "fence-record",
             f"record that {d} must not come back as a master",
@@ -335,7 +366,7 @@ def plan_failover(
             },
         ),
     ]
-    n = 6
+    n = 7
     if persist:
         for name in [new, *[str(x.address) for x in others]]:
             steps.append(
@@ -429,21 +460,12 @@ def run_lock_local(ctx: RunContext, step: Step) -> str:
 
 @action("fence-record")
 def run_fence_record(ctx: RunContext, step: Step) -> str:
-    node = ctx.node(step.node)
-    raw = node.execute("GET", FENCE_KEY)
-    try:
-        record = json.loads(raw) if raw else {}
-    except ValueError:
-        record = {}
-    fenced = [f for f in record.get("fenced", []) if f.get("address") != step.args["old"]]
-    fenced.append(
-        {
-            "address": step.args["old"],
-            "run_id": step.args.get("old_run_id"),
-            "new_master": step.args["new"],
-            "at": time.time(),
-            "op": ctx.audit.op_id,
-        }
+    old = str(step.args["old"])
+    write_fence_record(
+        ctx.node(step.node),
+        old,
+        str(step.args["new"]),
+        old_run_id=step.args.get("old_run_id"),
+        op=ctx.audit.op_id,
     )
-    node.execute("SET", FENCE_KEY, json.dumps({"fenced": fenced}))
-    return f"{step.args['old']} recorded as fenced"
+    return f"{old} recorded as fenced"

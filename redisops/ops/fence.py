@@ -8,13 +8,56 @@ and needs ``--yes`` when it is not zero, because the resync discards them.
 from __future__ import annotations
 
 import json
+import time
 
 from redisops.engine.predict import RateParams, predict_sync
 from redisops.model import Address, Finding, Plan, Step, Topology
 from redisops.ops.common import lock_steps, reachable_or_finding, unlock_step
 from redisops.plan import RunContext, action
+from redisops.redis_node import RedisNode
 from redisops.session import Session
 from redisops.topology import FENCE_KEY
+
+
+def _read_record(node: RedisNode) -> dict[str, list[dict[str, object]]]:
+    raw = node.execute("GET", FENCE_KEY)
+    try:
+        record = json.loads(raw) if raw else {}
+    except ValueError:
+        record = {}
+    fenced = record.get("fenced") if isinstance(record, dict) else None
+    return {
+        "fenced": [e for e in fenced if isinstance(e, dict)] if isinstance(fenced, list) else []
+    }
+
+
+def write_fence_record(
+    node: RedisNode, old: str, new: str, *, old_run_id: str | None = None, op: str | None = None
+) -> None:
+    """Record on the (new) master ``node`` that ``old`` must not come back as a master.
+
+    The key replicates everywhere; ``status`` reads it and reports ``old`` as a critical
+    split brain if it answers as a master again, until ``redisops fence`` resolves it.
+    """
+    record = _read_record(node)
+    fenced = [e for e in record["fenced"] if e.get("address") != old]
+    fenced.append(
+        {"address": old, "run_id": old_run_id, "new_master": new, "at": time.time(), "op": op}
+    )
+    node.execute("SET", FENCE_KEY, json.dumps({"fenced": fenced}))
+
+
+def unfence(node: RedisNode, address: str) -> bool:
+    """Drop ``address`` from the fence record on ``node``; whether it was there."""
+    fenced = _read_record(node)["fenced"]
+    kept = [e for e in fenced if e.get("address") != address]
+    if len(kept) == len(fenced):
+        return False
+    if kept:
+        node.execute("SET", FENCE_KEY, json.dumps({"fenced": kept}))
+    else:
+        node.execute("DEL", FENCE_KEY)
+    return True
 
 
 def plan_fence(
@@ -161,16 +204,6 @@ def plan_fence(
 
 @action("fence-resolve")
 def fence_resolve(ctx: RunContext, step: Step) -> str:
-    node = ctx.node(step.node)
-    raw = node.execute("GET", FENCE_KEY)
-    try:
-        record = json.loads(raw) if raw else {"fenced": []}
-    except ValueError:
-        record = {"fenced": []}
     old = str(step.args["old"])
-    kept = [e for e in record.get("fenced", []) if e.get("address") != old]
-    if kept:
-        node.execute("SET", FENCE_KEY, json.dumps({"fenced": kept}))
-    else:
-        node.execute("DEL", FENCE_KEY)
+    unfence(ctx.node(step.node), old)
     return f"{old} is a replica again; fence record updated"

@@ -93,29 +93,125 @@ def sentinel_view(session: Session) -> dict[str, Any] | None:
     return view
 
 
+def discover_master(session: Session) -> Address | None:
+    """The master's address as the first sentinel that answers names it."""
+    name = master_name(session)
+    if name is None:
+        return None
+    for addr in session.sentinels:
+        try:
+            found = master_addr(session, addr, name)
+        except RedisopsError:
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def _new_master(ctx: RunContext, sentinel: Address, name: str, old: Address) -> Address | None:
+    """The master Sentinel names now, once it differs from ``old`` and says it is one."""
+    try:
+        new = master_addr(ctx.session, sentinel, name)
+    except RedisopsError:
+        return None
+    if new is None or new == old:
+        return None
+    info = ctx.session.probe(new)
+    return new if info.reachable and info.is_master else None
+
+
+def _wait_candidates(
+    ctx: RunContext, mnode: RedisNode, candidates: list[str], deadline: float
+) -> int:
+    """Until every replica Sentinel may promote has the paused master's offset."""
+    from redisops.ops.switchover import _repl_offset
+
+    pending = list(candidates)
+    while True:
+        moff = _repl_offset(mnode, deadline - time.perf_counter())
+        pending = [
+            c for c in pending if _repl_offset(ctx.node(c), deadline - time.perf_counter()) < moff
+        ]
+        if not pending:
+            return moff
+        if time.perf_counter() >= deadline:
+            raise WaitTimeout(
+                f"{', '.join(pending)} did not reach {mnode.address}'s offset {moff} while "
+                f"writes were paused"
+            )
+        ctx.progress.update("replicas catching up", len(candidates) - len(pending), None)
+        time.sleep(0.001)
+
+
 @action("sentinel-failover")
 def sentinel_failover(ctx: RunContext, step: Step) -> str:
-    """``SENTINEL FAILOVER name``, then poll until a new master is in place."""
+    """Pause writes, let every candidate catch up, ``SENTINEL FAILOVER``, wait for the new
+    master, demote the old master under it at the same offset, unpause.
+
+    Without the pause, the old master would keep acknowledging writes (and Sentinel's own
+    hello messages) after the promotion; demoting it would then need a full resync that
+    discards them. Sentinel would demote it too, but only seconds later.
+    """
+    from redisops.ops.switchover import _reconnecting, _unpause
+
     name = str(step.args["name"])
     old = Address.parse(str(step.args["master"]))
-    addr = Address.parse(step.node)
-    t0 = time.monotonic()
-    with _sentinel(ctx.session, addr) as s:
-        s.execute("SENTINEL", "FAILOVER", name)
-    deadline = t0 + 60.0
-    while time.monotonic() < deadline:
-        try:
-            new = master_addr(ctx.session, addr, name)
-        except RedisopsError:
-            new = None
-        if new is not None and new != old:
-            try:
-                role = ctx.session.probe(new)
-            except RedisopsError:
-                role = None
-            if role is not None and role.reachable and role.is_master:
-                ctx.facts["new_master"] = str(new)
-                ctx.facts["pause_ms"] = (time.monotonic() - t0) * 1000.0
-                return f"Sentinel promoted {new} in {ctx.facts['pause_ms']:.0f} ms"
-        ctx.sleep(0.1)
-    raise WaitTimeout(f"Sentinel did not finish failing {name} over within 60s")
+    prefer = str(step.args.get("prefer") or "")
+    timeout_ms = int(step.args.get("timeout_ms", 5000))
+    candidates = [str(c) for c in step.args.get("candidates", [])]
+    sentinel = Address.parse(step.node)
+    mnode = ctx.node(str(old))
+    mnode.connect()
+    t0 = time.perf_counter()
+    mnode.execute("CLIENT", "PAUSE", str(timeout_ms), "WRITE")
+    try:
+        offset = _wait_candidates(ctx, mnode, candidates, t0 + timeout_ms / 1000.0 * 0.5)
+        with _sentinel(ctx.session, sentinel) as s:
+            s.execute("SENTINEL", "FAILOVER", name)
+    except RedisopsError as exc:
+        left = _unpause(mnode)
+        note = "; writes unpaused" if left is None else f"; could not unpause ({left})"
+        raise type(exc)(f"{exc.message}{note}", hint=exc.hint) from None
+    # Sentinel is failing over now: from here on, finish forward
+    asked = time.perf_counter()
+    new: Address | None = None
+    while time.perf_counter() < asked + 60.0:
+        new = _new_master(ctx, sentinel, name, old)
+        if new is not None:
+            break
+        ctx.sleep(0.05)
+    if new is None:
+        _unpause(mnode)
+        ctx.warnings.append(
+            f"Sentinel accepted SENTINEL FAILOVER {name} but named no new master within 60s; "
+            f"writes are unpaused on {old}"
+        )
+        return f"SENTINEL FAILOVER {name} sent; no new master seen"
+    promoted = time.perf_counter()
+    # Sentinel kills the clients of the nodes it reconfigures: start afresh
+    ctx.node(str(new)).close()
+    ctx.facts["new_master"] = str(new)
+    ctx.facts["lock_release_on"] = str(new)
+    ctx.facts["switch_offset"] = offset
+    notes = [f"Sentinel promoted {new} in {(promoted - asked) * 1000:.0f} ms"]
+    if prefer and str(new) != prefer:
+        ctx.warnings.append(
+            f"Sentinel chose {new}, not {prefer}: its rules (priority, offset, run id) preferred it"
+        )
+    try:
+        _reconnecting(mnode, lambda: mnode.execute("REPLICAOF", new.host, str(new.port)))
+        notes.append(f"{old} made its replica at offset {offset}")
+    except RedisopsError as exc:
+        ctx.warnings.append(f"could not make {old} a replica of {new} ({exc}); Sentinel will")
+    left = _unpause(mnode)
+    t1 = time.perf_counter()
+    if (t1 - t0) * 1000.0 > timeout_ms:
+        ctx.warnings.append(
+            f"Sentinel took longer than the {timeout_ms} ms write pause: {old} took writes "
+            f"again before it was demoted, and those are lost (raise --timeout-ms)"
+        )
+    if left is not None:
+        ctx.warnings.append(f"could not unpause {old} ({left}); the pause ends by itself")
+    ctx.facts["pause_ms"] = (t1 - t0) * 1000.0
+    notes.append(f"writes paused {ctx.facts['pause_ms']:.0f} ms")
+    return "; ".join(notes)

@@ -33,15 +33,28 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from redisops.engine.predict import RateParams, predict_sync
 from redisops.engine.rules import rdb_version
-from redisops.errors import CommandFailed, RedisopsError, VerifyFailed, WaitTimeout
+from redisops.errors import (
+    CommandFailed,
+    RedisopsError,
+    RolledBack,
+    Unreachable,
+    VerifyFailed,
+    WaitTimeout,
+)
+from redisops.info import parse_info
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import lock_steps, reachable_or_finding, sentinel_finding, unlock_step
+from redisops.ops.fence import unfence, write_fence_record
 from redisops.plan import RunContext, action
+from redisops.redis_node import RedisNode
+from redisops.retry import NO_RETRY
 from redisops.session import Session
+from redisops.topology import entry_address
 
 PING_FREEZE = "2147483647"
 JOURNAL_KEY = "redisops:journal"
@@ -173,16 +186,22 @@ def plan_switchover(
         if n.address != target.address
         and n.address not in {d.address for d in topo.descendants(target)}
     ]
-    unreachable = [n for n in others if not n.reachable]
-    for lost in unreachable:
-        findings.append(
-            Finding(
-                "warn",
-                "replica_unreachable",
-                f"{lost.address} is unreachable: it cannot be repointed now (fence it later)",
-                str(lost.address),
-            )
-        )
+    # an unreachable replica has no role, so it is no descendant: find it through the
+    # replica lists of the nodes above it
+    for parent in [master, *others]:
+        for entry in parent.replicas if parent.reachable else ():
+            addr = entry_address(entry)
+            lost = topo.get(addr) if addr is not None else None
+            if lost is not None and not lost.reachable:
+                findings.append(
+                    Finding(
+                        "warn",
+                        "replica_unreachable",
+                        f"{lost.address} (a replica of {parent.address}) is unreachable: it "
+                        f"cannot be repointed now; attach it to {t} once it is back",
+                        str(lost.address),
+                    )
+                )
     movable = [n for n in others if n.reachable]
     # prediction: every node continues through the target's replid2
     offset = master.offset
@@ -214,7 +233,9 @@ def plan_switchover(
         "method": method,
     }
     if via_sentinel:
-        return _plan_via_sentinel(topo, master, target, session, findings, prediction)
+        return _plan_via_sentinel(
+            topo, master, target, session, findings, prediction, pause_timeout_ms
+        )
     steps: list[Step] = []
     n = 1
     steps.append(lock_steps(m, n))
@@ -286,7 +307,7 @@ def plan_switchover(
                 verify=f"{t} is master at {m}'s offset; {m} replicates from {t}",
                 commit=True,
                 idempotent=False,
-                args={"target": t, "timeout_ms": pause_timeout_ms},
+                args={"target": t, "timeout_ms": pause_timeout_ms, "master_run_id": master.run_id},
             )
         )
         n += 1
@@ -369,7 +390,12 @@ def _plan_via_sentinel(
     session: Session,
     findings: list[Finding],
     prediction: dict[str, Any],
+    pause_timeout_ms: int,
 ) -> Plan:
+    """Sentinel does the promotion, redisops makes it lossless: writes are paused on the
+    master until every replica Sentinel may choose has its offset, then ``SENTINEL
+    FAILOVER``; once Sentinel names the new master, the old one is made its replica at
+    that same offset and unpaused (Sentinel alone would leave it writable for seconds)."""
     m, t = str(master.address), str(target.address)
     if not session.sentinels:
         findings.append(
@@ -379,43 +405,97 @@ def _plan_via_sentinel(
                 "--via-sentinel needs --sentinel HOST:PORT (or sentinels in the inventory)",
             )
         )
-    name = session.sentinel_master or "?"
+    from redisops.ops.sentinel import master_name
+
+    name = master_name(session) if session.sentinels else None
+    if session.sentinels and name is None:
+        findings.append(
+            Finding(
+                "refuse",
+                "sentinel_master_name",
+                "cannot tell which master the sentinels call this set: name it with "
+                "--sentinel-master",
+            )
+        )
+    name = name or "?"
     sentinel = str(session.sentinels[0]) if session.sentinels else "?"
-    others = [
-        str(n.address)
-        for n in topo.descendants(master)
-        if n.address != target.address and n.reachable
-    ]
+    # Sentinel reconfigures the replicas it knows: the master's own (chained ones stay
+    # behind their parent, which follows the new master)
+    children = [n for n in topo.children(master) if n.reachable]
+    others = [str(n.address) for n in children if n.address != target.address]
+    # the ones Sentinel may promote: online, priority not 0
+    candidates = [str(n.address) for n in children if n.link == "up" and n.replica_priority != 0]
+    ping_period = master.config.get("repl-ping-replica-period", "10")
     steps = (
+        lock_steps(m, 1),
         Step(
-            1,
+            2,
+            m,
+            "baseline-all",
+            "record sync counters everywhere",
+            command=("INFO", "stats"),
+            verify="counters read",
+            args={"nodes": [m, t, *others]},
+        ),
+        Step(
+            3,
+            m,
+            "freeze-pings",
+            f"stop {m}'s replication PINGs during the switch",
+            command=("CONFIG", "SET", "repl-ping-replica-period", PING_FREEZE),
+            verify="CONFIG SET returns OK",
+            rollback=("CONFIG", "SET", "repl-ping-replica-period", ping_period),
+            args={"optional": True},
+        ),
+        Step(
+            4,
             sentinel,
             "sentinel-failover",
-            f"ask Sentinel to fail {name} over and wait for the new master",
+            f"pause writes on {m}, wait until {', '.join(candidates) or 'its replicas'} have "
+            f"its offset, ask Sentinel to fail {name} over, demote {m} under the new master, "
+            f"unpause",
             command=("SENTINEL", "FAILOVER", name),
+            precondition=f"CLIENT PAUSE {pause_timeout_ms} WRITE on {m}; replicas caught up",
             commit=True,
             idempotent=False,
             verify="SENTINEL get-master-addr-by-name changes and that node reports role master",
-            args={"name": name, "master": m, "prefer": t},
+            args={
+                "name": name,
+                "master": m,
+                "prefer": t,
+                "candidates": candidates,
+                "timeout_ms": pause_timeout_ms,
+            },
         ),
         Step(
-            2,
+            5,
+            m,
+            "command",
+            f"restore {m}'s PING period",
+            command=("CONFIG", "SET", "repl-ping-replica-period", ping_period),
+            verify="CONFIG SET returns OK",
+            args={"on_failure": "continue"},
+        ),
+        Step(
+            6,
             t,
             "verify-switchover",
             "verify the new topology",
-            verify="one master; every link up; offsets converge",
+            verify="one master; every link up; sync_full unchanged; journal key read back",
             args={
                 "nodes": [m, *others],
                 "target": t,
                 "from_sentinel": True,
+                "timeout": 30.0,
                 "on_failure": "continue",
             },
         ),
     )
     prediction = {
         **prediction,
-        "reason": "Sentinel chooses and promotes a replica, then reconfigures the others "
-        "(its choice follows priority, offset, run id: it may differ from --to)",
+        "reason": "Sentinel chooses and promotes a replica, then reconfigures the others; "
+        "writes are paused on the old master meanwhile, so every replica continues with "
+        "PSYNC (Sentinel's choice follows priority, offset, run id: it may differ from --to)",
     }
     return Plan(
         "switchover",
@@ -429,6 +509,9 @@ def _plan_via_sentinel(
 
 
 # ----------------------------------------------------------------------------- routines
+
+#: Verification stops waiting for a node that has not answered for this long.
+GIVE_UP_UNREACHABLE_S = 2.0
 
 
 def _counters(ctx: RunContext, name: str) -> dict[str, int]:
@@ -448,58 +531,167 @@ def baseline_all(ctx: RunContext, step: Step) -> str:
     return f"{len(counters)} node(s)"
 
 
-def _offset(ctx: RunContext, name: str) -> int:
-    return int(ctx.node(name).info("replication").get("master_repl_offset", 0))
+@action("freeze-pings")
+def freeze_pings(ctx: RunContext, step: Step) -> str:
+    assert step.command is not None
+    ctx.node(step.node).execute(*step.command)
+    return "replication PINGs suspended for the switch"
+
+
+def _repl_offset(node: RedisNode, timeout: float) -> int:
+    info = parse_info(str(node.execute("INFO", "replication", timeout=max(timeout, 0.001))))
+    return int(info.get("master_repl_offset", 0) or 0)
+
+
+def _unpause(node: RedisNode) -> str | None:
+    """``CLIENT UNPAUSE``, best effort (the pause also expires by itself); the error, if any."""
+    try:
+        node.execute("CLIENT", "UNPAUSE", timeout=2.0)
+    except RedisopsError as exc:
+        return str(exc)
+    return None
+
+
+def _wait_for_offset(
+    ctx: RunContext, mnode: RedisNode, tnode: RedisNode, deadline: float, budget_ms: float
+) -> int:
+    """Until the target has the (paused) master's offset; returns it. Every read is bounded
+    by the pause budget, so a target that stops answering cannot stretch the pause."""
+    master, target = str(mnode.address), str(tnode.address)
+    while True:
+        try:
+            moff = _repl_offset(mnode, deadline - time.perf_counter())
+        except Unreachable as exc:
+            raise Unreachable(
+                f"{master} stopped answering while {target} was catching up "
+                f"({exc.message.removeprefix(master + ': ')}); {target} was not promoted",
+                hint=f"if {master} is down, promote a replica with "
+                f"'redisops failover --master {master} --auto'",
+            ) from None
+        try:
+            toff = _repl_offset(tnode, deadline - time.perf_counter())
+        except Unreachable as exc:
+            if time.perf_counter() < deadline:
+                raise
+            raise WaitTimeout(
+                f"{target} did not answer within the {budget_ms:.0f} ms pause budget "
+                f"({exc.message.removeprefix(target + ': ')})"
+            ) from None
+        if toff == moff:
+            return moff
+        if toff > moff:
+            raise CommandFailed(
+                f"{target} is ahead of {master} ({toff} > {moff}): not its replica?"
+            )
+        if time.perf_counter() >= deadline:
+            raise WaitTimeout(
+                f"{target} did not reach {master}'s offset {moff} (at {toff}) within "
+                f"{budget_ms:.0f} ms of paused writes"
+            )
+        ctx.progress.update("target catching up", toff, moff)
+        time.sleep(0.0005)
+
+
+def _role(ctx: RunContext, name: str) -> str | None:
+    """The node's role read on a new connection (None when it does not answer)."""
+    try:
+        with ctx.session.fresh_node(Address.parse(name), NO_RETRY) as node:
+            reply = node.execute("ROLE", timeout=1.0)
+    except RedisopsError:
+        return None
+    return str(reply[0]) if isinstance(reply, list) and reply else None
 
 
 @action("switch")
 def switch(ctx: RunContext, step: Step) -> str:
-    """The critical path: pause, catch up, promote, demote, unpause (timed)."""
+    """The critical path: pause, catch up, promote, demote, unpause (timed).
+
+    Before the promotion any failure unpauses and raises (the plan rolls back). From the
+    promotion on it never raises: whatever cannot be done is reported and left to the
+    verification, so the plan finishes forward.
+    """
     master = step.node
     target = str(step.args["target"])
     timeout_ms = int(step.args["timeout_ms"])
+    budget_ms = timeout_ms * 0.8
     mnode, tnode = ctx.node(master), ctx.node(target)
     taddr = Address.parse(target)
     tnode.connect()
     mnode.connect()
     t0 = time.perf_counter()
     mnode.execute("CLIENT", "PAUSE", str(timeout_ms), "WRITE")
-    promoted = False
     try:
-        deadline = t0 + timeout_ms / 1000.0 * 0.8
-        while True:
-            moff = int(mnode.info("replication").get("master_repl_offset", 0))
-            toff = int(tnode.info("replication").get("master_repl_offset", 0))
-            if toff == moff:
-                break
-            if toff > moff:
-                raise CommandFailed(
-                    f"{target} is ahead of {master} ({toff} > {moff}): not its replica?"
-                )
-            if time.perf_counter() > deadline:
-                raise WaitTimeout(
-                    f"{target} did not reach {master}'s offset {moff} (at {toff}) within "
-                    f"{timeout_ms * 0.8:.0f} ms of paused writes"
-                )
-            ctx.progress.update("target catching up", toff, moff)
-            time.sleep(0.0005)
-        caught_up = time.perf_counter()
-        tnode.execute("REPLICAOF", "NO", "ONE")
-        promoted = True
-        ctx.facts["lock_release_on"] = target
-        mnode.execute("REPLICAOF", taddr.host, str(taddr.port))
-        mnode.execute("CLIENT", "UNPAUSE")
-        t1 = time.perf_counter()
-    except RedisopsError:
-        if not promoted:
+        moff = _wait_for_offset(ctx, mnode, tnode, t0 + budget_ms / 1000.0, budget_ms)
+    except RedisopsError as exc:
+        left = _unpause(mnode)
+        note = "; writes unpaused" if left is None else f"; could not unpause ({left})"
+        raise type(exc)(f"{exc.message}{note}", hint=exc.hint) from None
+    caught_up = time.perf_counter()
+    try:
+        tnode.execute("REPLICAOF", "NO", "ONE", timeout=max(budget_ms / 1000.0, 1.0))
+    except CommandFailed:
+        _unpause(mnode)
+        raise
+    except Unreachable as exc:
+        if _role(ctx, target) != "master":
+            # no reply: it may still execute the command later. Record it as fenced under
+            # the old master so 'status' reports it if it ever shows up as a master.
+            _unpause(mnode)
             try:
-                mnode.execute("CLIENT", "UNPAUSE")
+                write_fence_record(mnode, target, master, op=ctx.audit.op_id)
             except RedisopsError:
                 pass
-        raise
+            raise Unreachable(
+                f"{target} did not answer REPLICAOF NO ONE ({exc.message}); {master} takes "
+                f"writes again, but {target} may still turn master when it answers",
+                hint=f"check it with 'redisops status {master} {target}'; if it is a master, "
+                f"run 'redisops fence {target} --to {master}'",
+            ) from None
+    promoted = time.perf_counter()
+    ctx.facts["lock_release_on"] = target
+    ctx.facts["promoted"] = target
+    ctx.facts["switch_offset"] = moff
+    demote_error: RedisopsError | None = None
+    for _attempt in range(2):
+        try:
+            mnode.execute("REPLICAOF", taddr.host, str(taddr.port), timeout=2.0)
+            demote_error = None
+            break
+        except CommandFailed as exc:
+            demote_error = exc
+            break
+        except Unreachable as exc:
+            demote_error = exc
+            ctx.sleep(0.05)
+    unpause_error = _unpause(mnode)
+    t1 = time.perf_counter()
     ctx.facts["pause_ms"] = (t1 - t0) * 1000.0
     ctx.facts["catch_up_ms"] = (caught_up - t0) * 1000.0
-    ctx.facts["switch_offset"] = moff
+    ctx.facts["promote_ms"] = (promoted - t0) * 1000.0
+    if demote_error is not None:
+        ctx.facts["demote_failed"] = master
+        try:
+            write_fence_record(
+                tnode,
+                master,
+                target,
+                old_run_id=step.args.get("master_run_id"),
+                op=ctx.audit.op_id,
+            )
+            fenced = "recorded as fenced"
+        except RedisopsError as exc:
+            fenced = f"could not be recorded as fenced ({exc})"
+        ctx.warnings.append(
+            f"{target} was promoted at offset {moff}, but {master} could not be made its "
+            f"replica ({demote_error}); {master} is {fenced}: if it answers as a master, run "
+            f"'redisops fence {master} --to {target}'"
+        )
+        return f"{target} promoted at offset {moff}; {master} NOT demoted ({demote_error})"
+    if unpause_error is not None:
+        ctx.warnings.append(
+            f"could not unpause {master} ({unpause_error}); the pause ends by itself after "
+            f"{timeout_ms} ms"
+        )
     return (
         f"writes paused {ctx.facts['pause_ms']:.1f} ms; {target} promoted at offset {moff}; "
         f"{master} now replicates from it"
@@ -524,12 +716,14 @@ def native_failover(ctx: RunContext, step: Step) -> str:
             raise WaitTimeout(f"FAILOVER on {master} still {state} after {deadline - t0:.0f}s")
         time.sleep(0.002)
     t1 = time.perf_counter()
-    role = ctx.node(target).info("replication").get("role")
+    role = _role(ctx, target)
     if role != "master":
-        raise CommandFailed(
-            f"FAILOVER finished but {target} is {role}: Redis aborted it (see its log)"
+        raise RolledBack(
+            f"FAILOVER ended but {target} is {role or 'not answering'}: Redis aborted it and "
+            f"rolled back ({master} is still the master; see its log)"
         )
     ctx.facts["lock_release_on"] = target
+    ctx.facts["promoted"] = target
     ctx.facts["pause_ms"] = (t1 - t0) * 1000.0
     return f"FAILOVER done in {ctx.facts['pause_ms']:.1f} ms; {target} is master"
 
@@ -537,13 +731,15 @@ def native_failover(ctx: RunContext, step: Step) -> str:
 @action("repoint")
 def repoint(ctx: RunContext, step: Step) -> str:
     taddr = Address.parse(str(step.args["target"]))
-    done, failed = [], []
+    done, failed, missed = [], [], []
     for name in step.args["nodes"]:
         try:
             ctx.node(name).execute("REPLICAOF", taddr.host, str(taddr.port))
             done.append(name)
         except RedisopsError as exc:
             failed.append(f"{name}: {exc}")
+            missed.append(name)
+    ctx.facts["not_repointed"] = missed
     if failed:
         raise CommandFailed(
             f"could not repoint {len(failed)} replica(s): " + "; ".join(failed),
@@ -552,8 +748,38 @@ def repoint(ctx: RunContext, step: Step) -> str:
     return f"repointed {len(done)} replica(s)" if done else "no other replica"
 
 
+T = TypeVar("T")
+
+
+def _reconnecting(node: RedisNode, call: Callable[[], T]) -> T:
+    """``call()``, once more on a new connection if the first one was dropped."""
+    try:
+        return call()
+    except Unreachable:
+        node.close()
+        return call()
+
+
+def _check_replica(node: RedisNode, taddr: Address, token: str) -> str | None:
+    """None when ``node`` replicates from ``taddr`` with its link up and has the journal."""
+    info = node.info("replication")
+    host, port = info.get("master_host"), info.get("master_port")
+    if info.get("role") != "slave" or host != taddr.host or port != str(taddr.port):
+        return f"replicates from {host}:{port} (role {info.get('role')})"
+    if info.get("master_link_status") != "up":
+        return "link down"
+    raw = node.execute("GET", JOURNAL_KEY)
+    try:
+        op = json.loads(raw).get("op") if raw else None
+    except ValueError:
+        op = None
+    return None if op == token else "journal key not replicated yet"
+
+
 @action("verify-switchover")
 def verify_switchover(ctx: RunContext, step: Step) -> str:
+    """One master; every node its replica with the link up and the journal key read back;
+    ``sync_full`` unchanged everywhere (partial resyncs only)."""
     target = str(step.args["target"])
     nodes = [str(n) for n in step.args["nodes"]]
     if step.args.get("from_sentinel") and ctx.facts.get("new_master"):
@@ -561,42 +787,44 @@ def verify_switchover(ctx: RunContext, step: Step) -> str:
         nodes = sorted({*nodes, target} - {actual})
         target = actual
     tnode = ctx.node(target)
-    if tnode.info("replication").get("role") != "master":
+    # a promotion may have closed our connection (Sentinel kills clients): reconnect once
+    if _reconnecting(tnode, lambda: tnode.info("replication")).get("role") != "master":
         raise VerifyFailed(f"{target} is not a master")
     token = ctx.audit.op_id
-    tnode.execute(
-        "SET",
-        JOURNAL_KEY,
-        json.dumps(
-            {"op": token, "operation": ctx.plan.operation, "master": target, "at": time.time()}
-        ),
-        "PX",
-        86_400_000,
+    journal = json.dumps(
+        {"op": token, "operation": ctx.plan.operation, "master": target, "at": time.time()}
     )
-    deadline = time.monotonic() + 15.0
-    pending = set(nodes)
+    _reconnecting(tnode, lambda: tnode.execute("SET", JOURNAL_KEY, journal, "PX", 86_400_000))
+    if unfence(tnode, target):  # a legitimate master now: it no longer is a stale one
+        ctx.warnings.append(f"{target} was recorded as fenced; the record is cleared")
     problems: dict[str, str] = {}
+    for name in ctx.facts.get("not_repointed", []):
+        if name in nodes:
+            problems[name] = "not repointed (see the repoint step)"
+    if ctx.facts.get("demote_failed") in nodes:
+        problems[str(ctx.facts["demote_failed"])] = "old master not demoted (see the switch step)"
+    pending = {n for n in nodes if n not in problems}
+    silent_since: dict[str, float] = {}
+    deadline = time.monotonic() + float(step.args.get("timeout", 15.0))
     taddr = Address.parse(target)
     while pending and time.monotonic() < deadline:
         for name in sorted(pending):
             try:
-                node = ctx.node(name)
-                info = node.info("replication")
-                host, port = info.get("master_host"), info.get("master_port")
-                if info.get("role") != "slave" or host != taddr.host or port != str(taddr.port):
-                    problems[name] = f"replicates from {host}:{port} (role {info.get('role')})"
-                    continue
-                if info.get("master_link_status") != "up":
-                    problems[name] = "link down"
-                    continue
-                raw = node.execute("GET", JOURNAL_KEY)
-                if not raw or json.loads(raw).get("op") != token:
-                    problems[name] = "journal key not replicated yet"
-                    continue
+                problem = _check_replica(ctx.node(name), taddr, token)
+            except Unreachable as exc:
+                since = silent_since.setdefault(name, time.monotonic())
+                problems[name] = str(exc)
+                if time.monotonic() - since > GIVE_UP_UNREACHABLE_S:
+                    pending.discard(name)
+                continue
+            except RedisopsError as exc:
+                problem = str(exc)
+            silent_since.pop(name, None)
+            if problem is None:
                 pending.discard(name)
                 problems.pop(name, None)
-            except RedisopsError as exc:
-                problems[name] = str(exc)
+            else:
+                problems[name] = problem
         if pending:
             ctx.sleep(0.02)
     before: dict[str, dict[str, int]] = ctx.facts.get("counters_before", {})
@@ -609,10 +837,11 @@ def verify_switchover(ctx: RunContext, step: Step) -> str:
         if after["sync_full"] > counters["sync_full"]:
             full.append(f"{name} (+{after['sync_full'] - counters['sync_full']})")
     ctx.facts["full_resyncs"] = len(full)
-    if pending:
-        raise VerifyFailed(
-            "; ".join(f"{n}: {problems.get(n, 'not verified')}" for n in sorted(pending))
-        )
+    if problems:
+        raise VerifyFailed("; ".join(f"{n}: {problems[n]}" for n in sorted(problems)))
     if full:
         raise VerifyFailed("full resync happened on " + ", ".join(full))
-    return f"{target} master; {len(nodes)} replica(s) linked and caught up (journal read back); no full resync"
+    return (
+        f"{target} master; {len(nodes)} replica(s) linked and caught up (journal read back); "
+        f"no full resync"
+    )
