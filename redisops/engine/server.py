@@ -29,8 +29,8 @@ from redisops.engine.clock import WallClock
 from redisops.engine.cluster import Cluster
 from redisops.engine.network import RdbTransfer
 from redisops.engine.rdb import dump
-from redisops.engine.state import Storage
 from redisops.engine.resp import ErrorReply, ProtocolError, RequestParser, encode_reply
+from redisops.engine.state import Storage
 
 READ_SIZE = 256 * 1024
 

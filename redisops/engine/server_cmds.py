@@ -896,7 +896,7 @@ def _parse_script(
     )
     while pos < len(script):
         rest = script[pos:]
-        if not rest.strip() or rest.strip().startswith("--") and "\n" not in rest.strip():
+        if not rest.strip() or (rest.strip().startswith("--") and "\n" not in rest.strip()):
             break
         m = _CALL.match(script, pos)
         if m is None:
