@@ -17,6 +17,7 @@ from typing import Any
 
 from redisops.engine.predict import RateParams, predict_sync
 from redisops.errors import Refused
+from redisops.lock import LOCK_KEY
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import sentinel_finding
 from redisops.ops.fence import write_fence_record
@@ -354,6 +355,15 @@ def plan_failover(
         Step(
             6,
             new,
+            "clear-stale-lock",
+            f"drop the lock key {new} copied from the dead master, if any",
+            command=("DEL", "redisops:lock"),
+            verify="no lock key left by an operation that died with the master",
+            args={"on_failure": "continue"},
+        ),
+        Step(
+            7,
+            new,
             "fence-record",
             f"record that {d} must not come back as a master",
             command=("SET", FENCE_KEY, "<record>"),
@@ -366,7 +376,7 @@ def plan_failover(
             },
         ),
     ]
-    n = 7
+    n = 8
     if persist:
         for name in [new, *[str(x.address) for x in others]]:
             steps.append(
@@ -448,6 +458,19 @@ def run_confirm_down(ctx: RunContext, step: Step) -> str:
             f"{step.node} answered a probe: it is alive", hint="use 'redisops switchover' instead"
         )
     return "down: every probe failed"
+
+
+@action("clear-stale-lock")
+def run_clear_stale_lock(ctx: RunContext, step: Step) -> str:
+    """A lock key the dead master had replicated would block every later operation for up
+    to its TTL: this failover holds the lock for the cluster now (locally), so drop it."""
+    node = ctx.node(step.node)
+    raw = node.execute("GET", LOCK_KEY)
+    if not raw:
+        return "no stale lock"
+    node.execute("DEL", LOCK_KEY)
+    ctx.warnings.append(f"removed a lock left by an operation that died with the old master: {raw}")
+    return "stale lock removed"
 
 
 @action("lock-local")

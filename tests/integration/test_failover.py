@@ -153,3 +153,33 @@ def test_failover_to_a_named_replica_repoints_the_others_including_chained_ones(
     assert master_of(c) == b.address  # moved up from under a
     wait_in_sync(b, [a, c])
     assert sync_counters(b)[0] == 0
+
+
+def test_a_lock_left_by_an_operation_that_died_with_the_master_is_cleared(
+    redis_factory: RedisFactory, env: dict[str, str]
+) -> None:
+    m, a, b = star(redis_factory, 2, FAST_SYNC)
+    # an operation held the cluster lock on the master when it died: the key reached the replicas
+    holder = json.dumps(
+        {
+            "token": "t",
+            "operator": "alice",
+            "host": "h",
+            "pid": 1,
+            "operation": "attach",
+            "since": 0,
+        }
+    )
+    m.client().set("redisops:lock", holder, px=900_000)
+    wait_in_sync(m, [a, b])
+    m.kill()
+    result = invoke(
+        env, "failover", "--master", m.address, a.address, b.address, "--to", a.address, "--yes"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert a.client().get("redisops:lock") is None
+    assert "removed a lock left by an operation that died with the old master" in result.stdout
+    wait_in_sync(a, [b])
+    # the cluster is usable at once: a switchover is not blocked by the dead operation's lock
+    back = invoke(env, "switchover", "--to", b.address, "--master", a.address, "--yes")
+    assert back.exit_code == 0, back.stderr

@@ -172,8 +172,8 @@ def test_the_plan_promotes_repoints_every_other_replica_and_fences_the_old_maste
         ("baseline-all", A),
         ("command", A),
         ("repoint", A),
+        ("clear-stale-lock", A),
         ("fence-record", A),
-        ("config-rewrite", A),
     ]
     assert [a for a, _ in actions[-3:]] == ["config-rewrite", "verify-switchover", "unlock"]
     promote = plan.steps[3]
@@ -181,7 +181,7 @@ def test_the_plan_promotes_repoints_every_other_replica_and_fences_the_old_maste
     repoint = plan.steps[4]
     assert repoint.command == ("REPLICAOF", "127.0.0.1", "7001")
     assert repoint.args["nodes"] == [B]  # C already hangs below A
-    assert plan.steps[5].args["old"] == DEAD and plan.steps[5].args["new"] == A
+    assert plan.steps[6].args["old"] == DEAD and plan.steps[6].args["new"] == A
     assert plan.prediction["sync"] == "partial"
     # every candidate is listed for the table output, with its offset, gap and verdict
     notes = [f.message for f in plan.findings if f.code == "candidate"]
