@@ -636,14 +636,14 @@ class Node:
         self._propagate_ctx(ctx, argv, spec, client)
         if result is not NO_REPLY:
             self._reply(client, result)
-        if ctx.ready_keys:
-            self._serve_ready_keys(ctx.ready_keys)
+        if ctx._ready_keys is not None:
+            self._serve_ready_keys(ctx._ready_keys)
 
     def _after_command(self, ctx: ExecContext) -> None:
         if ctx.dirty:
             self.dirty += ctx.dirty
-        if ctx.touched and self.watching:
-            self._touch_watched(ctx.touched)
+        if ctx._touched is not None and self.watching:
+            self._touch_watched(ctx._touched)
 
     def _propagate_ctx(
         self, ctx: ExecContext, argv: list[bytes], spec: CommandSpec, client: Client
@@ -651,11 +651,12 @@ class Node:
         """Collect the unit's ops: extra ops first, then the command (rewritten or not)."""
         if client.is_master:
             return  # a replica never generates stream bytes (it forwards, §3.8)
-        ops = ctx.extra_ops
+        extra = ctx._extra_ops
         if (ctx.dirty or ctx.forced) and ctx.propagate_self and "no_propagate" not in spec.flags:
-            ops = [*ops, (ctx.db, ctx.rewritten if ctx.rewritten is not None else argv)]
-        if ops:
-            self._propagate_unit(ops)
+            op = (ctx.db, ctx.rewritten if ctx.rewritten is not None else argv)
+            self._propagate_unit([*extra, op] if extra else [op])
+        elif extra:
+            self._propagate_unit(extra)
 
     # ================================================================== propagation (§3)
     def _propagate_unit(self, ops: list[tuple[int, list[bytes]]]) -> None:
