@@ -58,9 +58,10 @@ class AuditLog:
         self.command_line = scrub(sys.argv)
 
     def record(self, **fields: Any) -> None:
+        now = time.time()  # once: seconds and milliseconds from the same instant
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            + f".{int(now * 1000) % 1000:03d}Z",
             "op_id": self.op_id,
             "operation": self.operation,
             "cluster": self.cluster,

@@ -117,8 +117,9 @@ class ClusterLock:
         try:
             ok = master.execute("SET", LOCK_KEY, value, "NX", "PX", self.ttl_ms)
         except CommandFailed as exc:
+            reason = exc.message.rsplit(" failed: ", 1)[-1]  # Redis's answer, not our command
             self.warnings.append(
-                f"could not write the lock key on {master.address} ({exc.message}); "
+                f"could not write the lock key on {master.address} ({reason}); "
                 f"only the local lock is held"
             )
             return
@@ -153,18 +154,31 @@ class ClusterLock:
             self._release_local()
 
     def _release_key(self, node: RedisNode) -> None:
+        self._delete_if_ours(node, "release the lock key")
+
+    def drop_copy(self, node: RedisNode) -> bool:
+        """Delete the copy of our key that replication left on ``node``.
+
+        The key is written on the master, so every replica gets it. A replica promoted while
+        the lock is held (``detach``) keeps that copy as a master: it would refuse every
+        operation on its new cluster until the key expires. Only a key carrying our token is
+        deleted. Returns whether one was.
+        """
+        return self._delete_if_ours(node, "remove the replicated lock key")
+
+    def _delete_if_ours(self, node: RedisNode, what: str) -> bool:
         try:
             replies = node.pipeline([("WATCH", LOCK_KEY), ("GET", LOCK_KEY)])
             raw = replies[1]
             holder = json.loads(raw) if raw else {}
-            if holder.get("token") != self.token:
+            if not isinstance(holder, dict) or holder.get("token") != self.token:
                 node.execute("UNWATCH")
-                return
+                return False
             node.pipeline([("MULTI",), ("DEL", LOCK_KEY), ("EXEC",)])
+            return True
         except (RedisopsError, ValueError) as exc:
-            self.warnings.append(
-                f"could not release the lock key on {node.address}: {exc}; it expires by itself"
-            )
+            self.warnings.append(f"could not {what} on {node.address}: {exc}; it expires by itself")
+            return False
 
     def __enter__(self) -> ClusterLock:
         return self

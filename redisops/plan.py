@@ -5,9 +5,11 @@ command, its precondition and how it is verified. ``execute`` runs the steps thr
 adapters, one audit record per step, and stops at the first failure: before the point of
 no return (a step with ``commit=True``) it rolls back what it can, in reverse order;
 after it, steps marked ``on_failure=continue`` are still attempted (finish forward) and
-the outcome is *partial*. Either way the result reports the exact state every touched
-node was left in, re-read from the nodes. Verification steps are ordinary steps whose
-failure means "every command returned OK, but the cluster is not as promised" (exit 9).
+the outcome is *partial* (exit 8), or *verify-failed* (exit 9) when only verification
+steps failed; a wait that runs out of time after it is a *timeout* (exit 10). Either way
+the result reports the exact state every touched node was left in, re-read from the
+nodes. Verification steps are ordinary steps whose failure means "every command returned
+OK, but the cluster is not as promised" (exit 9).
 
 Step routines are registered per ``action`` by ``ops`` modules (:func:`action`); plain
 commands use the ``command`` action. Retries happen only for idempotent steps and only on
@@ -30,6 +32,7 @@ from redisops.errors import (
     RolledBack,
     Unreachable,
     VerifyFailed,
+    WaitTimeout,
 )
 from redisops.lock import ClusterLock
 from redisops.model import REDACTED, Address, Plan, Step
@@ -180,13 +183,19 @@ def run_lock(ctx: RunContext, step: Step) -> str:
 
 @action("unlock")
 def run_unlock(ctx: RunContext, step: Step) -> str:
+    dropped: list[str] = []
     if ctx.lock is not None:
         try:
             node = ctx.node(step.node)
         except RedisopsError:
             node = None
         ctx.lock.release(node)
+        for name in step.args.get("drop_copies", ()):
+            if ctx.lock.drop_copy(ctx.node(str(name))):
+                dropped.append(str(name))
         ctx.warnings.extend(w for w in ctx.lock.warnings if w not in ctx.warnings)
+    if dropped:
+        return f"released (and the replicated copy on {', '.join(dropped)})"
     return "released"
 
 
@@ -261,13 +270,51 @@ def _load_routines() -> None:
 
 
 def execute(ctx: RunContext) -> PlanResult:
-    """Run the plan's steps; never raises for a step failure (the result says what happened)."""
+    """Run the plan's steps; never raises for a step failure (the result says what happened).
+
+    Anything else that escapes (Ctrl-C, a bug) still releases the lock, so the operator can
+    look at the state and rerun at once instead of waiting for the key to expire.
+    """
+    try:
+        return _execute(ctx)
+    except BaseException as exc:
+        try:
+            ctx.progress.finish()
+            ctx.audit.record(action="interrupted", result="interrupted", detail=type(exc).__name__)
+        except Exception:  # pragma: no cover - best effort on the way out
+            pass
+        try:
+            _release_lock_afresh(ctx)
+        except Exception:  # pragma: no cover - best effort on the way out
+            pass
+        raise
+
+
+def _release_lock_afresh(ctx: RunContext) -> None:
+    """Release the lock on a new connection: the interrupted step may have left a reply
+    unread on the cached one."""
+    lock = ctx.lock
+    if lock is None or (lock.key_on is None and lock._file is None):
+        return
+    where = ctx.facts.get("lock_release_on")
+    address: Address | None = Address.parse(where) if isinstance(where, str) else None
+    if address is None and lock.key_on is not None:
+        address = lock.key_on.address
+    node = ctx.session.fresh_node(address) if address is not None else None
+    try:
+        lock.release(node)
+    finally:
+        if node is not None:
+            node.close()
+
+
+def _execute(ctx: RunContext) -> PlanResult:
     _load_routines()
     plan = ctx.plan
     outcomes: list[StepOutcome] = []
     done: list[Step] = []
     committed = False
-    forward_failures: list[str] = []
+    forward_failures: list[RedisopsError] = []
     for step in plan.steps:
         fn = ACTIONS.get(step.action)
         ctx.progress.phase(f"step {step.n}/{len(plan.steps)}: {step.description}")
@@ -308,7 +355,7 @@ def execute(ctx: RunContext) -> PlanResult:
                 ctx.warnings.append(str(exc))
                 continue
             if committed and step.args.get("on_failure") == "continue":
-                forward_failures.append(str(exc))
+                forward_failures.append(exc)
                 continue
             ctx.progress.finish()
             return _failed(ctx, exc, step, done, outcomes, committed, forward_failures)
@@ -329,11 +376,23 @@ def execute(ctx: RunContext) -> PlanResult:
     ctx.progress.finish()
     _release_lock(ctx)
     if forward_failures:
+        text = "; ".join(str(e) for e in forward_failures)
+        if all(isinstance(e, VerifyFailed) for e in forward_failures):
+            # every command ran; only the checks found a different state (exit 9)
+            return PlanResult(
+                "verify-failed",
+                ExitCode.VERIFY_FAILED,
+                f"{plan.operation}: every step ran, but verification failed: {text}",
+                outcomes,
+                _final_state(ctx),
+                dict(ctx.facts),
+                ctx.warnings,
+            )
         return PlanResult(
             "partial",
             ExitCode.PARTIAL,
             f"{plan.operation} finished forward with {len(forward_failures)} failed step(s): "
-            + "; ".join(forward_failures),
+            + text,
             outcomes,
             _final_state(ctx),
             dict(ctx.facts),
@@ -365,16 +424,25 @@ def _failed(
     done: list[Step],
     outcomes: list[StepOutcome],
     committed: bool,
-    forward_failures: list[str],
+    forward_failures: list[RedisopsError],
 ) -> PlanResult:
     plan = ctx.plan
     if committed:
         _release_lock(ctx)
-        err: RedisopsError = PartiallyApplied(
-            f"{plan.operation} stopped at step {step.n} after the point of no return: {exc}",
-            hint="the state below is what each node is in now; finish by hand or rerun the operation",
-        )
-        outcome = "partial"
+        err: RedisopsError
+        if isinstance(exc, WaitTimeout):
+            # the change is made; the cluster did not converge in time (exit 10, not 8)
+            err = WaitTimeout(
+                f"{plan.operation} timed out at step {step.n}, after the point of no return: {exc}",
+                hint="the state below is what each node is in now",
+            )
+            outcome = "timeout"
+        else:
+            err = PartiallyApplied(
+                f"{plan.operation} stopped at step {step.n} after the point of no return: {exc}",
+                hint="the state below is what each node is in now; finish by hand or rerun the operation",
+            )
+            outcome = "partial"
     else:
         rollback_failures = _rollback(ctx, done, outcomes)
         _release_lock(ctx)
@@ -401,7 +469,7 @@ def _failed(
         outcomes,
         _final_state(ctx),
         dict(ctx.facts),
-        ctx.warnings + forward_failures,
+        ctx.warnings + [str(e) for e in forward_failures],
     )
 
 

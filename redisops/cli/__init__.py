@@ -58,6 +58,8 @@ class RedisopsGroup(TyperGroup):
             )
             if isinstance(rv, int):
                 code = rv
+                if code == int(ExitCode.INTERRUPTED):  # Typer turns Ctrl-C into Exit(130)
+                    error_line("interrupted")
         except RedisopsError as exc:
             if debug:
                 import traceback

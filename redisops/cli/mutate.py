@@ -108,7 +108,9 @@ def run_operation(
         overridden=[f.message for f in plan.findings if f.level == "refuse"],
         prediction=plan.prediction,
     )
-    lock = ClusterLock(plan.cluster, plan.operation, audit.operator or operator())
+    lock = ClusterLock(
+        plan.cluster, plan.operation, audit.operator or operator(), ttl_s=lock_ttl(plan)
+    )
     ctx = RunContext(session, plan, audit, lock, make_progress(fmt), facts=dict(facts or {}))
     result = execute(ctx)
     audit.record(
@@ -126,6 +128,19 @@ def run_operation(
     if result.exit_code is not ExitCode.OK:
         error_line(result.message)
     raise typer.Exit(int(result.exit_code))
+
+
+def lock_ttl(plan: Any, floor: int = 900, margin: int = 300) -> int:
+    """Seconds the lock key lives: the operation's longest possible wait (``--timeout``)
+    plus a margin, never under ``floor``, so the key cannot expire while the operation is
+    still running (e.g. ``attach --timeout 3600`` on a large dataset)."""
+    waits = 0.0
+    for step in plan.steps:
+        try:
+            waits += float(step.args.get("timeout", 0) or 0)
+        except (TypeError, ValueError):
+            continue
+    return max(floor, int(waits) + margin)
 
 
 def _emit(fmt: Format, doc: dict[str, Any], text: str) -> None:

@@ -118,9 +118,10 @@ def attach(
             timeout=timeout,
             wait=not no_wait,
         )
-        plan = plan_attach(
-            topo, rspec.address, mspec.address, opts, session.options.credentials, session, rate
-        )
+        # what the replica must present to the master: the master's own credentials (a
+        # user named in its redis://user@ URL counts, not only --user)
+        creds = session.options_for(mspec.address).credentials
+        plan = plan_attach(topo, rspec.address, mspec.address, opts, creds, session, rate)
         run_operation(
             plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
         )

@@ -44,6 +44,10 @@ def plan_attach(
             "attach", cluster, (), tuple(findings), summary="cannot plan: a node is unreachable"
         )
     r, m = str(replica.address), str(master.address)
+    if session.cluster is None:
+        # name the lock after the master it is taken on: every operation on this cluster
+        # (whatever its seeds, e.g. a standalone node that sorts first) excludes the others
+        cluster = _lock_node(topo, master)
     if replica.address == master.address or (replica.run_id and replica.run_id == master.run_id):
         findings.append(Finding("refuse", "same_node", f"{r} and {m} are the same node", r))
         return Plan(
@@ -321,7 +325,7 @@ def wait_sync(ctx: RunContext, step: Step) -> str:
             ctx.progress.update(state, 0, None)
         if time.monotonic() > deadline:
             raise WaitTimeout(
-                f"{step.node} did not get in sync with {master} within {timeout:.0f}s: "
+                f"{step.node} did not get in sync with {master} within {timeout:g}s: "
                 + diagnose(rinfo, state, mnode.info("replication", "stats"), step.node),
                 hint="see 'redisops status'; raise --timeout for large datasets",
             )
@@ -342,13 +346,21 @@ def diagnose(rinfo: dict[str, str], state: str, minfo: dict[str, str], replica: 
             "(repl-diskless-sync-delay)"
         )
     elif state == "sync":
-        parts.append(
-            f"transfer {rinfo.get('master_sync_read_bytes', '?')} of "
-            f"{rinfo.get('master_sync_total_bytes', '?')} bytes"
-        )
-    listed = [v for k, v in minfo.items() if k.startswith("slave")]
-    if listed:
-        parts.append("master lists " + "; ".join(listed))
+        total = rinfo.get("master_sync_total_bytes", "?")
+        if total in ("-1", "0"):
+            parts.append(
+                "the master has not started sending its RDB (waiting for the fork: "
+                "repl-diskless-sync-delay, or the master refused PSYNC/SYNC: ACL permissions?)"
+            )
+        else:
+            parts.append(f"transfer {rinfo.get('master_sync_read_bytes', '?')} of {total} bytes")
+    listed = [v for k, v in minfo.items() if k.startswith("slave") and k[5:].isdigit()]
+    port = replica.rsplit(":", 1)[-1]
+    mine = [v for v in listed if f"port={port}," in v + ","]
+    if mine:
+        parts.append("the master lists it as " + "; ".join(mine))
+    else:
+        parts.append(f"the master does not list it among its {len(listed)} replica(s)")
     if int(minfo.get("client_output_buffer_limit_disconnections", 0) or 0):
         parts.append("the master has dropped replicas for output-buffer limits (resync loop?)")
     return ", ".join(parts)

@@ -92,15 +92,19 @@ def lock_steps(master: str, n0: int) -> Step:
     )
 
 
-def unlock_step(master: str, n: int) -> Step:
+def unlock_step(master: str, n: int, *, drop_copies: tuple[str, ...] = ()) -> Step:
+    """Release the lock; ``drop_copies`` names promoted nodes that got a replicated copy
+    of the lock key while it was held (see :meth:`ClusterLock.drop_copy`)."""
+    where = f" (and its replicated copy on {', '.join(drop_copies)})" if drop_copies else ""
     return Step(
         n,
         master,
         "unlock",
-        "release the cluster lock",
+        f"release the cluster lock{where}",
         command=("DEL", "redisops:lock"),
         precondition="the lock is ours (owner token)",
         verify="key gone",
+        args={"drop_copies": list(drop_copies)} if drop_copies else {},
     )
 
 

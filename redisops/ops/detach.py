@@ -3,6 +3,8 @@ master with a new history (its old one becomes replid2), and its own replicas fo
 
 from __future__ import annotations
 
+import time
+
 from redisops.engine.predict import promotion_effects
 from redisops.errors import VerifyFailed
 from redisops.model import Address, Finding, Plan, Step, Topology
@@ -71,10 +73,23 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
         )
     top = topo.root(replica)
     lock_on = str(top.address) if top is not None else r
+    if session.cluster is None:
+        # the lock (local file and key) is named after the master it is taken on, so every
+        # operation on this cluster, whatever its seeds, excludes every other
+        cluster = lock_on
+    children = [str(s.address) for s in topo.children(replica)]
     steps = [
         lock_steps(lock_on, 1),
         Step(
             2,
+            r,
+            "baseline",
+            f"record {r}'s sync counters (its replicas will resync from it)",
+            command=("INFO", "stats"),
+            verify="sync_full / sync_partial_ok read",
+        ),
+        Step(
+            3,
             r,
             "command",
             f"promote {r}",
@@ -86,19 +101,20 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
             rollback=("REPLICAOF", old_master.host, str(old_master.port)) if old_master else None,
         ),
         Step(
-            3,
+            4,
             r,
             "verify-detach",
             "check the promotion",
-            verify=f"role master, replid2 = {replica.replid[:8]}, second_repl_offset = {replica.offset + 1}",
+            verify=f"role master, replid2 = {replica.replid[:8]}"
+            + (f"; {len(children)} replica(s) back online by partial resync" if children else ""),
             args={
                 "old_replid": replica.replid,
-                "subs": [str(s.address) for s in topo.children(replica)],
+                "subs": children,
                 "on_failure": "continue",
             },
         ),
     ]
-    n = 4
+    n = 5
     if opts.persist:
         steps.append(
             Step(
@@ -112,7 +128,8 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
             )
         )
         n += 1
-    steps.append(unlock_step(lock_on, n))
+    # the promoted node got a copy of the lock key while it was a replica: drop it too
+    steps.append(unlock_step(lock_on, n, drop_copies=(r,) if lock_on != r else ()))
     prediction = {
         "sync": "none",
         "reason": effects["reason"],
@@ -144,6 +161,7 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
 
 @action("verify-detach")
 def verify_detach(ctx: RunContext, step: Step) -> str:
+    """Master now, old id in replid2; its replicas reconnected, and how (counter deltas)."""
     node = ctx.node(step.node)
     info = node.info("replication")
     old = str(step.args.get("old_replid", ""))
@@ -154,12 +172,45 @@ def verify_detach(ctx: RunContext, step: Step) -> str:
             f"{step.node}: replid2 is {info.get('master_replid2')}, expected the old id {old}"
         )
     subs = list(step.args.get("subs", []))
-    for _ in range(100):
-        lines = [v for k, v in node.info("replication").items() if k.startswith("slave")]
-        online = sum(1 for v in lines if "state=online" in v)
-        if online >= len(subs):
+    ctx.facts["replid2"] = info.get("master_replid2")
+    ctx.facts["second_repl_offset"] = int(info.get("second_repl_offset", -1))
+    if not subs:
+        return f"master with new id {info.get('master_replid', '')[:8]}; no replicas to follow it"
+    before: dict[str, int] = ctx.facts.get("baseline", {})
+    deadline = time.monotonic() + float(step.args.get("timeout", 15.0))
+    while True:
+        stats = node.info("replication", "stats")
+        online = sum(
+            1
+            for k, v in stats.items()
+            if k.startswith("slave") and k[5:].isdigit() and "state=online" in v
+        )
+        full = int(stats.get("sync_full", 0)) - before.get("sync_full", 0)
+        partial = int(stats.get("sync_partial_ok", 0)) - before.get("sync_partial_ok", 0)
+        # the replicas were dropped by the id shift: each must come back (a resync each)
+        if online >= len(subs) and (not before or full + partial >= len(subs)):
             break
+        if time.monotonic() > deadline:
+            raise VerifyFailed(
+                f"{step.node}: {len(subs)} replica(s) expected back online, {online} are",
+                hint="see 'redisops status'",
+            )
         ctx.sleep(0.05)
+    if before:
+        observed = "partial" if full == 0 else "full"
+        ctx.facts["observed_sync"] = observed
+        ctx.facts["counters"] = {"sync_full": full, "sync_partial_ok": partial}
+        verdict = (
+            "prediction confirmed"
+            if observed == "partial"
+            else f"prediction mismatch: predicted partial, observed {full} full resync(s)"
+        )
+        ctx.facts["prediction_check"] = verdict
+        if observed != "partial":
+            ctx.warnings.append(verdict)
     else:
-        raise VerifyFailed(f"{step.node}: {len(subs)} replica(s) expected back online, not all are")
-    return f"master with new id {info.get('master_replid', '')[:8]}; {len(subs)} replica(s) back online"
+        verdict = "resync type not measured"
+    return (
+        f"master with new id {info.get('master_replid', '')[:8]}; {len(subs)} replica(s) "
+        f"back online; {verdict}"
+    )
