@@ -213,6 +213,12 @@ def run_config_rewrite(ctx: RunContext, step: Step) -> str:
     return "config file rewritten"
 
 
+def _is_down(ctx: RunContext, name: str) -> bool:
+    """True when nothing listens at the node's address any more (connection refused)."""
+    info = ctx.session.probe(Address.parse(name))
+    return not info.reachable and "refused" in (info.error or "")
+
+
 def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) -> list[str]:
     """Undo completed steps in reverse order; returns what could not be undone."""
     failures = []
@@ -242,6 +248,32 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
                 result="ok",
             )
         except RedisopsError as exc:
+            if (
+                isinstance(exc, Unreachable)
+                and step.args.get("runtime_only")
+                and _is_down(ctx, step.node)
+            ):
+                # the step changed only runtime state, and the node is not running: the
+                # change died with the process, there is nothing left to undo
+                outcomes.append(
+                    StepOutcome(
+                        step.n,
+                        step.node,
+                        f"rollback {step.action}",
+                        "skipped",
+                        "node is down (connection refused): its runtime change is gone",
+                        time.perf_counter() - t0,
+                    )
+                )
+                ctx.audit.record(
+                    step=step.n,
+                    node=step.node,
+                    action=f"rollback:{step.action}",
+                    command=list(step.rollback),
+                    result="skipped",
+                    detail="node down",
+                )
+                continue
             failures.append(f"step {step.n} on {step.node}: {exc}")
             outcomes.append(
                 StepOutcome(
@@ -446,7 +478,7 @@ def _failed(
     else:
         rollback_failures = _rollback(ctx, done, outcomes)
         _release_lock(ctx)
-        undone = any(s.rollback is not None for s in done)
+        undone = any(o.result == "rolled-back" for o in outcomes)  # skipped ones changed nothing
         if isinstance(exc, VerifyFailed):
             err, outcome = exc, "verify-failed"
         elif rollback_failures:

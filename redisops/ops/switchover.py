@@ -291,7 +291,7 @@ def plan_switchover(
                     "repl-ping-replica-period",
                     master.config.get("repl-ping-replica-period", "10"),
                 ),
-                args={"optional": True},
+                args={"optional": True, "runtime_only": True},
             )
         )
         n += 1
@@ -445,7 +445,7 @@ def _plan_via_sentinel(
             command=("CONFIG", "SET", "repl-ping-replica-period", PING_FREEZE),
             verify="CONFIG SET returns OK",
             rollback=("CONFIG", "SET", "repl-ping-replica-period", ping_period),
-            args={"optional": True},
+            args={"optional": True, "runtime_only": True},
         ),
         Step(
             4,

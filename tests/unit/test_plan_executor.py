@@ -489,3 +489,48 @@ def test_unlock_leaves_someone_elses_lock_key_alone(sess: FakeSession, tmp_path:
     assert result.exit_code is ExitCode.OK
     assert sess.stores[n(B)][LOCK_KEY] == theirs
     assert result.steps[-1].detail == "released"
+
+
+def test_rollback_on_a_node_that_is_down_is_skipped_not_failed(tmp_path: Path) -> None:
+    """A runtime-only change on a node whose process is gone needs no undo."""
+    from redisops.audit import AuditLog
+    from redisops.errors import ExitCode
+    from redisops.model import Plan, Step
+    from redisops.plan import RunContext, execute
+    from redisops.session import build_session
+
+    dead = "127.0.0.1:1"  # nothing listens: connection refused
+    plan = Plan(
+        "drill",
+        "c",
+        (
+            Step(
+                1,
+                dead,
+                "noop-ok",
+                "a runtime change",
+                rollback=("CONFIG", "SET", "x", "1"),
+                args={"runtime_only": True},
+            ),
+            Step(2, dead, "noop-fail", "then a failure"),
+        ),
+    )
+    ctx = RunContext(
+        build_session(seeds=[dead]), plan, AuditLog(tmp_path / "audit.log", "drill", "c")
+    )
+    from redisops import plan as plan_mod
+    from redisops.errors import CommandFailed
+
+    def ok(_ctx: RunContext, _step: Step) -> str:
+        return "done"
+
+    def fail(_ctx: RunContext, _step: Step) -> str:
+        raise CommandFailed("boom")
+
+    plan_mod.ACTIONS["noop-ok"], plan_mod.ACTIONS["noop-fail"] = ok, fail
+    try:
+        result = execute(ctx)
+    finally:
+        del plan_mod.ACTIONS["noop-ok"], plan_mod.ACTIONS["noop-fail"]
+    assert result.exit_code is ExitCode.ERROR  # the original failure, not "rolled back"
+    assert [o.result for o in result.steps if o.action.startswith("rollback")] == ["skipped"]
