@@ -112,8 +112,9 @@ class RedisNode:
                 ssl_ca_certs=tls.cacert,
                 ssl_certfile=tls.cert,
                 ssl_keyfile=tls.key,
-                ssl_cert_reqs="required" if tls.cacert else "none",
-                ssl_check_hostname=bool(tls.cacert) and tls.verify_hostname,
+                # always verify: the system CA store unless --cacert names one
+                ssl_cert_reqs="required",
+                ssl_check_hostname=tls.verify_hostname,
                 **kwargs,
             )
         return redis.Connection(**kwargs)
