@@ -47,7 +47,9 @@ def timed(cmd: list[str] | str, runs: int, shell: bool = False) -> list[float]:
     out = []
     for _ in range(runs + 1):  # the first run warms the page cache, not counted
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            cmd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
         out.append((time.perf_counter() - t0) * 1000)
         if proc.returncode not in (0, 4):
             raise SystemExit(f"{cmd} failed with {proc.returncode}")
@@ -56,8 +58,14 @@ def timed(cmd: list[str] | str, runs: int, shell: bool = False) -> list[float]:
 
 def show(label: str, samples: list[float], target: float | None = None) -> None:
     med = statistics.median(samples)
-    verdict = "" if target is None else (" (target <= %d ms: %s)" % (target, "met" if med <= target else "MISSED"))
-    print(f"{label:<44} median {med:7.1f} ms   min {min(samples):7.1f}   max {max(samples):7.1f}{verdict}")
+    verdict = (
+        ""
+        if target is None
+        else f" (target <= {target:.0f} ms: {'met' if med <= target else 'MISSED'})"
+    )
+    print(
+        f"{label:<44} median {med:7.1f} ms   min {min(samples):7.1f}   max {max(samples):7.1f}{verdict}"
+    )
 
 
 def main() -> int:
@@ -74,8 +82,21 @@ def main() -> int:
         ports = [free_port() for _ in range(3)]
         try:
             for i, port in enumerate(ports):
-                args = [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp,
-                        "--dbfilename", f"{port}.rdb", "--repl-diskless-sync-delay", "0"]
+                args = [
+                    redis_server,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--dir",
+                    tmp,
+                    "--dbfilename",
+                    f"{port}.rdb",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ]
                 if i:
                     args += ["--replicaof", "127.0.0.1", str(ports[i - 1])]
                 procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL))
@@ -86,8 +107,16 @@ def main() -> int:
             print(f"redisops CLI start-up, median of {ns.runs} runs ({env_note})")
             show("redisops --help", timed([redisops, "--help"], ns.runs), 200)
             master = f"127.0.0.1:{ports[0]}"
-            show("redisops status (3-node chain, table)", timed([redisops, "status", master], ns.runs), 400)
-            show("redisops status (3-node chain, json)", timed([redisops, "status", master, "-o", "json"], ns.runs), 400)
+            show(
+                "redisops status (3-node chain, table)",
+                timed([redisops, "status", master], ns.runs),
+                400,
+            )
+            show(
+                "redisops status (3-node chain, json)",
+                timed([redisops, "status", master, "-o", "json"], ns.runs),
+                400,
+            )
             floor = " && ".join(f"{redis_cli} -p {p} info replication" for p in ports)
             show("floor: redis-cli info replication x3", timed(floor, ns.runs, shell=True))
             show("floor: python -c pass", timed([sys.executable, "-c", "pass"], ns.runs))

@@ -22,7 +22,11 @@ from redisops.engine.cluster import Cluster
 
 def run(n: int, replicas: int) -> float:
     c = Cluster()
-    cfg = {"repl-diskless-sync-delay": "0", "repl-ping-replica-period": "3600", "enable-debug-command": "yes"}
+    cfg = {
+        "repl-diskless-sync-delay": "0",
+        "repl-ping-replica-period": "3600",
+        "enable-debug-command": "yes",
+    }
     m = c.add_node(7000, dict(cfg))
     for i in range(replicas):
         c.add_node(7001 + i, dict(cfg))
@@ -55,7 +59,9 @@ def main() -> int:
     for replicas in (0, 2):
         rates = [run(ns.commands, replicas) for _ in range(ns.repeat)]
         label = "master alone" if replicas == 0 else f"master + {replicas} replicas (end to end)"
-        print(f"  {label:<38} best {max(rates):>10,.0f} SET/s   median {statistics.median(rates):>10,.0f} SET/s")
+        print(
+            f"  {label:<38} best {max(rates):>10,.0f} SET/s   median {statistics.median(rates):>10,.0f} SET/s"
+        )
     return 0
 
 

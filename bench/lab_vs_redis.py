@@ -40,8 +40,12 @@ def _free(port: int) -> bool:
 
 
 def bench(port: int, n: int) -> dict[str, float]:
-    out = subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(n), "-q"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(n), "-q"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rates = {}
     for line in out.replace("\r", "\n").splitlines():
         m = re.match(r"^(SET|GET): ([0-9.]+) requests per second", line.strip())
@@ -55,15 +59,21 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=20000)
     ns = ap.parse_args()
     if not shutil.which("redis-benchmark") or not shutil.which("redis-server"):
-        raise SystemExit("needs redis-benchmark and redis-server (apt-get install redis-server redis-tools)")
+        raise SystemExit(
+            "needs redis-benchmark and redis-server (apt-get install redis-server redis-tools)"
+        )
     results = {}
     for engine in ("redis-server", "embedded"):
         with tempfile.TemporaryDirectory() as tmp:
             env = dict(os.environ, REDISOPS_LAB_DIR=os.path.join(tmp, "lab"))
             port = base_port()
             cmd = [sys.executable, "-m", "redisops", "lab"]
-            subprocess.run([*cmd, "up", "--engine", engine, "--base-port", str(port)], env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [*cmd, "up", "--engine", engine, "--base-port", str(port)],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             try:
                 results[engine] = bench(port, ns.n)
             finally:

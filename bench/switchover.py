@@ -22,6 +22,7 @@ about ten times shorter than native FAILOVER.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -49,8 +50,23 @@ class Cluster:
         self.procs = []
         server = shutil.which("redis-server") or "redis-server"
         for i, port in enumerate(self.ports):
-            args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp),
-                    "--dbfilename", f"{port}.rdb", "--repl-diskless-sync-delay", "0", "--logfile", str(tmp / f"{port}.log")]
+            args = [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                str(tmp),
+                "--dbfilename",
+                f"{port}.rdb",
+                "--repl-diskless-sync-delay",
+                "0",
+                "--logfile",
+                str(tmp / f"{port}.log"),
+            ]
             if i:
                 args += ["--replicaof", "127.0.0.1", str(self.ports[0])]
             self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL))
@@ -58,7 +74,10 @@ class Cluster:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                if all(self.nodes[p].info("replication").get("master_link_status") == "up" for p in self.ports[1:]):
+                if all(
+                    self.nodes[p].info("replication").get("master_link_status") == "up"
+                    for p in self.ports[1:]
+                ):
                     break
             except redis.RedisError:
                 pass
@@ -103,10 +122,25 @@ def switch(method: str, cluster: Cluster) -> dict[str, float]:
     m, t, o = cluster.ports
     if method == "redisops":
         env = dict(os.environ, XDG_STATE_HOME=tempfile.mkdtemp())
-        proc = subprocess.run([str(Path(sys.executable).parent / "redisops"), "switchover", "--to", f"127.0.0.1:{t}",
-                               "--yes", "-o", "json"], capture_output=True, text=True, env=env, check=False)
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "redisops"),
+                "switchover",
+                "--to",
+                f"127.0.0.1:{t}",
+                "--yes",
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         if proc.returncode != 0:
-            raise SystemExit(f"redisops switchover failed ({proc.returncode}): {proc.stderr[-400:]}")
+            raise SystemExit(
+                f"redisops switchover failed ({proc.returncode}): {proc.stderr[-400:]}"
+            )
         observed = json.loads(proc.stdout)["result"]["observed"]
         return {"pause_ms": float(observed.get("pause_ms", 0.0))}
     nodes = cluster.nodes
@@ -135,7 +169,7 @@ def one_run(method: str) -> dict[str, float]:
             time.sleep(1.5)
             stop.set()
             th.join(10)
-            window = max(b[0] - a[0] for a, b in zip(acked, acked[1:], strict=False)) * 1000
+            window = max(b[0] - a[0] for a, b in itertools.pairwise(acked)) * 1000
             newm = cluster.current_master()
             assert newm is not None
             pipe = cluster.nodes[newm].pipeline(transaction=False)
@@ -144,7 +178,13 @@ def one_run(method: str) -> dict[str, float]:
             lost = sum(1 for x in pipe.execute() if not x)
             time.sleep(0.5)
             full = cluster.sync_full() - full0
-            return {"window_ms": window, "lost": lost, "full_resyncs": full, "acked": len(acked), **extra}
+            return {
+                "window_ms": window,
+                "lost": lost,
+                "full_resyncs": full,
+                "acked": len(acked),
+                **extra,
+            }
         finally:
             cluster.close()
 
@@ -160,8 +200,11 @@ def main() -> int:
             r = one_run(method)
             results[method].append(r)
             pause = f" pause {r['pause_ms']:.1f} ms" if "pause_ms" in r else ""
-            print(f"{method:<9} run {n + 1}: window {r['window_ms']:7.1f} ms  lost {r['lost']:4.0f}  "
-                  f"full resyncs {r['full_resyncs']:.0f}  acked {r['acked']:.0f}{pause}", flush=True)
+            print(
+                f"{method:<9} run {n + 1}: window {r['window_ms']:7.1f} ms  lost {r['lost']:4.0f}  "
+                f"full resyncs {r['full_resyncs']:.0f}  acked {r['acked']:.0f}{pause}",
+                flush=True,
+            )
     print()
     print(f"{'method':<9} {'median window':>14} {'windows (ms)':<40} {'lost':<12} {'full resyncs'}")
     medians = {}
