@@ -7,12 +7,19 @@ from ``REDISCLI_AUTH``, ``--password-file`` or the inventory.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
 from redisops.output import Format
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.session import Session
 
 CONN = "Connection"
 
@@ -104,3 +111,84 @@ SentinelMasterOpt = Annotated[
         rich_help_panel=CONN,
     ),
 ]
+
+
+# ----------------------------------------------------------------------------- one bundle
+
+_CONNECTION_PARAMS: list[tuple[str, Any, Any]] = [
+    ("cluster", ClusterOpt, None),
+    ("inventory", InventoryOpt, None),
+    ("user", UserOpt, None),
+    ("password_file", PasswordFileOpt, None),
+    ("tls", TLSOpt, False),
+    ("cacert", CACertOpt, None),
+    ("cert", CertOpt, None),
+    ("key", KeyOpt, None),
+    ("sentinel", SentinelOpt, None),
+    ("sentinel_master", SentinelMasterOpt, None),
+    ("connect_timeout", ConnectTimeoutOpt, 1.5),
+]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The connection options of a command, as given (resolved by :meth:`session`)."""
+
+    cluster: str | None = None
+    inventory: Path | None = None
+    user: str | None = None
+    password_file: Path | None = None
+    tls: bool = False
+    cacert: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    sentinel: list[str] | None = None
+    sentinel_master: str | None = None
+    connect_timeout: float = 1.5
+
+    def session(self, seeds: Sequence[str], **kwargs: Any) -> Session:
+        from redisops.session import build_session
+
+        return build_session(
+            seeds=seeds,
+            cluster=self.cluster,
+            inventory=self.inventory,
+            user=self.user,
+            password_file=self.password_file,
+            tls=self.tls,
+            cacert=self.cacert,
+            cert=self.cert,
+            key=self.key,
+            sentinels=self.sentinel or [],
+            sentinel_master=self.sentinel_master,
+            connect_timeout=self.connect_timeout,
+            **kwargs,
+        )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_connection(fn: F) -> F:
+    """Give a command the shared connection options, passed to it as ``conn: Connection``.
+
+    The options are declared once (above) and appear in every command's ``--help`` under
+    the "Connection" panel; the command itself sees a single value.
+    """
+    sig = inspect.signature(fn, eval_str=True)  # Typer reads this signature as it is
+    own = [p for p in sig.parameters.values() if p.name != "conn"]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annot)
+        for name, annot, default in _CONNECTION_PARAMS
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Any:
+        conn = Connection(**{name: kwargs.pop(name) for name, _, _ in _CONNECTION_PARAMS})
+        return fn(conn=conn, **kwargs)
+
+    hints = {k: v for k, v in fn.__annotations__.items() if k != "conn"}
+    hints.update({name: annot for name, annot, _ in _CONNECTION_PARAMS})
+    wrapper.__annotations__ = hints
+    wrapper.__signature__ = sig.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+    return cast(F, wrapper)

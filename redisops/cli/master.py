@@ -2,65 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from redisops.cli.common import (
-    CACertOpt,
-    CertOpt,
-    ClusterOpt,
-    ConnectTimeoutOpt,
-    FormatOpt,
-    InventoryOpt,
-    KeyOpt,
-    PasswordFileOpt,
-    SentinelMasterOpt,
-    SentinelOpt,
-    TLSOpt,
-    UserOpt,
-)
+from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
 from redisops.output import Format
 
 if TYPE_CHECKING:  # pragma: no cover
-    from redisops.session import Session
+    pass
 
 
-def _session(
-    seeds: list[str],
-    cluster: str | None,
-    inventory: Path | None,
-    user: str | None,
-    password_file: Path | None,
-    tls: bool,
-    cacert: Path | None,
-    cert: Path | None,
-    key: Path | None,
-    sentinel: list[str] | None,
-    sentinel_master: str | None,
-    connect_timeout: float,
-) -> Session:
-    from redisops.session import build_session
-
-    return build_session(
-        seeds=seeds,
-        cluster=cluster,
-        inventory=inventory,
-        user=user,
-        password_file=password_file,
-        tls=tls,
-        cacert=cacert,
-        cert=cert,
-        key=key,
-        sentinels=sentinel or [],
-        sentinel_master=sentinel_master,
-        connect_timeout=connect_timeout,
-    )
-
-
+@with_connection
 def switchover(
+    conn: Connection,
     to: Annotated[str, typer.Option("--to", metavar="REPLICA", help="The replica to promote.")],
     master: Annotated[
         str | None,
@@ -99,17 +55,6 @@ def switchover(
     persist: PersistOpt = False,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
-    cluster: ClusterOpt = None,
-    inventory: InventoryOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    tls: TLSOpt = False,
-    cacert: CACertOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    sentinel: SentinelOpt = None,
-    sentinel_master: SentinelMasterOpt = None,
-    connect_timeout: ConnectTimeoutOpt = 1.5,
 ) -> None:
     """Planned change of master with no lost write: the master is alive.
 
@@ -126,20 +71,7 @@ def switchover(
         raise BadInput(f"--method {method!r} is not known", hint="use redisops or native")
     tspec = parse_target(to)
     seeds = [to] + ([master] if master else [])
-    session = _session(
-        seeds,
-        cluster,
-        inventory,
-        user,
-        password_file,
-        tls,
-        cacert,
-        cert,
-        key,
-        sentinel,
-        sentinel_master,
-        connect_timeout,
-    )
+    session = conn.session(seeds)
     with session:
         topo = session.discover()
         from redisops.ops.sentinel import discover_master
@@ -177,7 +109,9 @@ def switchover(
         )
 
 
+@with_connection
 def failover(
+    conn: Connection,
     master: Annotated[
         str, typer.Option("--master", metavar="DEAD", help="The master that is gone.")
     ],
@@ -206,17 +140,6 @@ def failover(
     persist: PersistOpt = False,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
-    cluster: ClusterOpt = None,
-    inventory: InventoryOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    tls: TLSOpt = False,
-    cacert: CACertOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    sentinel: SentinelOpt = None,
-    sentinel_master: SentinelMasterOpt = None,
-    connect_timeout: ConnectTimeoutOpt = 1.5,
 ) -> None:
     """Unplanned: the master is dead. Confirm it, promote the best replica (REPLICAOF NO ONE),
     repoint the others, and record the old master as fenced."""
@@ -230,20 +153,7 @@ def failover(
             "choose the new master with --to REPLICA, or let redisops choose with --auto"
         )
     dead = parse_target(master).address
-    session = _session(
-        [*(seeds or []), master],
-        cluster,
-        inventory,
-        user,
-        password_file,
-        tls,
-        cacert,
-        cert,
-        key,
-        sentinel,
-        sentinel_master,
-        connect_timeout,
-    )
+    session = conn.session([*(seeds or []), master])
     with session:
         down = confirm_down(session, dead, probes=3, interval=0.3)
         topo = session.discover()
@@ -263,7 +173,9 @@ def failover(
         )
 
 
+@with_connection
 def fence(
+    conn: Connection,
     old: Annotated[str, typer.Argument(metavar="OLD", help="The old master that came back.")],
     to: Annotated[str, typer.Option("--to", metavar="NEW", help="The current master.")],
     dry_run: DryRunOpt = False,
@@ -273,15 +185,6 @@ def fence(
     timeout: TimeoutOpt = 300.0,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
-    cluster: ClusterOpt = None,
-    inventory: InventoryOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    tls: TLSOpt = False,
-    cacert: CACertOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    connect_timeout: ConnectTimeoutOpt = 1.5,
 ) -> None:
     """Make a returning old master a replica of the new one (--persist keeps it across restarts)."""
     from redisops.cli.mutate import run_operation
@@ -289,20 +192,7 @@ def fence(
     from redisops.ops.fence import plan_fence
 
     ospec, nspec = parse_target(old), parse_target(to)
-    session = _session(
-        [old, to],
-        cluster,
-        inventory,
-        user,
-        password_file,
-        tls,
-        cacert,
-        cert,
-        key,
-        None,
-        None,
-        connect_timeout,
-    )
+    session = conn.session([old, to])
     with session:
         topo = session.discover()
         plan = plan_fence(

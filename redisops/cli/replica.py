@@ -6,19 +6,7 @@ from typing import Annotated
 
 import typer
 
-from redisops.cli.common import (
-    CACertOpt,
-    CertOpt,
-    ClusterOpt,
-    ConnectTimeoutOpt,
-    FormatOpt,
-    InventoryOpt,
-    KeyOpt,
-    PasswordFileOpt,
-    SentinelOpt,
-    TLSOpt,
-    UserOpt,
-)
+from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
 from redisops.output import Format
 
@@ -42,7 +30,9 @@ SampleOpt = Annotated[
 ]
 
 
+@with_connection
 def attach(
+    conn: Connection,
     replica: Annotated[
         str, typer.Argument(metavar="REPLICA", help="The node to attach (HOST:PORT).")
     ],
@@ -60,16 +50,6 @@ def attach(
     sample: SampleOpt = 1.0,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
-    cluster: ClusterOpt = None,
-    inventory: InventoryOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    tls: TLSOpt = False,
-    cacert: CACertOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    sentinel: SentinelOpt = None,
-    connect_timeout: ConnectTimeoutOpt = 1.5,
 ) -> None:
     """Make REPLICA a replica of MASTER: preflight, plan, predicted resync, act, verify.
 
@@ -79,25 +59,12 @@ def attach(
     from redisops.model import parse_target
     from redisops.ops.attach import plan_attach
     from redisops.ops.common import Options, measure_write_rate
-    from redisops.session import build_session
     from redisops.units import parse_rate
 
     rspec, mspec = parse_target(replica), parse_target(to)
     bw = parse_rate(bandwidth)
     wr = parse_rate(write_rate, option="--write-rate") if write_rate else None
-    session = build_session(
-        seeds=[replica, to],
-        cluster=cluster,
-        inventory=inventory,
-        user=user,
-        password_file=password_file,
-        tls=tls,
-        cacert=cacert,
-        cert=cert,
-        key=key,
-        sentinels=sentinel or [],
-        connect_timeout=connect_timeout,
-    )
+    session = conn.session([replica, to])
     with session:
         topo = session.discover()
         master_node = topo.get(mspec.address)
@@ -127,7 +94,9 @@ def attach(
         )
 
 
+@with_connection
 def detach(
+    conn: Connection,
     replica: Annotated[
         str, typer.Argument(metavar="REPLICA", help="The replica to turn into a master.")
     ],
@@ -137,38 +106,15 @@ def detach(
     persist: PersistOpt = False,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
-    cluster: ClusterOpt = None,
-    inventory: InventoryOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    tls: TLSOpt = False,
-    cacert: CACertOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    sentinel: SentinelOpt = None,
-    connect_timeout: ConnectTimeoutOpt = 1.5,
 ) -> None:
     """REPLICAOF NO ONE on REPLICA: it keeps its data and becomes a writable master."""
     from redisops.cli.mutate import run_operation
     from redisops.model import parse_target
     from redisops.ops.common import Options
     from redisops.ops.detach import plan_detach
-    from redisops.session import build_session
 
     rspec = parse_target(replica)
-    session = build_session(
-        seeds=[replica],
-        cluster=cluster,
-        inventory=inventory,
-        user=user,
-        password_file=password_file,
-        tls=tls,
-        cacert=cacert,
-        cert=cert,
-        key=key,
-        sentinels=sentinel or [],
-        connect_timeout=connect_timeout,
-    )
+    session = conn.session([replica])
     with session:
         topo = session.discover()
         opts = Options(dry_run=dry_run, yes=yes, force=force, persist=persist)

@@ -6,20 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from redisops.cli.common import (
-    CACertOpt,
-    CertOpt,
-    ClusterOpt,
-    ConnectTimeoutOpt,
-    FormatOpt,
-    InventoryOpt,
-    KeyOpt,
-    PasswordFileOpt,
-    SentinelMasterOpt,
-    SentinelOpt,
-    TLSOpt,
-    UserOpt,
-)
+from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.output import Format
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,7 +14,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from redisops.session import Session
 
 
+@with_connection
 def status(
+    conn: Connection,
     seeds: Annotated[
         list[str] | None,
         typer.Argument(
@@ -37,17 +26,6 @@ def status(
         ),
     ] = None,
     fmt: FormatOpt = Format.table,
-    cluster: ClusterOpt = None,
-    inventory: InventoryOpt = None,
-    user: UserOpt = None,
-    password_file: PasswordFileOpt = None,
-    tls: TLSOpt = False,
-    cacert: CACertOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    sentinel: SentinelOpt = None,
-    sentinel_master: SentinelMasterOpt = None,
-    connect_timeout: ConnectTimeoutOpt = 1.5,
 ) -> None:
     """Show the replication topology discovered from any node(s).
 
@@ -59,23 +37,11 @@ def status(
     from redisops.errors import ExitCode
     from redisops.output import render_status, write
     from redisops.retry import RetryPolicy
-    from redisops.session import build_session
 
-    session = build_session(
-        seeds=seeds or [],
-        cluster=cluster,
-        inventory=inventory,
-        user=user,
-        password_file=password_file,
-        tls=tls,
-        cacert=cacert,
-        cert=cert,
-        key=key,
-        sentinels=sentinel or [],
-        sentinel_master=sentinel_master,
-        connect_timeout=connect_timeout,
+    session = conn.session(
+        seeds or [],
         retry=RetryPolicy(attempts=2, wait_initial=0.05),
-        require_seeds=not sentinel,
+        require_seeds=not conn.sentinel,
     )
     with session:
         topo = _discover(session)
