@@ -226,17 +226,18 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
         if step.rollback is None:
             continue
         t0 = time.perf_counter()
-        try:
-            node = ctx.node(step.node)
-            args = _materialise(ctx, step, step.rollback)
-            node.execute(*args)
+
+        def record(
+            result: str, detail: str, audit_result: str, step: Step = step, t0: float = t0
+        ) -> None:
+            assert step.rollback is not None
             outcomes.append(
                 StepOutcome(
                     step.n,
                     step.node,
                     f"rollback {step.action}",
-                    "rolled-back",
-                    " ".join(step.rollback),
+                    result,
+                    detail,
                     time.perf_counter() - t0,
                 )
             )
@@ -245,8 +246,13 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
                 node=step.node,
                 action=f"rollback:{step.action}",
                 command=list(step.rollback),
-                result="ok",
+                result=audit_result,
+                detail=detail,
             )
+
+        try:
+            ctx.node(step.node).execute(*_materialise(ctx, step, step.rollback))
+            record("rolled-back", " ".join(step.rollback), "ok")
         except RedisopsError as exc:
             if (
                 isinstance(exc, Unreachable)
@@ -255,44 +261,14 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
             ):
                 # the step changed only runtime state, and the node is not running: the
                 # change died with the process, there is nothing left to undo
-                outcomes.append(
-                    StepOutcome(
-                        step.n,
-                        step.node,
-                        f"rollback {step.action}",
-                        "skipped",
-                        "node is down (connection refused): its runtime change is gone",
-                        time.perf_counter() - t0,
-                    )
-                )
-                ctx.audit.record(
-                    step=step.n,
-                    node=step.node,
-                    action=f"rollback:{step.action}",
-                    command=list(step.rollback),
-                    result="skipped",
-                    detail="node down",
+                record(
+                    "skipped",
+                    "node is down (connection refused): its runtime change is gone",
+                    "skipped",
                 )
                 continue
             failures.append(f"step {step.n} on {step.node}: {exc}")
-            outcomes.append(
-                StepOutcome(
-                    step.n,
-                    step.node,
-                    f"rollback {step.action}",
-                    "failed",
-                    str(exc),
-                    time.perf_counter() - t0,
-                )
-            )
-            ctx.audit.record(
-                step=step.n,
-                node=step.node,
-                action=f"rollback:{step.action}",
-                command=list(step.rollback),
-                result="failed",
-                detail=str(exc),
-            )
+            record("failed", str(exc), "failed")
     return failures
 
 
