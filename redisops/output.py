@@ -12,15 +12,12 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from enum import Enum
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from redisops.model import NodeInfo, Topology
+from redisops.formats import Format
 
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-
+if TYPE_CHECKING:  # pragma: no cover - the renderer needs the model only for types
+    from redisops.model import NodeInfo, Topology
 
 # ----------------------------------------------------------------------------- streams
 

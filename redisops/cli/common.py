@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
-from redisops.output import Format
+from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.session import Session

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from redisops.cli.common import FormatOpt
-from redisops.output import Format
+from redisops.formats import Format
 
 lab_app = typer.Typer(
     name="lab",

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from redisops.errors import ExitCode
-from redisops.output import Format
+from redisops.formats import Format
 
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show the plan and the prediction; change nothing.")

@@ -8,7 +8,7 @@ import typer
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
-from redisops.output import Format
+from redisops.formats import Format
 
 BandwidthOpt = Annotated[
     str,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
-from redisops.output import Format
+from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.model import Topology

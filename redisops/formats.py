@@ -1,0 +1,11 @@
+"""Output formats, in a module of their own: the CLI declares ``--format`` at import time
+and ``redisops --help`` should not pay for the renderer and the data model."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
