@@ -175,3 +175,44 @@ def test_same_lab_with_real_redis_server(tmp_path: Path) -> None:
         )
     finally:
         lab.run("lab", "down", check=False)
+
+
+@pytest.mark.skipif(
+    shutil.which("redis-cli") is None,
+    reason="redis-cli not installed (apt-get install redis-tools)",
+)
+def test_redis_cli_works_against_the_embedded_lab(tmp_path: Path) -> None:
+    lab = Lab(tmp_path)
+    base = _base_port(3)
+    try:
+        lab.run("lab", "up", "--base-port", str(base))
+        cli = shutil.which("redis-cli")
+        assert cli is not None
+        out = subprocess.run(
+            [cli, "-p", str(base), "info", "replication"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        assert "role:master" in out and "connected_slaves:2" in out
+        role = subprocess.run(
+            [cli, "-p", str(base + 1), "role"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.split()
+        assert role[:3] == ["slave", "127.0.0.1", str(base)]
+        assert (
+            subprocess.run(
+                [cli, "-p", str(base), "set", "k", "v"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout.strip()
+            == "OK"
+        )
+    finally:
+        lab.run("lab", "down", check=False)
