@@ -75,6 +75,7 @@ class Client:
         "psync_initial_offset",
         "repl_last_partial_write_ms",
         "repl_state",
+        "resp",
         "start_stream_on_ack",
         "sync_ready_offset",
         "username",
@@ -93,6 +94,7 @@ class Client:
         self.watched: set[tuple[int, bytes]] = set()
         self.dirty_cas = False
         self.authenticated = False
+        self.resp = 2  # the protocol its replies use: HELLO 3 switches, RESET goes back
         self.blocked: Blocked | None = None
         self.pending: list[list[bytes]] = []  # commands received while blocked
         self.closed = False

@@ -486,7 +486,7 @@ class Node:
             # "Replica generated a reply to command": Redis drops such a replica (§6.3)
             self.sched.call_soon(functools.partial(self.free_client, client))
             return
-        data = _OK_BYTES if value is OK else encode_reply(value)
+        data = _OK_BYTES if value is OK else encode_reply(value, client.resp)
         self.stats["total_net_output_bytes"] += len(data)
         client.conn.write(data)
 

@@ -1,7 +1,7 @@
 """The offline lab's RESP front-end: engine nodes on real loopback TCP ports.
 
-One process hosts every node of a lab. Each node listens on its own port and speaks RESP2
-to redis-py, ``redis-cli`` and ``redis-benchmark`` like a redis-server would; nodes
+One process hosts every node of a lab. Each node listens on its own port and speaks RESP
+to redis-py, ``redis-cli`` and ``redis-benchmark`` (RESP2, or RESP3 after ``HELLO 3``); nodes
 replicate to each other over the engine's in-process network, in real time
 (:class:`~redisops.engine.clock.WallClock`). A control socket (a Unix socket in the lab
 directory) takes fault-drill commands: ``KILL``, ``STOP``, ``START``, ``RESTART``,

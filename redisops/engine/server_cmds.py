@@ -11,9 +11,22 @@ import re
 from typing import TYPE_CHECKING
 
 from redisops.engine.client import Client, SlaveState
-from redisops.engine.command import Block, CommandError, ExecContext
+from redisops.engine.command import Block, CommandError, CommandSpec, ExecContext
+from redisops.engine.datacmds._num import string2ll
 from redisops.engine.nodecmd import NO_REPLY, NODE_COMMANDS, int_arg, node_command
-from redisops.engine.resp import OK, PONG, ErrorReply, Reply, SimpleString
+from redisops.engine.resp import (
+    NIL_ARRAY,
+    OK,
+    PONG,
+    ErrorReply,
+    MapReply,
+    RawReply,
+    Reply,
+    SimpleString,
+    Verbatim,
+    as_resp2,
+    encode_reply,
+)
 from redisops.engine.state import REDIS_VERSION, ReplState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,17 +71,28 @@ def auth_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext
     raise CommandError("WRONGPASS invalid username-password pair or user is disabled.")
 
 
+def _set_client_name(client: Client, name: bytes) -> None:
+    """``clientSetNameOrReply()``: printable ASCII without spaces; empty removes the name."""
+    if any(c < 0x21 or c > 0x7E for c in name):
+        raise CommandError(
+            "ERR Client names cannot contain spaces, newlines or special characters."
+        )
+    client.name = name.decode()
+
+
 @node_command("hello", -1, "fast stale loading no_auth")
 def hello_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext) -> Reply:
-    ver = 2
+    """``helloCommand()``: HELLO [protover [AUTH user pass] [SETNAME name]]. The reply is a
+    map in the protocol just selected (no protover: the client's current one)."""
+    ver = 0
     j = 1
     if len(argv) > 1:
-        try:
-            ver = int(argv[1])
-        except ValueError:
-            raise CommandError("ERR Protocol version is not an integer or out of range") from None
+        parsed = string2ll(argv[1])
+        if parsed is None:
+            raise CommandError("ERR Protocol version is not an integer or out of range")
+        ver = parsed
         j = 2
-        if ver != 2:
+        if ver < 2 or ver > 3:
             raise CommandError("NOPROTO unsupported protocol version")
     while j < len(argv):
         opt = argv[j].lower()
@@ -78,7 +102,7 @@ def hello_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContex
             client.authenticated = True
             j += 3
         elif opt == b"setname" and j + 1 < len(argv):
-            client.name = argv[j + 1].decode(errors="replace")
+            _set_client_name(client, argv[j + 1])
             j += 2
         else:
             raise CommandError(
@@ -86,25 +110,29 @@ def hello_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContex
             )
     if not client.authenticated:
         raise CommandError(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
         )
+    if ver:
+        client.resp = ver
     role = b"master" if node.master_host is None else b"replica"
-    return [
-        b"server",
-        b"redis",
-        b"version",
-        REDIS_VERSION.encode(),
-        b"proto",
-        2,
-        b"id",
-        client.id,
-        b"mode",
-        b"standalone",
-        b"role",
-        role,
-        b"modules",
-        [],
-    ]
+    return MapReply(
+        [
+            b"server",
+            b"redis",
+            b"version",
+            REDIS_VERSION.encode(),
+            b"proto",
+            client.resp,
+            b"id",
+            client.id,
+            b"mode",
+            b"standalone",
+            b"role",
+            role,
+            b"modules",
+            [],
+        ]
+    )
 
 
 @node_command("select", 2, "loading stale fast")
@@ -130,6 +158,7 @@ def reset_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContex
     node.watching.discard(client)
     client.db = 0
     client.name = ""
+    client.resp = 2
     client.authenticated = not node.config.get("requirepass")
     return SimpleString("RESET")
 
@@ -200,7 +229,26 @@ def multi_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContex
 
 @node_command("exec", 1, "noscript loading stale skip_slowlog")
 def exec_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext) -> Reply:
-    return node._exec(client, ctx)
+    queue = client.multi or []
+    before = client.resp
+    replies = node._exec(client, ctx)
+    if type(replies) is list and any(spec.name == "hello" for spec, _ in queue):
+        return _in_their_protocol(queue, replies, before, client.resp)
+    return replies
+
+
+def _in_their_protocol(
+    queue: list[tuple[CommandSpec, list[bytes]]], replies: list[Reply], resp: int, final: int
+) -> list[Reply]:
+    """A HELLO inside the transaction (maybe) switched the protocol: Redis wrote each reply
+    as it went, each in the protocol of that moment (the array header is the same in both).
+    Replies in another protocol than the final one are encoded here, the rest as usual."""
+    out: list[Reply] = []
+    for (spec, argv), reply in zip(queue, replies, strict=True):
+        if spec.name == "hello" and len(argv) > 1 and not isinstance(reply, ErrorReply):
+            resp = int(argv[1])  # HELLO answers in the protocol it selects
+        out.append(reply if resp == final else RawReply(encode_reply(reply, resp)))
+    return out
 
 
 @node_command("discard", 1, "noscript loading stale fast")
@@ -242,8 +290,7 @@ def config_command(node: Node, client: Client, argv: list[bytes], ctx: ExecConte
     if sub == b"get":
         if len(argv) < 3:
             raise CommandError("ERR wrong number of arguments for 'config|get' command")
-        out = node.config.get_matching(argv[2:])
-        return list(out)
+        return MapReply(node.config.get_matching(argv[2:]))
     if sub == b"set":
         if len(argv) < 4 or len(argv) % 2:
             raise CommandError("ERR wrong number of arguments for 'config|set' command")
@@ -309,12 +356,7 @@ def client_command(node: Node, client: Client, argv: list[bytes], ctx: ExecConte
         node.unpause()
         return OK
     if sub == b"setname":
-        name = argv[2].decode(errors="replace") if len(argv) > 2 else ""
-        if " " in name:
-            raise CommandError(
-                "ERR Client names cannot contain spaces, newlines or special characters."
-            )
-        client.name = name
+        _set_client_name(client, argv[2] if len(argv) > 2 else b"")
         return OK
     if sub == b"getname":
         return client.name.encode() if client.name else None
@@ -326,7 +368,7 @@ def client_command(node: Node, client: Client, argv: list[bytes], ctx: ExecConte
         return OK
     if sub in (b"list", b"info"):
         targets = [client] if sub == b"info" else list(node.clients.values())
-        return "".join(_client_line(node, c) + "\n" for c in targets).encode()
+        return Verbatim("".join(_client_line(node, c) + "\n" for c in targets).encode())
     if sub == b"kill":
         return _client_kill(node, client, argv)
     raise CommandError(
@@ -353,7 +395,7 @@ def _client_line(node: Node, c: Client) -> str:
         f"age={(now - c.created_ms) // 1000} idle={(now - c.last_interaction_ms) // 1000} "
         f"flags={_client_flags(c)} db={c.db} sub=0 psub=0 ssub=0 multi={-1 if c.multi is None else len(c.multi)} "
         f"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=1024 "
-        f"events=r cmd=client|list user={c.username} redir=-1 resp=2"
+        f"events=r cmd=client|list user={c.username} redir=-1 resp={c.resp}"
     )
 
 
@@ -422,9 +464,9 @@ def debug_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContex
         node.active_expire_enabled = argv[2] != b"0"
         return OK
     if sub == b"digest":
-        return node.keyspace.digest().encode()
+        return SimpleString(node.keyspace.digest())
     if sub == b"digest-value":
-        return [node.keyspace.digest_value(client.db, k).encode() for k in argv[2:]]
+        return [SimpleString(node.keyspace.digest_value(client.db, k)) for k in argv[2:]]
     if sub == b"reload":
         node.save_now()
         node.keyspace.flushall()
@@ -500,7 +542,7 @@ def shutdown_command(node: Node, client: Client, argv: list[bytes], ctx: ExecCon
 @node_command("info", -1, "loading stale")
 def info_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext) -> Reply:
     sections = [a.decode(errors="replace").lower() for a in argv[1:]] or ["default"]
-    return render_info(node, sections).encode()
+    return Verbatim(render_info(node, sections).encode())
 
 
 SECTIONS = (
@@ -529,11 +571,12 @@ def render_info(node: Node, wanted: list[str]) -> str:
     for name in dict.fromkeys(want):
         fields = _SECTION_RENDERERS[name](node)
         body = "".join(f"{k}:{v}\r\n" for k, v in fields)
-        parts.append(f"# {name.capitalize() if name != 'errorstats' else 'Errorstats'}\r\n{body}")
+        parts.append(f"# {_SECTION_TITLES.get(name) or name.capitalize()}\r\n{body}")
     return "\r\n".join(parts)
 
 
 Fields = list[tuple[str, object]]
+_SECTION_TITLES = {"cpu": "CPU"}  # the others are capitalised ("# Errorstats")
 
 
 def _server(node: Node) -> Fields:
@@ -986,4 +1029,15 @@ def eval_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext
             break
     if ops:
         node._propagate_unit(ops)
-    return result
+    return _through_lua(result)
+
+
+def _through_lua(value: Reply) -> Reply:
+    """A ``redis.call()`` reply returned by a script: the script speaks RESP2, so RESP3
+    types arrive as their RESP2 fallback, and both nils become Lua ``false``, which the
+    caller gets as its protocol's null (``$-1`` or ``_``, never ``*-1``)."""
+    if value is NIL_ARRAY:
+        return None
+    if isinstance(value, list):
+        return [_through_lua(item) for item in value]
+    return as_resp2(value)

@@ -14,7 +14,15 @@ import pytest
 import redisops.engine.datacmds  # noqa: F401  (registers the handlers)
 from redisops.engine.command import COMMANDS, Block, CommandError, EngineStats, ExecContext, Mode
 from redisops.engine.keyspace import Keyspace
-from redisops.engine.resp import NIL_ARRAY, OK, ErrorReply, Reply, SimpleString
+from redisops.engine.resp import (
+    NIL_ARRAY,
+    OK,
+    ErrorReply,
+    Reply,
+    ReplyParser,
+    SimpleString,
+    encode_reply,
+)
 
 Arg = bytes | str | int | float
 
@@ -31,8 +39,23 @@ def argv_of(args: tuple[Arg, ...] | list[Arg]) -> list[bytes]:
     return out
 
 
+def wire(reply: Reply | Block, resp: int = 2) -> Reply | Block:
+    """A handler's reply as a client speaking ``resp`` reads it: encoded, then parsed (a
+    ``Block`` is returned as is). RESP2 turns doubles into bulk strings and maps and sets
+    into arrays; RESP3 keeps them typed and nests score pairs."""
+    if isinstance(reply, Block):
+        return reply
+    parser = ReplyParser()
+    parser.feed(encode_reply(reply, resp))
+    (value,) = parser.replies()
+    return value
+
+
 class Runner:
     """Executes commands like a node would, minus replication framing.
+
+    ``execute()`` returns what the handler returned; calling the runner returns the reply
+    as a client speaking ``resp`` (2 unless changed) receives it.
 
     ``ops`` are what one command propagates: its ``also_propagate`` ops, then the command
     itself (rewritten or not) when it dirtied the dataset (or forced propagation) and did
@@ -55,6 +78,7 @@ class Runner:
         self._clock = now_ms
         self.last: ExecContext | None = None
         self.last_ops: list[list[bytes]] = []
+        self.resp = 2
 
     @property
     def now_ms(self) -> int:
@@ -102,7 +126,7 @@ class Runner:
         return reply
 
     def __call__(self, *args: Arg) -> Reply | Block:
-        return self.execute(argv_of(args))
+        return wire(self.execute(argv_of(args)), self.resp)
 
 
 @pytest.fixture
@@ -617,5 +641,5 @@ def test_blocking_zset_pops(r: Runner) -> None:
     assert r.last_ops == ops(("ZPOPMAX", "z"))
     assert r("bzpopmin", "y", 0) == Block([b"y"], 0, NIL_ARRAY)
     reply = r.execute(argv_of(["bzpopmin", "y", "z", 0]), unblocking=True, unblock_key=b"z")
-    assert reply == [b"z", b"a", b"1"]
+    assert wire(reply) == [b"z", b"a", b"1"]
     assert r.last_ops == ops(("ZPOPMIN", "z"))

@@ -29,7 +29,7 @@ from redisops.engine.datacmds._num import (
     string2ll,
 )
 from redisops.engine.keyspace import Keyspace, ListpackHash
-from redisops.engine.resp import OK, Reply
+from redisops.engine.resp import OK, MapReply, Reply
 
 
 def _read_hash(ctx: ExecContext, key: bytes) -> dict[bytes, bytes] | None:
@@ -176,7 +176,7 @@ def hexists_command(ctx: ExecContext, argv: list[bytes]) -> Reply:
 @spec("hgetall", 2, "readonly", 1, 1, 1)
 def hgetall_command(ctx: ExecContext, argv: list[bytes]) -> Reply:
     h = _read_hash(ctx, argv[1])
-    out: list[Reply] = []
+    out = MapReply()  # RESP3: a map (%)
     if h is not None:
         for field, value in h.items():
             out.append(field)

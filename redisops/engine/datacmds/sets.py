@@ -20,7 +20,7 @@ from redisops.engine.datacmds._common import (
 )
 from redisops.engine.datacmds._num import LLONG_MAX, string2ll
 from redisops.engine.keyspace import IntSet, Keyspace
-from redisops.engine.resp import Reply
+from redisops.engine.resp import Reply, SetReply
 
 
 def _members(s: set[bytes]) -> list[bytes]:
@@ -123,8 +123,7 @@ def srem_command(ctx: ExecContext, argv: list[bytes]) -> Reply:
 @spec("smembers", 2, "readonly", 1, 1, 1)
 def smembers_command(ctx: ExecContext, argv: list[bytes]) -> Reply:
     s = _read_set(ctx, argv[1])
-    out: list[Reply] = [] if s is None else list(_members(s))
-    return out
+    return SetReply() if s is None else SetReply(_members(s))
 
 
 @spec("sismember", 3, "readonly fast", 1, 1, 1)
@@ -171,11 +170,11 @@ def _spop_count(ctx: ExecContext, key: bytes, count: int) -> Reply:
     ks = ctx.keyspace
     s = _write_set(ctx, key)
     if s is None or count == 0:
-        return []
+        return SetReply()
     size = len(s)
     ctx.dirty += min(count, size)
     if count >= size:  # the whole set, replied by SUNION's code (one more read lookup)
-        out: list[Reply] = list(_members(_union(ks, _lookup_sets(ctx, [key]))))
+        out = SetReply(_members(_union(ks, _lookup_sets(ctx, [key]))))
         ks.delete(ctx.db, key)
         ctx.rewrite([b"DEL", key])
         ctx.touch(key)
@@ -197,7 +196,7 @@ def _spop_count(ctx: ExecContext, key: bytes, count: int) -> Reply:
         ctx.also_propagate([b"SREM", key, member])
     ctx.prevent_propagation()
     ctx.touch(key)
-    return list(popped)
+    return SetReply(popped)
 
 
 @spec("srandmember", -2, "readonly", 1, 1, 1)
@@ -279,14 +278,13 @@ def _inter(ctx: ExecContext, keys: list[bytes], dst: bytes | None) -> Reply:
     if any(s is None for s in sets):
         if dst is not None:
             return _store(ctx, dst, set())
-        return []
+        return SetReply()
     present = sorted((s for s in sets if s is not None), key=len)  # stable, like qsort here
     first = present[0]
     others = [s for s in present[1:] if s is not first]
     members = [m for m in _members(first) if all(m in other for other in others)]
     if dst is None:
-        out: list[Reply] = list(members)
-        return out
+        return SetReply(members)
     result: set[bytes] = IntSet()
     for member in members:
         result, _ = _add(ks, result, member)
@@ -305,16 +303,14 @@ def _diff(ctx: ExecContext, keys: list[bytes], dst: bytes | None) -> Reply:
             if not any(member in other for other in others):
                 result, _ = _add(ks, result, member)
     if dst is None:
-        out: list[Reply] = list(_members(result))
-        return out
+        return SetReply(_members(result))
     return _store(ctx, dst, result)
 
 
 def _sunion(ctx: ExecContext, keys: list[bytes], dst: bytes | None) -> Reply:
     result = _union(ctx.keyspace, _lookup_sets(ctx, keys))
     if dst is None:
-        out: list[Reply] = list(_members(result))
-        return out
+        return SetReply(_members(result))
     return _store(ctx, dst, result)
 
 

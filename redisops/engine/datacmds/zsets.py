@@ -29,9 +29,9 @@ from redisops.engine.datacmds._common import (
     parse_cursor,
     scan_reply,
 )
-from redisops.engine.datacmds._num import d2string, fmt_double, string2d, strtod_full
+from redisops.engine.datacmds._num import d2string, string2d, strtod_full
 from redisops.engine.keyspace import ZSet
-from redisops.engine.resp import NIL_ARRAY, Reply
+from redisops.engine.resp import NIL_ARRAY, PairsReply, Reply
 
 
 def _read_zset(ctx: ExecContext, key: bytes) -> ZSet | None:
@@ -116,7 +116,7 @@ def _zadd_reply(
     flags: int, ch: bool, added: int, updated: int, processed: int, score: float
 ) -> Reply:
     if flags & _INCR:
-        return fmt_double(score) if processed else None
+        return score if processed else None
     return added + updated if ch else added
 
 
@@ -183,8 +183,7 @@ def zrem_command(ctx: ExecContext, argv: list[bytes]) -> Reply:
 @spec("zscore", 3, "readonly fast", 1, 1, 1)
 def zscore_command(ctx: ExecContext, argv: list[bytes]) -> Reply:
     z = _read_zset(ctx, argv[1])
-    score = None if z is None else z.scores.get(argv[2])
-    return None if score is None else fmt_double(score)
+    return None if z is None else z.scores.get(argv[2])  # a float: a double reply
 
 
 @spec("zmscore", -3, "readonly fast", 1, 1, 1)
@@ -193,7 +192,7 @@ def zmscore_command(ctx: ExecContext, argv: list[bytes]) -> Reply:
     out: list[Reply] = []
     for member in argv[2:]:
         score = None if z is None else z.scores.get(member)
-        out.append(None if score is None else fmt_double(score))
+        out.append(score)
     return out
 
 
@@ -413,12 +412,14 @@ def _zrange_generic(
             indexes = list(range(size - 1 - start, size - 2 - end, -1))
         else:
             indexes = list(range(start, end + 1))
-    out: list[Reply] = []
+    if not withscores:
+        members: list[Reply] = [order[i][1] for i in indexes]
+        return members
+    out = PairsReply()  # RESP3: [member, score] pairs
     for i in indexes:
         score, member = order[i]
         out.append(member)
-        if withscores:
-            out.append(fmt_double(score))
+        out.append(score)
     return out
 
 
@@ -465,9 +466,9 @@ def zrevrank_command(ctx: ExecContext, argv: list[bytes]) -> Reply:
 # ----------------------------------------------------------------------------- pops
 
 
-def _pop(ctx: ExecContext, key: bytes, z: ZSet, count: int, maximum: bool) -> list[Reply]:
-    """``genericZpopCommand()`` core: flat member/score pairs; deletes an emptied key."""
-    out: list[Reply] = []
+def _pop(ctx: ExecContext, key: bytes, z: ZSet, count: int, maximum: bool) -> PairsReply:
+    """``genericZpopCommand()`` core: member/score pairs; deletes an emptied key."""
+    out = PairsReply()
     for n in range(min(count, len(z))):
         score, member = z.order[-1] if maximum else z.order[0]
         z.remove(member)
@@ -475,13 +476,14 @@ def _pop(ctx: ExecContext, key: bytes, z: ZSet, count: int, maximum: bool) -> li
         if n == 0:
             ctx.touch(key)
         out.append(member)
-        out.append(fmt_double(score))
+        out.append(score)
     if not z:
         ctx.keyspace.delete(ctx.db, key)
     return out
 
 
 def _zpop(ctx: ExecContext, argv: list[bytes], maximum: bool) -> Reply:
+    """With a count, RESP3 gets [member, score] pairs; without, one flat pair."""
     if len(argv) > 3:
         raise CommandError(SYNTAX)
     count = get_positive_long(argv[2]) if len(argv) == 3 else 1
@@ -489,7 +491,8 @@ def _zpop(ctx: ExecContext, argv: list[bytes], maximum: bool) -> Reply:
     z = _write_zset(ctx, key)
     if z is None or count == 0:
         return []
-    return _pop(ctx, key, z, count, maximum)
+    popped = _pop(ctx, key, z, count, maximum)
+    return popped if len(argv) == 3 else list(popped)
 
 
 @spec("zpopmin", -2, "write fast", 1, 1, 1)

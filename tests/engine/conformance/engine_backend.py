@@ -40,7 +40,6 @@ class EngineNode:
 
     def client(self, **kwargs: Any) -> redis.Redis:
         kwargs.setdefault("socket_timeout", 5)
-        kwargs.setdefault("protocol", 2)  # RESP2 until the engine speaks RESP3
         return redis.Redis(host="127.0.0.1", port=self._port, decode_responses=True, **kwargs)
 
     def _gone(self) -> bool:
@@ -115,7 +114,7 @@ class EngineBackend:
     def wait_ready(self, port: int) -> None:
         def ready() -> bool:
             try:
-                return bool(redis.Redis(port=port, socket_timeout=0.5, protocol=2).ping())
+                return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
             except redis.BusyLoadingError:
                 return False
 
