@@ -70,6 +70,9 @@ class Client:
         "multi_error",
         "name",
         "obuf_soft_since_ms",
+        "out",
+        "out_stream",
+        "out_stream_bytes",
         "parser",
         "pending",
         "psync_initial_offset",
@@ -114,6 +117,10 @@ class Client:
         self.obuf_soft_since_ms = 0
         self.repl_last_partial_write_ms = now_ms
         self.sync_ready_offset = 0
+        # written at the end of the event-loop iteration (handleClientsWithPendingWrites)
+        self.out: list[bytes] = []  # replies
+        self.out_stream: list[tuple[bytes, list[list[bytes]] | None]] = []  # replication stream
+        self.out_stream_bytes = 0
 
     def is_gone(self) -> bool:
         """Closed (a method, not the attribute: callers re-check it after running commands)."""

@@ -94,6 +94,8 @@ class Node:
         self.config = Config(overrides.items())
         self.config.observers.append(self._config_changed)
         self._cmd_cache: dict[bytes, CommandSpec | None] = {}
+        self._pending_writes: list[Client] = []
+        self._flush_scheduled = False
         self.acl_denied: set[str] = set()  # ACL SETUSER default -cmd
         self.watching: set[Client] = set()
         self._cache_config()
@@ -457,6 +459,7 @@ class Node:
     def free_client(self, client: Client) -> None:
         if client.closed:
             return
+        self.flush_client(client)  # what was already produced still goes out first
         client.closed = True
         self.clients.pop(client.id, None)
         self.watching.discard(client)
@@ -488,7 +491,67 @@ class Node:
             return
         data = _OK_BYTES if value is OK else encode_reply(value, client.resp)
         self.stats["total_net_output_bytes"] += len(data)
-        client.conn.write(data)
+        if not client.out and not client.out_stream:
+            self._pending_writes.append(client)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.sched.call_soon(self._flush_writes)
+        client.out.append(data)
+
+    def _flush_writes(self) -> None:
+        """``handleClientsWithPendingWrites()``: what this iteration produced for each
+        client goes out in one write (one segment, one TCP send)."""
+        self._flush_scheduled = False
+        clients, self._pending_writes = self._pending_writes, []
+        for client in clients:
+            self._flush_client(client)
+
+    def _flush_client(self, client: Client) -> None:
+        conn = client.conn
+        if client.out:
+            data = client.out[0] if len(client.out) == 1 else b"".join(client.out)
+            client.out = []
+            if not conn.closed:
+                conn.write(data)
+        if client.out_stream:
+            chunks, client.out_stream = client.out_stream, []
+            client.out_stream_bytes = 0
+            # consecutive pre-parsed units travel as one segment with all their frames
+            data_parts: list[bytes] = []
+            frames: list[list[bytes]] | None = []
+            for data, fr in chunks:
+                if fr is None or frames is None:
+                    if data_parts:
+                        conn.write(b"".join(data_parts), frames, stream=True)
+                    data_parts, frames = [data], (list(fr) if fr is not None else None)
+                else:
+                    data_parts.append(data)
+                    frames.extend(fr)
+            if data_parts and not conn.closed:
+                conn.write(
+                    data_parts[0] if len(data_parts) == 1 else b"".join(data_parts),
+                    frames,
+                    stream=True,
+                )
+
+    def flush_client(self, client: Client) -> None:
+        """Send what is queued for ``client`` now (before a write that must follow it)."""
+        if client.out or client.out_stream:
+            self._flush_client(client)
+
+    def write_to(self, client: Client, data: bytes, *, stream: bool = False) -> None:
+        """Write to a client right away, after whatever was already queued for it."""
+        self.flush_client(client)
+        client.conn.write(data, None, stream=stream)
+
+    def _queue_stream(self, client: Client, data: bytes, frames: list[list[bytes]] | None) -> None:
+        if not client.out and not client.out_stream:
+            self._pending_writes.append(client)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.sched.call_soon(self._flush_writes)
+        client.out_stream.append((data, frames))
+        client.out_stream_bytes += len(data)
 
     def _ctx(self, db: int, mode: str) -> ExecContext:
         if mode == "master" and self.pause_end_ms and self.pause_end_ms > self.sched.clock.now_ms():
@@ -707,16 +770,21 @@ class Node:
             if st is SlaveState.WAIT_BGSAVE_START:
                 continue  # gets the stream from the fork point on
             if st is SlaveState.ONLINE and not r.start_stream_on_ack:
-                r.conn.write(data, frames, stream=True)
+                self._queue_stream(r, data, frames)
                 self.stats["total_net_repl_output_bytes"] += len(data)
         if new_block and self.replicas:
             self._check_output_buffers()
+
+    @staticmethod
+    def _unsent(r: Client) -> int:
+        """Stream bytes a replica has not been sent yet: queued here, or in flight."""
+        return r.out_stream_bytes + r.conn.pending_stream_bytes()
 
     def _replica_pins(self) -> list[int]:
         pins = []
         for r in self.replicas:
             if r.repl_state is SlaveState.ONLINE and not r.start_stream_on_ack:
-                pending = r.conn.pending_stream_bytes()
+                pending = self._unsent(r)
                 if pending:
                     pins.append(self.master_repl_offset - pending + 1)
             elif (
@@ -731,7 +799,7 @@ class Node:
         if self.backlog is None:
             return 0
         if r.repl_state is SlaveState.ONLINE and not r.start_stream_on_ack:
-            pending = r.conn.pending_stream_bytes()
+            pending = self._unsent(r)
             return (
                 self.backlog.buffer_usage_from(self.master_repl_offset - pending + 1)
                 if pending

@@ -70,10 +70,10 @@ def sync_command(node: Node, client: Client, argv: list[bytes], ctx: ExecContext
             raise CommandError("ERR PSYNC FAILOVER replid must match my replid.")
         unset_master(node)  # promote ourselves, then serve the PSYNC below
     if node.failover is not Failover.NO_FAILOVER:
-        client.conn.write(b"-NOMASTERLINK Can't SYNC while failing over\r\n")
+        node.write_to(client, b"-NOMASTERLINK Can't SYNC while failing over\r\n")
         return NO_REPLY
     if node.master_host is not None and node.repl_state is not ReplState.CONNECTED:
-        client.conn.write(b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n")
+        node.write_to(client, b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n")
         return NO_REPLY
     if client.multi is not None or client.blocked is not None:
         raise CommandError("ERR SYNC and PSYNC are invalid with pending output")
@@ -99,11 +99,11 @@ def _partial_resync(node: Node, client: Client, offset: int) -> None:
     client.start_stream_on_ack = False
     node.replicas.append(client)
     line = f"+CONTINUE {node.replid}\r\n" if "psync2" in client.capa else "+CONTINUE\r\n"
-    client.conn.write(line.encode())
+    node.write_to(client, line.encode())
     assert node.backlog is not None
     data = node.backlog.read_from(offset)
     if data:
-        client.conn.write(data, None, stream=True)
+        node.write_to(client, data, stream=True)
     node.stats["sync_partial_ok"] += 1
     node._refresh_good_replicas()
 
@@ -157,7 +157,7 @@ def _setup_for_full_resync(node: Node, client: Client, offset: int) -> None:
     client.repl_state = SlaveState.WAIT_BGSAVE_END
     node.slaveseldb = -1
     if "presync-legacy" not in client.capa:
-        client.conn.write(f"+FULLRESYNC {node.replid} {offset}\r\n".encode())
+        node.write_to(client, f"+FULLRESYNC {node.replid} {offset}\r\n".encode())
 
 
 def _start_bgsave_for_replication(node: Node, mincapa: set[str]) -> None:
@@ -181,6 +181,7 @@ def _start_bgsave_for_replication(node: Node, mincapa: set[str]) -> None:
         for r in waiting:
             transfer = RdbTransfer(job.image, job.image.size, eof.encode())
             r.repl_last_partial_write_ms = node.sched.now_ms()
+            node.flush_client(r)
             r.conn.write_rdb(transfer, functools.partial(sent, r))
         job.pending_sockets = pending  # type: ignore[attr-defined]
 
@@ -214,6 +215,7 @@ def bgsave_done_for_replicas(node: Node, job: object) -> None:
             r.start_stream_on_ack = True
         else:
             r.repl_state = SlaveState.SEND_BULK
+            node.flush_client(r)
             r.conn.write_rdb(RdbTransfer(image, image.size), functools.partial(_bulk_sent, node, r))
     # replicas that arrived meanwhile get the next BGSAVE
     node.sched.call_soon(lambda: start_pending_fork(node, node.sched.now_ms()))
@@ -241,7 +243,7 @@ def _start_command_stream(node: Node, r: Client) -> None:
         return
     start = r.psync_initial_offset + 1
     if start <= backlog.end:
-        r.conn.write(backlog.read_from(max(start, backlog.first)), None, stream=True)
+        node.write_to(r, backlog.read_from(max(start, backlog.first)), stream=True)
 
 
 @node_command("replconf", -1, "admin noscript loading stale")
@@ -947,7 +949,7 @@ def replication_cron(node: Node, now: int) -> None:
             and (node.bgsave is None or node.bgsave.kind != "socket")
         )
         if presync:
-            r.conn.write(b"\n")
+            node.write_to(r, b"\n")
     timeout_s = timeout_ms // 1000
     for r in list(node.replicas):
         streaming = r.repl_state is SlaveState.ONLINE and "presync-legacy" not in r.capa
