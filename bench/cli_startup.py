@@ -77,6 +77,13 @@ def main() -> int:
     redisops = str(Path(sys.executable).parent / "redisops")
     if not redis_server or not redis_cli:
         raise SystemExit("needs redis-server and redis-cli (apt-get install redis-server)")
+    # An installed package is byte-compiled (pip does it); a source checkout under
+    # PYTHONDONTWRITEBYTECODE=1 would recompile every module on every run.
+    import compileall
+
+    import redisops as package
+
+    compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         ports = [free_port() for _ in range(3)]

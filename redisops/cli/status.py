@@ -58,10 +58,13 @@ def _discover(session: Session) -> Topology:
     master that answers again, plus the Sentinel view and its problems."""
     from redisops.errors import BadInput, RedisopsError
     from redisops.model import Address, Topology
-    from redisops.ops.sentinel import master_addr, sentinel_view
     from redisops.topology import fence_records, sentinel_problems
 
-    view = sentinel_view(session) if session.sentinels else None
+    view = None
+    if session.sentinels:  # the operations layer is only needed to ask Sentinels
+        from redisops.ops.sentinel import master_addr, sentinel_view
+
+        view = sentinel_view(session)
     extra: list[Address] = []
     if view is not None and view.get("name"):
         for entry in view["sentinels"]:
