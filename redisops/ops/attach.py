@@ -16,6 +16,7 @@ from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Top
 from redisops.ops.common import (
     Options,
     lock_steps,
+    persist_step,
     reachable_or_finding,
     sentinel_finding,
     unlock_step,
@@ -215,17 +216,7 @@ def plan_attach(
         )
         n += 1
     if opts.persist:
-        steps.append(
-            Step(
-                n,
-                r,
-                "config-rewrite",
-                f"persist the change in {r}'s config file",
-                command=("CONFIG", "REWRITE"),
-                verify="CONFIG REWRITE returns OK",
-                args={"on_failure": "continue"},
-            )
-        )
+        steps.append(persist_step(n, r))
         n += 1
     if opts.wait:
         steps.append(

@@ -92,6 +92,20 @@ def lock_steps(master: str, n0: int) -> Step:
     )
 
 
+def persist_step(n: int, node: str, what: str = "the change") -> Step:
+    """``CONFIG REWRITE`` on ``node`` so a restart keeps ``what``; a failure is reported,
+    not rolled back (the running state is already right)."""
+    return Step(
+        n,
+        node,
+        "config-rewrite",
+        f"persist {what} in {node}'s config file",
+        command=("CONFIG", "REWRITE"),
+        verify="CONFIG REWRITE returns OK",
+        args={"on_failure": "continue"},
+    )
+
+
 def unlock_step(master: str, n: int, *, drop_copies: tuple[str, ...] = ()) -> Step:
     """Release the lock; ``drop_copies`` names promoted nodes that got a replicated copy
     of the lock key while it was held (see :meth:`ClusterLock.drop_copy`)."""

@@ -11,6 +11,7 @@ from redisops.model import Address, Finding, Plan, Step, Topology
 from redisops.ops.common import (
     Options,
     lock_steps,
+    persist_step,
     reachable_or_finding,
     sentinel_finding,
     unlock_step,
@@ -116,17 +117,7 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
     ]
     n = 5
     if opts.persist:
-        steps.append(
-            Step(
-                n,
-                r,
-                "config-rewrite",
-                f"persist the change in {r}'s config file",
-                command=("CONFIG", "REWRITE"),
-                verify="CONFIG REWRITE returns OK",
-                args={"on_failure": "continue"},
-            )
-        )
+        steps.append(persist_step(n, r))
         n += 1
     # the promoted node got a copy of the lock key while it was a replica: drop it too
     steps.append(unlock_step(lock_on, n, drop_copies=(r,) if lock_on != r else ()))

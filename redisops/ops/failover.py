@@ -19,7 +19,7 @@ from redisops.engine.predict import RateParams, predict_sync
 from redisops.errors import Refused
 from redisops.lock import LOCK_KEY
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
-from redisops.ops.common import sentinel_finding
+from redisops.ops.common import persist_step, sentinel_finding
 from redisops.ops.fence import write_fence_record
 from redisops.ops.switchover import _at_offset, _promoted_view
 from redisops.plan import RunContext, action
@@ -379,17 +379,7 @@ def plan_failover(
     n = 8
     if persist:
         for name in [new, *[str(x.address) for x in others]]:
-            steps.append(
-                Step(
-                    n,
-                    name,
-                    "config-rewrite",
-                    f"persist {name}'s new role",
-                    command=("CONFIG", "REWRITE"),
-                    verify="CONFIG REWRITE returns OK",
-                    args={"on_failure": "continue"},
-                )
-            )
+            steps.append(persist_step(n, name, "its new role"))
             n += 1
     steps.append(
         Step(

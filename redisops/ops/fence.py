@@ -12,7 +12,7 @@ import time
 
 from redisops.engine.predict import RateParams, predict_sync
 from redisops.model import Address, Finding, Plan, Step, Topology
-from redisops.ops.common import lock_steps, reachable_or_finding, unlock_step
+from redisops.ops.common import lock_steps, persist_step, reachable_or_finding, unlock_step
 from redisops.plan import RunContext, action
 from redisops.redis_node import RedisNode
 from redisops.session import Session
@@ -154,17 +154,7 @@ def plan_fence(
     ]
     k = 5
     if persist:
-        steps.append(
-            Step(
-                k,
-                o,
-                "config-rewrite",
-                f"persist it in {o}'s config so a restart keeps it",
-                command=("CONFIG", "REWRITE"),
-                verify="OK",
-                args={"on_failure": "continue"},
-            )
-        )
+        steps.append(persist_step(k, o, "the fence"))
         k += 1
     steps.append(
         Step(

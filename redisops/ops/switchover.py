@@ -48,7 +48,13 @@ from redisops.errors import (
 )
 from redisops.info import parse_info
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
-from redisops.ops.common import lock_steps, reachable_or_finding, sentinel_finding, unlock_step
+from redisops.ops.common import (
+    lock_steps,
+    persist_step,
+    reachable_or_finding,
+    sentinel_finding,
+    unlock_step,
+)
 from redisops.ops.fence import unfence, write_fence_record
 from redisops.plan import RunContext, action
 from redisops.redis_node import RedisNode
@@ -343,17 +349,7 @@ def plan_switchover(
         n += 1
     if persist:
         for name in [t, m, *other_names]:
-            steps.append(
-                Step(
-                    n,
-                    name,
-                    "config-rewrite",
-                    f"persist {name}'s new role in its config file",
-                    command=("CONFIG", "REWRITE"),
-                    verify="CONFIG REWRITE returns OK",
-                    args={"on_failure": "continue"},
-                )
-            )
+            steps.append(persist_step(n, name, "its new role"))
             n += 1
     steps.append(
         Step(
