@@ -17,7 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import redis
 
@@ -216,22 +216,37 @@ class RedisFactory:
 # ----------------------------------------------------------------------------- topologies
 
 
-def replicate(replica: RedisProc, master: RedisProc) -> None:
-    if master.password:
-        replica.client().config_set("masterauth", master.password)
-    replica.client().execute_command("REPLICAOF", "127.0.0.1", master.port)
+class RedisLike(Protocol):
+    """What the topology helpers need of a node: a :class:`RedisProc` or a lab node."""
+
+    port: int
+    password: str | None
+
+    def client(self, **kwargs: Any) -> redis.Redis: ...
+
+    def info(self, section: str = "replication") -> dict[str, Any]: ...
 
 
-def wait_link_up(replica: RedisProc, timeout: float = 15.0) -> None:
+N = TypeVar("N", bound=RedisLike)
+
+
+def replicate(replica: RedisLike, master: RedisLike) -> None:
+    with replica.client() as c:
+        if master.password:
+            c.config_set("masterauth", master.password)
+        c.execute_command("REPLICAOF", "127.0.0.1", master.port)
+
+
+def wait_link_up(replica: RedisLike, timeout: float = 20.0) -> None:
     wait_until(
         lambda: replica.info().get("master_link_status") == "up",
         timeout,
-        what=f"{replica.address} link up",
+        what=f"127.0.0.1:{replica.port} link up",
     )
 
 
-def wait_in_sync(master: RedisProc, replicas: Iterable[RedisProc], timeout: float = 15.0) -> int:
-    """Until every replica has the master's offset and the master saw it ACKed; returns it."""
+def wait_in_sync(master: RedisLike, replicas: Iterable[RedisLike], timeout: float = 20.0) -> int:
+    """Until every replica is connected with the master's offset; returns the offset."""
     reps = list(replicas)
 
     def synced() -> int | None:
@@ -242,8 +257,16 @@ def wait_in_sync(master: RedisProc, replicas: Iterable[RedisProc], timeout: floa
                 return None
         return off or -1
 
-    result = wait_until(synced, timeout, what="offsets to converge")
-    return max(int(result), 0)
+    return max(int(wait_until(synced, timeout, what="offsets to converge")), 0)
+
+
+def star_of(nodes: list[N]) -> list[N]:
+    """Attach ``nodes[1:]`` to ``nodes[0]`` and wait until every link is up."""
+    for r in nodes[1:]:
+        replicate(r, nodes[0])
+    for r in nodes[1:]:
+        wait_link_up(r)
+    return nodes
 
 
 def chain(
@@ -262,13 +285,7 @@ def star(
     factory: RedisFactory, replicas: int, config: Mapping[str, str] | None = None
 ) -> list[RedisProc]:
     """A master and ``replicas`` replicas attached directly to it."""
-    master = factory.start(config)
-    reps = [factory.start(config) for _ in range(replicas)]
-    for r in reps:
-        replicate(r, master)
-    for r in reps:
-        wait_link_up(r)
-    return [master, *reps]
+    return star_of([factory.start(config) for _ in range(replicas + 1)])
 
 
 FAST_SYNC = {"repl-diskless-sync-delay": "0"}

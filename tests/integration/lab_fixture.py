@@ -20,7 +20,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,14 @@ import redis
 from typer.testing import CliRunner
 
 from redisops.cli import app
-from tests.harness import FAST_SYNC, RedisFactory, RedisProc, free_port, wait_until
+from tests.harness import (
+    FAST_SYNC,
+    RedisFactory,
+    RedisProc,
+    free_port,
+    star_of,
+    wait_until,
+)
 
 FAST: dict[str, str] = dict(FAST_SYNC)
 
@@ -271,43 +278,8 @@ def state_home_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # ----------------------------------------------------------------------------- topology
 
 
-def replicate(replica: Node, master: Node) -> None:
-    with replica.client() as c:
-        if master.password:
-            c.config_set("masterauth", master.password)
-        c.execute_command("REPLICAOF", "127.0.0.1", master.port)
-
-
-def wait_link_up(replica: Node, timeout: float = 20.0) -> None:
-    wait_until(
-        lambda: replica.info().get("master_link_status") == "up",
-        timeout,
-        what=f"{replica} link up",
-    )
-
-
-def wait_in_sync(master: Node, replicas: Iterable[Node], timeout: float = 20.0) -> int:
-    """Until every replica is connected with the master's offset; returns the offset."""
-    reps = list(replicas)
-
-    def synced() -> int | None:
-        off = int(master.info()["master_repl_offset"])
-        for r in reps:
-            info = r.info()
-            if info.get("master_link_status") != "up" or int(info["master_repl_offset"]) != off:
-                return None
-        return off or -1
-
-    return max(int(wait_until(synced, timeout, what="offsets to converge")), 0)
-
-
 def star(backend: Backend, replicas: int, config: Mapping[str, str] | None = None) -> list[Node]:
-    nodes = backend.start(replicas + 1, config)
-    for r in nodes[1:]:
-        replicate(r, nodes[0])
-    for r in nodes[1:]:
-        wait_link_up(r)
-    return nodes
+    return star_of(backend.start(replicas + 1, config))
 
 
 def write_keys(node: Node, count: int, prefix: str = "k", size: int = 32) -> None:

@@ -19,7 +19,7 @@ from redisops.lock import LOCK_KEY, ClusterLock
 from redisops.model import Address
 from redisops.plan import ACTIONS, RunContext
 from redisops.redis_node import RedisNode
-from tests.harness import free_port
+from tests.harness import free_port, replicate, wait_in_sync, wait_link_up
 from tests.integration.lab_fixture import (
     Backend,
     LabBackend,
@@ -31,12 +31,9 @@ from tests.integration.lab_fixture import (
     lab_fixture,  # noqa: F401  (the fixture)
     observed_sync,
     poll,
-    replicate,
     star,
     state_home_fixture,  # noqa: F401  (autouse)
     sync_counters,
-    wait_in_sync,
-    wait_link_up,
     write_keys,
 )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from redisops.lock import LOCK_KEY
-from tests.harness import free_port
+from tests.harness import free_port, replicate, wait_in_sync, wait_link_up
 from tests.integration.lab_fixture import (
     Backend,
     Node,
@@ -15,12 +15,9 @@ from tests.integration.lab_fixture import (
     backend_fixture,  # noqa: F401  (the fixture)
     cli,
     observed_sync,
-    replicate,
     star,
     state_home_fixture,  # noqa: F401  (autouse)
     sync_counters,
-    wait_in_sync,
-    wait_link_up,
     write_keys,
 )
 
