@@ -1,8 +1,9 @@
 """``./dev demo``: the main job, end to end, on the embedded engine (no Redis needed).
 
-Starts a lab (one master, two replicas) on free loopback ports, writes some data, shows
-the topology, plans a change with its predicted resync, applies it and verifies it, then
-stops the lab. Every step is the real ``redisops`` command line, printed before it runs.
+Starts a lab of four nodes on free loopback ports, attaches replicas (each plan's
+predicted resync verified), writes some data, moves and detaches replicas, switches the
+master over with no lost write, kills the new master and fails over, fences the dead
+master when it comes back as a master, then stops the lab. Every step is the real ``redisops`` command line, printed before it runs.
 """
 
 from __future__ import annotations
@@ -63,10 +64,39 @@ def main(argv: list[str] | None = None) -> int:
             run(["attach", spare, "--to", m, "--yes", "--sample", "0"], env)
             run(["detach", spare, "--yes"], env)
             run(["status", m, r1, r2], env)
+            print(
+                "\n# Planned switchover under load: writes pause only until the target has the"
+                "\n# master's exact offset; no acknowledged write lost, partial resyncs only"
+            )
+            run(["switchover", "--to", r1, "--yes"], env)
+            print(
+                "\n# The new master dies: rank the candidates the way Sentinel would, then fail over"
+            )
+            run(["lab", "kill", r1], env)
+            run(["failover", "--master", r1, m, r2, "--auto", "--dry-run"], env)
+            run(["failover", "--master", r1, m, r2, "--auto", "--yes"], env)
+            new = _master_of([m, r2])
+            print("\n# The dead master comes back, as a master (its config says so): split brain")
+            run(["lab", "restart", r1], env)
+            code = run(["status", new, r1], env, check=False)
+            print(f"(exit code {code}: problems found)")
+            run(["fence", r1, "--to", new, "--yes"], env)
+            run(["status", new], env)
         finally:
             run(["lab", "down"], env, check=False)
     print("\ndemo finished: every command above ran against the embedded engine")
     return 0
+
+
+def _master_of(addresses: list[str]) -> str:
+    """The one of ``addresses`` whose ROLE says master (asked over RESP like any client)."""
+    for addr in addresses:
+        host, port = addr.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(b"*1\r\n$4\r\nROLE\r\n")
+            if b"master" in s.recv(1 << 16)[:32]:
+                return addr
+    raise SystemExit(f"demo: no master among {', '.join(addresses)}")
 
 
 def _write_keys(base: int, count: int) -> None:

@@ -125,11 +125,11 @@ def rank_candidates(topo: Topology, dead: Address, max_disconnect: int = 60) -> 
         else:
             first = eligible[0]
             if (c.priority or 100) > (first.priority or 100):
-                c.reason = f"eligible, but priority {c.priority} > {first.priority}"
+                c.reason = f"priority {c.priority}; {first.address} has the lower (preferred) {first.priority}"
             elif c.offset < first.offset:
-                c.reason = f"eligible, but {c.gap_bytes} bytes behind {first.address}"
+                c.reason = f"{c.gap_bytes} bytes behind {first.address}"
             else:
-                c.reason = f"eligible, same offset as {first.address}, larger run id"
+                c.reason = f"same offset as {first.address}, larger run id"
     order = {c.address: i for i, c in enumerate(eligible)}
     return sorted(cands, key=lambda c: (not c.eligible, order.get(c.address, 0), c.address))
 

@@ -50,7 +50,7 @@ def test_equal_offsets_tie_is_broken_by_the_smaller_run_id_and_explained(
     assert cands[first]["chosen"] and not cands[second]["chosen"]
     assert cands[first]["gap_bytes"] == cands[second]["gap_bytes"] == 0
     assert f"tie on offset with {second} broken by the smaller run id" in cands[first]["reason"]
-    assert cands[second]["reason"] == f"eligible, same offset as {first}, larger run id"
+    assert cands[second]["reason"] == f"same offset as {first}, larger run id"
     assert pred["replicas"][0]["sync"] == "partial"
     assert role_of(a) == role_of(b) == "slave"  # a dry run changes nothing
 
@@ -98,7 +98,7 @@ def test_table_output_lists_every_candidate_with_offset_gap_and_reason(
     assert f"candidate {a.address}: offset {a_off} (0 bytes behind the best)" in out
     assert f"CHOSEN: priority 100, highest offset {a_off}" in out
     assert f"candidate {b.address}: offset {b_off} ({a_off - b_off} bytes behind the best)" in out
-    assert f"eligible, but {a_off - b_off} bytes behind {a.address}" in out
+    assert f"eligible: {a_off - b_off} bytes behind {a.address}" in out
     assert f"promote {a.address} (offset {a_off})" in out
 
 

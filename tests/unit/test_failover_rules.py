@@ -57,7 +57,7 @@ def test_lowest_priority_wins_before_the_offset() -> None:
     c = ranked(down(A, offset=900, priority=100), down(B, offset=500, priority=10))
     assert c[B].chosen and not c[A].chosen
     assert c[A].eligible
-    assert c[A].reason == "eligible, but priority 100 > 10"
+    assert c[A].reason == f"priority 100; {B} has the lower (preferred) 10"
     # the loss of choosing B is shown all the same
     assert c[B].gap_bytes == 400 and c[A].gap_bytes == 0
 
@@ -67,7 +67,7 @@ def test_highest_offset_wins_among_equal_priorities_and_the_gap_is_shown() -> No
     assert c[B].chosen
     assert c[B].reason == "priority 100, highest offset 1000"
     assert (c[A].gap_bytes, c[C].gap_bytes) == (300, 64)
-    assert c[A].reason == f"eligible, but 300 bytes behind {B}"
+    assert c[A].reason == f"300 bytes behind {B}"
 
 
 def test_equal_offsets_are_broken_by_the_smaller_run_id_and_the_tie_is_explained() -> None:
@@ -80,7 +80,7 @@ def test_equal_offsets_are_broken_by_the_smaller_run_id_and_the_tie_is_explained
         f"{', '.join(sorted(others, key=lambda a: rid('run:' + a)))} broken by the smaller run id"
     )
     for other in others:
-        assert c[other].reason == f"eligible, same offset as {winner}, larger run id"
+        assert c[other].reason == f"same offset as {winner}, larger run id"
 
 
 def test_priority_zero_loading_and_syncing_replicas_are_never_chosen() -> None:
