@@ -36,6 +36,7 @@ UserOpt = Annotated[
     str | None,
     typer.Option(
         "--user",
+        metavar="NAME",
         help="ACL user name (password from REDISCLI_AUTH or --password-file).",
         rich_help_panel=CONN,
     ),
@@ -44,6 +45,7 @@ PasswordFileOpt = Annotated[
     Path | None,
     typer.Option(
         "--password-file",
+        metavar="FILE",
         help="Read the password from the first line of this file.",
         rich_help_panel=CONN,
         dir_okay=False,
@@ -56,25 +58,38 @@ TLSOpt = Annotated[
 CACertOpt = Annotated[
     Path | None,
     typer.Option(
-        "--cacert", help="CA bundle to verify servers.", rich_help_panel=CONN, dir_okay=False
+        "--cacert",
+        metavar="FILE",
+        help="CA bundle to verify servers.",
+        rich_help_panel=CONN,
+        dir_okay=False,
     ),
 ]
 CertOpt = Annotated[
     Path | None,
     typer.Option(
-        "--cert", help="Client certificate (with --key).", rich_help_panel=CONN, dir_okay=False
+        "--cert",
+        metavar="FILE",
+        help="Client certificate (with --key).",
+        rich_help_panel=CONN,
+        dir_okay=False,
     ),
 ]
 KeyOpt = Annotated[
     Path | None,
     typer.Option(
-        "--key", help="Client private key (with --cert).", rich_help_panel=CONN, dir_okay=False
+        "--key",
+        metavar="FILE",
+        help="Client private key (with --cert).",
+        rich_help_panel=CONN,
+        dir_okay=False,
     ),
 ]
 InventoryOpt = Annotated[
     Path | None,
     typer.Option(
         "--inventory",
+        metavar="FILE",
         help="Inventory YAML (default ./redisops.yml, then "
         "$XDG_CONFIG_HOME/redisops/redisops.yml).",
         rich_help_panel=CONN,
@@ -86,6 +101,7 @@ ClusterOpt = Annotated[
     typer.Option(
         "--cluster",
         "-c",
+        metavar="NAME",
         help="Cluster name from the inventory (replaces seed addresses).",
         rich_help_panel=CONN,
     ),
@@ -94,6 +110,7 @@ ConnectTimeoutOpt = Annotated[
     float,
     typer.Option(
         "--connect-timeout",
+        metavar="SECONDS",
         help="Seconds to wait for each connection.",
         rich_help_panel=CONN,
         min=0.01,
@@ -101,12 +118,18 @@ ConnectTimeoutOpt = Annotated[
 ]
 SentinelOpt = Annotated[
     list[str] | None,
-    typer.Option("--sentinel", help="A Sentinel HOST:PORT (repeatable).", rich_help_panel=CONN),
+    typer.Option(
+        "--sentinel",
+        metavar="HOST:PORT",
+        help="A Sentinel HOST:PORT (repeatable).",
+        rich_help_panel=CONN,
+    ),
 ]
 SentinelMasterOpt = Annotated[
     str | None,
     typer.Option(
         "--sentinel-master",
+        metavar="NAME",
         help="Master name Sentinel monitors (default: discovered).",
         rich_help_panel=CONN,
     ),

@@ -22,6 +22,7 @@ DirOpt = Annotated[
     Path | None,
     typer.Option(
         "--dir",
+        metavar="DIR",
         help="Lab directory (default $REDISOPS_LAB_DIR or $XDG_STATE_HOME/redisops/lab).",
         file_okay=False,
     ),
@@ -38,22 +39,30 @@ def _dir(d: Path | None) -> Path:
 @lab_app.command("up")
 def lab_up(
     engine: Annotated[
-        str, typer.Option("--engine", help="embedded (pure Python) or redis-server.")
+        str,
+        typer.Option("--engine", metavar="ENGINE", help="embedded (pure Python) or redis-server."),
     ] = "embedded",
-    nodes: Annotated[int, typer.Option("--nodes", help="How many nodes.", min=1, max=32)] = 3,
+    nodes: Annotated[
+        int, typer.Option("--nodes", metavar="N", help="How many nodes.", min=1, max=32)
+    ] = 3,
     base_port: Annotated[
-        int, typer.Option("--base-port", help="Port of the first node (the master).")
+        int,
+        typer.Option("--base-port", metavar="PORT", help="Port of the first node (the master)."),
     ] = 7000,
     topology: Annotated[
         str,
         typer.Option(
             "--topology",
+            metavar="SHAPE",
             help="star: replicas under the first node; "
             "chain: each under the previous; none: all masters.",
         ),
     ] = "star",
     config: Annotated[
-        list[str] | None, typer.Option("--config", help="KEY=VALUE for every node (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--config", metavar="KEY=VALUE", help="KEY=VALUE for every node (repeatable)."
+        ),
     ] = None,
     lab_dir: DirOpt = None,
     fmt: FormatOpt = Format.table,

@@ -22,6 +22,7 @@ def switchover(
         str | None,
         typer.Option(
             "--master",
+            metavar="MASTER",
             help="The current master (default: the target's master, or the inventory cluster's).",
         ),
     ] = None,
@@ -29,6 +30,7 @@ def switchover(
         str,
         typer.Option(
             "--method",
+            metavar="METHOD",
             help="redisops (pause, catch up, promote, demote: "
             "the fast default) or native (Redis's FAILOVER command).",
         ),
@@ -38,12 +40,16 @@ def switchover(
         typer.Option("--via-sentinel", help="Let Sentinel do it (SENTINEL FAILOVER), then verify."),
     ] = False,
     max_lag_bytes: Annotated[
-        int, typer.Option("--max-lag-bytes", help="Refuse if the target lags more.", min=0)
+        int,
+        typer.Option(
+            "--max-lag-bytes", metavar="BYTES", help="Refuse if the target lags more.", min=0
+        ),
     ] = 1024 * 1024,
     timeout_ms: Annotated[
         int,
         typer.Option(
             "--timeout-ms",
+            metavar="MS",
             help="Upper bound of the write pause "
             "(CLIENT PAUSE); the target must catch up within 80% of it.",
             min=10,
@@ -130,6 +136,7 @@ def failover(
         int,
         typer.Option(
             "--max-disconnect",
+            metavar="SECONDS",
             help="Skip replicas whose link went down this many seconds before the freshest one's.",
             min=0,
         ),

@@ -30,12 +30,16 @@ AuditOpt = Annotated[
     Path | None,
     typer.Option(
         "--audit-log",
+        metavar="FILE",
         help="Audit log file (default $XDG_STATE_HOME/redisops/audit.log).",
         dir_okay=False,
     ),
 ]
 TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", help="Seconds to wait for the cluster to converge.", min=0.1)
+    float,
+    typer.Option(
+        "--timeout", metavar="SECONDS", help="Seconds to wait for the cluster to converge.", min=0.1
+    ),
 ]
 
 

@@ -14,6 +14,7 @@ BandwidthOpt = Annotated[
     str,
     typer.Option(
         "--bandwidth",
+        metavar="RATE",
         help="Link speed for the prediction: 100MB, 1gbit, 512KB/s (a bare number is MB/s).",
     ),
 ]
@@ -21,12 +22,18 @@ WriteRateOpt = Annotated[
     str | None,
     typer.Option(
         "--write-rate",
+        metavar="RATE",
         help="Master write rate for the prediction (default: measured over --sample seconds).",
     ),
 ]
 SampleOpt = Annotated[
     float,
-    typer.Option("--sample", help="Seconds to measure the write rate (0: assume idle).", min=0.0),
+    typer.Option(
+        "--sample",
+        metavar="SECONDS",
+        help="Seconds to measure the write rate (0: assume idle).",
+        min=0.0,
+    ),
 ]
 
 
