@@ -34,6 +34,7 @@ from redisops.errors import (
     VerifyFailed,
     WaitTimeout,
 )
+from redisops.inventory import Secret
 from redisops.lock import ClusterLock
 from redisops.model import REDACTED, Address, Plan, Step
 from redisops.redis_node import RedisNode
@@ -114,6 +115,9 @@ class RunContext:
     facts: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     sleep: Callable[[float], None] = time.sleep
+    #: values steps overwrote, for their rollback; unlike ``facts`` (which become the
+    #: result's ``observed``), never shown anywhere
+    remembered: dict[str, Secret] = field(default_factory=dict)
 
     def node(self, name: str) -> RedisNode:
         return self.session.node(self.session_address(name))
@@ -122,12 +126,19 @@ class RunContext:
         return Address.parse(name)
 
     def secret(self, source: str) -> str:
+        if source in self.remembered:
+            return self.remembered[source].reveal()
         creds = self.session.options.credentials
         if source == "password" and creds.password is not None:
             return creds.password.reveal()
         if source == "username" and creds.username:
             return creds.username
         raise CommandFailed(f"the plan needs the {source}, but no credential source provides it")
+
+
+def remembered(node: str, param: str) -> str:
+    """The secret source under which a ``remember_config`` step keeps the old value."""
+    return f"previous:{node}:{param}"
 
 
 ActionFn = Callable[[RunContext, Step], str]
@@ -142,10 +153,13 @@ def action(name: str) -> Callable[[ActionFn], ActionFn]:
     return register
 
 
-def _materialise(ctx: RunContext, step: Step, command: tuple[str, ...]) -> list[str]:
-    """The command with its redacted argument filled in from the credential source."""
+def _materialise(
+    ctx: RunContext, step: Step, command: tuple[str, ...], key: str = "secret"
+) -> list[str]:
+    """The command with its redacted argument filled in: ``step.args[key]`` is
+    ``(index, source)``, the source a credential or a value remembered by the step."""
     args = list(command)
-    secret = step.args.get("secret")
+    secret = step.args.get(key)
     if secret is not None:
         index, source = int(secret[0]), str(secret[1])
         if 0 <= index < len(args) and args[index] == REDACTED:
@@ -158,6 +172,13 @@ def run_command(ctx: RunContext, step: Step) -> str:
     assert step.command is not None
     node = ctx.node(step.node)
     args = _materialise(ctx, step, step.command)
+    remember = step.args.get("remember_config")
+    if remember is not None:
+        # the value this step overwrites, for its rollback: possibly a secret, so it is
+        # kept in memory only (RunContext.remembered), never in facts or output
+        reply = node.execute("CONFIG", "GET", str(remember))
+        pairs = dict(zip(reply[::2], reply[1::2], strict=False)) if isinstance(reply, list) else {}
+        ctx.remembered[remembered(step.node, str(remember))] = Secret(str(pairs.get(remember, "")))
     if step.idempotent:
         reply = RetryPolicy(attempts=3, wait_initial=0.1, sleep=ctx.sleep).call(
             lambda: node.execute(*args), retry_on=(Unreachable,)
@@ -251,7 +272,7 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
             )
 
         try:
-            ctx.node(step.node).execute(*_materialise(ctx, step, step.rollback))
+            ctx.node(step.node).execute(*_materialise(ctx, step, step.rollback, "rollback_secret"))
             record("rolled-back", " ".join(step.rollback), "ok")
         except RedisopsError as exc:
             if (

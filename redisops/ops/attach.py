@@ -21,7 +21,7 @@ from redisops.ops.common import (
     sentinel_finding,
     unlock_step,
 )
-from redisops.plan import RunContext, action
+from redisops.plan import RunContext, action, remembered
 from redisops.session import Session
 
 
@@ -183,7 +183,14 @@ def plan_attach(
                 command=("CONFIG", "SET", "masterauth", REDACTED),
                 precondition=f"{m} requires auth",
                 verify="CONFIG SET returns OK",
-                args={"secret": (3, "password")},
+                # a rollback puts back the password it had (read at run time, never shown)
+                rollback=("CONFIG", "SET", "masterauth", REDACTED),
+                args={
+                    "secret": (3, "password"),
+                    "remember_config": "masterauth",
+                    "rollback_secret": (3, remembered(r, "masterauth")),
+                    "runtime_only": True,
+                },
             )
         )
         n += 1

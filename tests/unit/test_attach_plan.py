@@ -11,6 +11,7 @@ from redisops.model import Address, NodeInfo, Plan
 from redisops.ops.attach import diagnose, plan_attach
 from redisops.ops.common import Options
 from redisops.ops.detach import plan_detach
+from redisops.plan import remembered
 from redisops.session import Session
 from tests.builders import master, replica, rid, topology, unreachable
 
@@ -335,6 +336,10 @@ def test_auth_gives_the_replica_masteruser_and_masterauth_from_the_same_source()
     assert user.rollback == ("CONFIG", "SET", "masteruser", "old-user")
     assert auth.command == ("CONFIG", "SET", "masterauth", "***")
     assert auth.args["secret"] == (3, "password")
+    # a rollback restores the password the replica had, read when the step runs
+    assert auth.rollback == ("CONFIG", "SET", "masterauth", "***")
+    assert auth.args["remember_config"] == "masterauth"
+    assert auth.args["rollback_secret"] == (3, remembered(X, "masterauth"))
     assert "env REDISCLI_AUTH" in auth.description
     # both come before the point of no return
     point = step(p, "command", 2)

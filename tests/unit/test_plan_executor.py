@@ -23,7 +23,7 @@ from redisops.inventory import ConnectOptions, Credentials, Secret
 from redisops.lock import LOCK_KEY, ClusterLock
 from redisops.model import Address, NodeInfo, Plan, Step
 from redisops.ops.common import lock_steps, unlock_step
-from redisops.plan import RunContext, action, execute
+from redisops.plan import RunContext, action, execute, remembered
 from tests.builders import master
 
 A, B = "10.0.0.1:6379", "10.0.0.2:6379"
@@ -79,6 +79,11 @@ class FakeNode:
             return self.store.get(cmd[1])
         if name == "DEL":
             return int(self.store.pop(cmd[1], None) is not None)
+        if name == "CONFIG" and cmd[1].upper() == "SET":
+            self.store[f"config:{cmd[2]}"] = cmd[3]
+            return "OK"
+        if name == "CONFIG" and cmd[1].upper() == "GET":
+            return [cmd[2], self.store.get(f"config:{cmd[2]}", "")]
         if name == "PTTL":
             return 60_000 if cmd[1] in self.store else -2
         if name == "MULTI":
@@ -447,6 +452,39 @@ def test_the_secret_reaches_the_node_but_never_the_audit_or_the_result(
     assert PASSWORD not in (tmp_path / "audit.log").read_text()
     assert PASSWORD not in json.dumps(result.to_dict())
     assert lines[0]["command"] == ["CONFIG", "SET", "masterauth", "***"]
+
+
+def test_a_rolled_back_masterauth_gets_its_old_secret_back_and_neither_is_logged(
+    sess: FakeSession, tmp_path: Path
+) -> None:
+    old_secret = "the-0ld-one"
+    sess.node(n(B)).store["config:masterauth"] = old_secret
+    set_auth = cmd(
+        1,
+        B,
+        "CONFIG",
+        "SET",
+        "masterauth",
+        "***",
+        rollback=("CONFIG", "SET", "masterauth", "***"),
+        args={
+            "secret": (3, "password"),
+            "remember_config": "masterauth",
+            "rollback_secret": (3, remembered(B, "masterauth")),
+        },
+    )
+    sess.node(n(B)).fail_next("REPLICAOF", CommandFailed("ERR boom"))
+    result, lines, _ = run(sess, tmp_path, [set_auth, cmd(2, B, "REPLICAOF", "10.0.0.1", "6379")])
+    assert result.exit_code is ExitCode.ROLLED_BACK
+    log = sess.node(n(B)).log
+    assert log.index(("CONFIG", "SET", "masterauth", PASSWORD)) < log.index(
+        ("CONFIG", "SET", "masterauth", old_secret)
+    )
+    assert sess.node(n(B)).store["config:masterauth"] == old_secret
+    text = (tmp_path / "audit.log").read_text() + json.dumps(result.to_dict())
+    assert PASSWORD not in text and old_secret not in text
+    rollback = next(x for x in lines if x["action"] == "rollback:command")
+    assert rollback["command"] == ["CONFIG", "SET", "masterauth", "***"]
 
 
 def test_a_secret_with_no_credential_source_fails_before_anything_is_sent(tmp_path: Path) -> None:
