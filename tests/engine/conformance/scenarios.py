@@ -1975,6 +1975,27 @@ def scenario_failover_errors(backend: Backend) -> Observations:
 
 
 @expects(
+    "§8 (clients)",
+    {
+        "setinfo": Err("ERR unknown subcommand 'SETINFO'. Try CLIENT HELP."),
+        "no_touch": Err("ERR unknown subcommand 'NO-TOUCH'. Try CLIENT HELP."),
+        "no_evict": "OK",
+        "reply_on": "OK",
+    },
+)
+def scenario_client_subcommands_of_7_0(backend: Backend) -> Observations:
+    """CLIENT as Redis 7.0 has it: SETINFO and NO-TOUCH arrived in 7.2, so they are unknown
+    subcommands (redis-py sends SETINFO on connect and ignores this error)."""
+    (m,) = start(backend, 1)
+    return {
+        "setinfo": call(m, "CLIENT", "SETINFO", "lib-name", "redisops"),
+        "no_touch": call(m, "CLIENT", "NO-TOUCH", "on"),
+        "no_evict": call(m, "CLIENT", "NO-EVICT", "on"),
+        "reply_on": call(m, "CLIENT", "REPLY", "ON"),
+    }
+
+
+@expects(
     "29 (timeout)",
     {
         "reply": "OK",

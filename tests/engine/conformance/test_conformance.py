@@ -214,6 +214,10 @@ def test_failover_errors(backend: Backend) -> None:
     check(sc.scenario_failover_errors, backend)
 
 
+def test_client_subcommands_are_those_of_redis_7_0(backend: Backend) -> None:
+    check(sc.scenario_client_subcommands_of_7_0, backend)
+
+
 def test_failover_timeout_without_force_aborts(backend: Backend) -> None:
     check(sc.scenario_failover_timeout_aborts, backend)
 
