@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -99,11 +100,13 @@ def test_a_sync_that_never_completes_times_out_with_exit_10_and_a_diagnosis(
 
 
 def test_a_replicaof_the_node_refuses_is_rolled_back_with_exit_7(
-    real: RealBackend, tmp_path: Path
+    real: RealBackend, tmp_path: Path, state_home: Path
 ) -> None:
     m, r = real.start(2)
     add_user(m)
     add_user(r, "-replicaof", "-slaveof")
+    old_secret = "0ld-masterauth-of-the-replica"
+    as_user(r).config_set("masterauth", old_secret)
     run = cli(
         "attach", r.address, "--to", m.address, "--yes", "--sample", "0", "--format", "json",
         "--user", "ops", "--password-file", password_file(tmp_path),
@@ -113,9 +116,17 @@ def test_a_replicaof_the_node_refuses_is_rolled_back_with_exit_7(
     assert result["outcome"] == "rolled-back"
     assert "no permissions to run the 'replicaof' command" in result["message"]
     undone = [s for s in result["steps"] if s["result"] == "rolled-back"]
-    assert [s["detail"] for s in undone] == ["CONFIG SET masteruser "]
+    assert [s["detail"] for s in undone] == ["CONFIG SET masterauth ***", "CONFIG SET masteruser "]
+    assert old_secret not in run.stdout + run.stderr
+    rollback = [x for x in audit_lines(state_home) if x["action"] == "rollback:command"]
+    assert [x["command"] for x in rollback] == [
+        ["CONFIG", "SET", "masterauth", "***"],
+        ["CONFIG", "SET", "masteruser", ""],
+    ]
+    assert old_secret not in json.dumps(audit_lines(state_home))
     client = as_user(r)
     assert client.config_get("masteruser") == {"masteruser": ""}
+    assert client.config_get("masterauth") == {"masterauth": old_secret}
     assert client.info("replication")["role"] == "master"
     assert not as_user(m).exists(LOCK_KEY)
 
