@@ -80,6 +80,9 @@ class Backlog:
         self.histlen = 0
         self.end = start_offset  # offset of the last byte fed (== master_repl_offset)
         self._next_id = 0
+        # the tail block's buffer and free capacity: most feeds only append there
+        self._tail_buf = bytearray()
+        self._tail_free = 0
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -110,7 +113,12 @@ class Backlog:
         a trim is due.
         """
         n = len(data)
-        if not n:
+        free = self._tail_free
+        if n <= free:  # fits in the tail block (the usual case)
+            self._tail_free = free - n
+            self._tail_buf += data
+            self.end += n
+            self.histlen += n
             return False
         self.end += n
         self.histlen += n
@@ -137,6 +145,9 @@ class Backlog:
             )
             self._next_id += 1
             pos += take
+        tail = blocks[-1]
+        self._tail_buf = tail.buf
+        self._tail_free = tail.size - len(tail.buf)
         self.trim(pins)
         return True
 

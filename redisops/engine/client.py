@@ -72,7 +72,6 @@ class Client:
         "obuf_soft_since_ms",
         "out",
         "out_stream",
-        "out_stream_bytes",
         "parser",
         "pending",
         "psync_initial_offset",
@@ -119,8 +118,14 @@ class Client:
         self.sync_ready_offset = 0
         # written at the end of the event-loop iteration (handleClientsWithPendingWrites)
         self.out: list[bytes] = []  # replies
-        self.out_stream: list[tuple[bytes, list[list[bytes]] | None]] = []  # replication stream
-        self.out_stream_bytes = 0
+        # replication stream items queued for this replica (the master flushes every
+        # replica with a non-empty queue at the end of the iteration)
+        self.out_stream: list[tuple[bytes, list[list[bytes]] | None]] = []
+
+    @property
+    def out_stream_bytes(self) -> int:
+        """Stream bytes queued here and not yet written (summed when asked: rarely)."""
+        return sum([len(item[0]) for item in self.out_stream])
 
     def is_gone(self) -> bool:
         """Closed (a method, not the attribute: callers re-check it after running commands)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable
+from typing import Any
 
 from redisops.engine import datacmds  # noqa: F401  (registers the data commands)
 from redisops.engine import replication as repl
@@ -503,10 +504,14 @@ class Node:
         client goes out in one write (one segment, one TCP send)."""
         self._flush_scheduled = False
         clients, self._pending_writes = self._pending_writes, []
+        shared: _SharedStream = [None, None]
+        # replicas first: their stream was queued by the writes whose replies follow
+        for r in [r for r in self.replicas if r.out_stream]:
+            self._flush_client(r, shared)
         for client in clients:
-            self._flush_client(client)
+            self._flush_client(client, shared)
 
-    def _flush_client(self, client: Client) -> None:
+    def _flush_client(self, client: Client, shared: _SharedStream | None = None) -> None:
         conn = client.conn
         if client.out:
             data = client.out[0] if len(client.out) == 1 else b"".join(client.out)
@@ -515,24 +520,18 @@ class Node:
                 conn.write(data)
         if client.out_stream:
             chunks, client.out_stream = client.out_stream, []
-            client.out_stream_bytes = 0
-            # consecutive pre-parsed units travel as one segment with all their frames
-            data_parts: list[bytes] = []
-            frames: list[list[bytes]] | None = []
-            for data, fr in chunks:
-                if fr is None or frames is None:
-                    if data_parts:
-                        conn.write(b"".join(data_parts), frames, stream=True)
-                    data_parts, frames = [data], (list(fr) if fr is not None else None)
-                else:
-                    data_parts.append(data)
-                    frames.extend(fr)
-            if data_parts and not conn.closed:
-                conn.write(
-                    data_parts[0] if len(data_parts) == 1 else b"".join(data_parts),
-                    frames,
-                    stream=True,
-                )
+            if shared is not None and shared[0] is not None and shared[0] == chunks:
+                # replicas fed the same items (the usual case) share one joined write
+                segments = shared[1]
+                assert segments is not None
+            else:
+                segments = _stream_segments(chunks)
+                if shared is not None:
+                    shared[0], shared[1] = chunks, segments
+            for data, frames in segments:
+                if conn.closed:
+                    break
+                conn.write(data, frames, stream=True)
 
     def flush_client(self, client: Client) -> None:
         """Send what is queued for ``client`` now (before a write that must follow it)."""
@@ -543,15 +542,6 @@ class Node:
         """Write to a client right away, after whatever was already queued for it."""
         self.flush_client(client)
         client.conn.write(data, None, stream=stream)
-
-    def _queue_stream(self, client: Client, data: bytes, frames: list[list[bytes]] | None) -> None:
-        if not client.out and not client.out_stream:
-            self._pending_writes.append(client)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.sched.call_soon(self._flush_writes)
-        client.out_stream.append((data, frames))
-        client.out_stream_bytes += len(data)
 
     def _ctx(self, db: int, mode: str) -> ExecContext:
         if mode == "master" and self.pause_end_ms and self.pause_end_ms > self.sched.clock.now_ms():
@@ -621,11 +611,12 @@ class Node:
                 ErrorReply(f"NOPERM this user has no permissions to run the '{spec.name}' command"),
             )
             return
-        refusal = self._gate(client, spec, "write" in spec.flags)
-        if refusal is not None:
-            self._flag_multi_error(client)
-            self._reply(client, refusal)
-            return
+        if self.loading or self.master_host is not None or self.cfg_min_replicas:
+            refusal = self._gate(client, spec, "write" in spec.flags)
+            if refusal is not None:
+                self._flag_multi_error(client)
+                self._reply(client, refusal)
+                return
         if client.multi is not None and spec.name not in _MULTI_CONTROL:
             if "no_multi" in spec.flags:
                 self._flag_multi_error(client)
@@ -673,12 +664,21 @@ class Node:
     def call(self, client: Client, spec: CommandSpec, argv: list[bytes]) -> None:
         """Run one command as its own execution unit and propagate what it wrote."""
         self.stats["total_commands_processed"] += 1
-        mode = (
-            "replica_apply"
-            if client.is_master
-            else ("replica_client" if self.master_host else "master")
-        )
-        ctx = self._ctx(client.db, mode)
+        if client.is_master:
+            ctx = self._ctx(client.db, "replica_apply")
+        elif self.master_host is not None or self.pause_end_ms:
+            ctx = self._ctx(client.db, "replica_client" if self.master_host else "master")
+        else:  # a master serving a client, writes not paused: the hot path, inlined
+            ctx = ExecContext(
+                self.keyspace,
+                client.db,
+                self.sched.clock.now_ms(),
+                "master",
+                self.cfg_lazy_expire,
+                self.data_stats,
+            )
+            if self.cfg_lazy_user_del:
+                ctx.lazyfree_lazy_user_del = True
         try:
             result = (
                 spec.handler(ctx, argv)
@@ -690,14 +690,25 @@ class Node:
             self._propagate_ctx(ctx, argv, spec, client)
             self._reply(client, ErrorReply(exc.message))
             return
-        if isinstance(result, Block):
-            self._after_command(ctx)
+        if ctx.dirty:
+            self.dirty += ctx.dirty
+        if ctx._touched is not None and self.watching:
+            self._touch_watched(ctx._touched)
+        if ctx.dirty or ctx.forced or ctx._extra_ops:
             self._propagate_ctx(ctx, argv, spec, client)
+        if isinstance(result, Block):
             self._block_on_keys(client, spec, argv, result)
             return
-        self._after_command(ctx)
-        self._propagate_ctx(ctx, argv, spec, client)
-        if result is not NO_REPLY:
+        if result is OK and not (client.closed or client.is_master or client.is_replica):
+            # ``+OK`` to an ordinary client: _reply() without its checks
+            self.stats["total_net_output_bytes"] += 5
+            if not client.out and not client.out_stream:
+                self._pending_writes.append(client)
+                if not self._flush_scheduled:
+                    self._flush_scheduled = True
+                    self.sched.call_soon(self._flush_writes)
+            client.out.append(_OK_BYTES)
+        elif result is not NO_REPLY:
             self._reply(client, result)
         if ctx._ready_keys is not None:
             self._serve_ready_keys(ctx._ready_keys)
@@ -716,8 +727,15 @@ class Node:
             return  # a replica never generates stream bytes (it forwards, §3.8)
         extra = ctx._extra_ops
         if (ctx.dirty or ctx.forced) and ctx.propagate_self and "no_propagate" not in spec.flags:
-            op = (ctx.db, ctx.rewritten if ctx.rewritten is not None else argv)
-            self._propagate_unit([*extra, op] if extra else [op])
+            out = ctx.rewritten if ctx.rewritten is not None else argv
+            if extra:
+                self._propagate_unit([*extra, (ctx.db, out)])
+            elif ctx.db == self.slaveseldb and self.master_host is None:
+                # the common case: one command in the db the stream already selected
+                if self.backlog is not None or self.replicas:
+                    self._feed(encode_command(out), [out])
+            else:
+                self._propagate_unit([(ctx.db, out)])
         elif extra:
             self._propagate_unit(extra)
 
@@ -763,16 +781,27 @@ class Node:
             self._create_backlog()
             backlog = self.backlog
             assert backlog is not None
-        new_block = backlog.feed(data, self._replica_pins if self.replicas else None)
+        replicas = self.replicas
+        new_block = backlog.feed(data, self._replica_pins if replicas else None)
         self.master_repl_offset = backlog.end
-        for r in self.replicas:
-            st = r.repl_state
-            if st is SlaveState.WAIT_BGSAVE_START:
-                continue  # gets the stream from the fork point on
-            if st is SlaveState.ONLINE and not r.start_stream_on_ack:
-                self._queue_stream(r, data, frames)
-                self.stats["total_net_repl_output_bytes"] += len(data)
-        if new_block and self.replicas:
+        if not replicas:
+            return
+        # Replicas waiting for a BGSAVE, or for the ACK after a diskless transfer, get
+        # the stream later from the backlog; online ones get it queued now (one shared
+        # item: the same bytes go to every replica, as Redis's shared replication buffer).
+        n = len(data)
+        item = (data, frames)
+        online = 0
+        for r in replicas:
+            if r.repl_state is _ONLINE and not r.start_stream_on_ack:
+                r.out_stream.append(item)
+                online += 1
+        if online:
+            self.stats["total_net_repl_output_bytes"] += n * online
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.sched.call_soon(self._flush_writes)
+        if new_block:
             self._check_output_buffers()
 
     @staticmethod
@@ -1230,8 +1259,35 @@ class Node:
         return NODE_HANDLERS[spec.name](self, client, argv, ctx)
 
 
+_StreamItem = tuple[bytes, "list[list[bytes]] | None"]
+#: one flush's stream items and the segments they became, reused for the next replica
+_SharedStream = list[Any]
+
+
+def _stream_segments(chunks: list[_StreamItem]) -> list[_StreamItem]:
+    """Queued stream items as segments: consecutive pre-parsed units travel as one
+    segment carrying all their frames; raw bytes (frames None) break the run."""
+    if len(chunks) == 1:
+        return chunks  # receivers never mutate frames: no copy needed
+    segments: list[_StreamItem] = []
+    data_parts: list[bytes] = []
+    frames: list[list[bytes]] | None = []
+    for data, fr in chunks:
+        if fr is None or frames is None:
+            if data_parts:
+                segments.append((b"".join(data_parts), frames))
+            data_parts, frames = [data], (list(fr) if fr is not None else None)
+        else:
+            data_parts.append(data)
+            frames.extend(fr)
+    if data_parts:
+        segments.append((data_parts[0] if len(data_parts) == 1 else b"".join(data_parts), frames))
+    return segments
+
+
 _SELECT_CACHE = {db: encode_command([b"SELECT", str(db).encode()]) for db in range(16)}
 _OK_BYTES = encode_reply(OK)
+_ONLINE = SlaveState.ONLINE
 _MULTI_CONTROL = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))
 _NO_AUTH = frozenset(("auth", "hello", "quit", "reset"))
 

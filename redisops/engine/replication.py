@@ -16,8 +16,9 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from redisops.engine import datacmds  # noqa: F401  (registers SET, used below)
 from redisops.engine.client import Client, SlaveState
-from redisops.engine.command import CommandError, ExecContext
+from redisops.engine.command import COMMANDS, CommandError, ExecContext
 from redisops.engine.network import Endpoint, RdbTransfer, Segment
 from redisops.engine.nodecmd import NO_REPLY, NODE_COMMANDS, int_arg, node_command
 from redisops.engine.rdb import RdbImage
@@ -33,6 +34,9 @@ from redisops.engine.state import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.engine.node import Node
+
+#: SET as registered: a plain ``SET key value`` from the master is applied inline
+_SET_SPEC = COMMANDS["set"]
 
 
 # ============================================================================ master side
@@ -800,15 +804,38 @@ class StreamParser:
 
 def _apply_frames(node: Node, client: Client, frames: list[list[bytes]]) -> None:
     """Run parsed stream commands. Plain data commands take a short path (no gating, no
-    reply: the master client needs neither); anything else goes through dispatch."""
+    reply: the master client needs neither); anything else goes through dispatch.
+
+    A plain ``SET key value`` from the master (the bulk of most streams) is applied
+    inline: on a replica applying its master's stream it never expires the old key
+    (``replica_apply``), so its whole effect is "store the value, drop the TTL, count
+    one command and one change". That holds only while nobody WATCHes keys here and no
+    MULTI is open; otherwise, and for every other command, the full path runs.
+    """
+    cache = node._cmd_cache
     lookup = node.lookup
     keyspace = node.keyspace
     now = node.sched.clock.now_ms()
     stats = node.data_stats
     lazy = node.cfg_lazy_expire
     node_cmds = NODE_COMMANDS
+    set_spec = _SET_SPEC
+    inline = 0  # plain SETs applied inline, counted in one go
+    watching = bool(node.watching)
+    db = keyspace.dbs[client.db]
+    expires = keyspace.expires[client.db]
     for argv in frames:
-        spec = lookup(argv[0])
+        spec = cache.get(argv[0]) or lookup(argv[0])
+        if spec is set_spec and len(argv) == 3 and not watching and client.multi is None:
+            db[argv[1]] = argv[2]
+            if expires:
+                expires.pop(argv[1], None)
+            inline += 1
+            continue
+        if inline:
+            node.stats["total_commands_processed"] += inline
+            node.dirty += inline
+            inline = 0
         if (
             spec is None
             or client.multi is not None
@@ -818,19 +845,26 @@ def _apply_frames(node: Node, client: Client, frames: list[list[bytes]]) -> None
             node.process_command(client, argv)
             if client.closed:
                 return
-            continue
-        node.stats["total_commands_processed"] += 1
-        ctx = ExecContext(keyspace, client.db, now, "replica_apply", lazy, stats)
-        try:
-            spec.handler(ctx, argv)
-        except CommandError:
-            pass  # an error on a replica applying the stream is only logged by Redis
-        if ctx.dirty:
-            node.dirty += ctx.dirty
-        if ctx._touched is not None and node.watching:
-            node._touch_watched(ctx._touched)
-        if ctx._ready_keys is not None:
-            node._serve_ready_keys(ctx._ready_keys)
+        else:
+            node.stats["total_commands_processed"] += 1
+            ctx = ExecContext(keyspace, client.db, now, "replica_apply", lazy, stats)
+            try:
+                spec.handler(ctx, argv)
+            except CommandError:
+                pass  # an error on a replica applying the stream is only logged by Redis
+            if ctx.dirty:
+                node.dirty += ctx.dirty
+            if ctx._touched is not None and node.watching:
+                node._touch_watched(ctx._touched)
+            if ctx._ready_keys is not None:
+                node._serve_ready_keys(ctx._ready_keys)
+        # the command may have selected a db, flushed or swapped dbs, or added watchers
+        watching = bool(node.watching)
+        db = keyspace.dbs[client.db]
+        expires = keyspace.expires[client.db]
+    if inline:
+        node.stats["total_commands_processed"] += inline
+        node.dirty += inline
 
 
 def _is_getack(seg: Segment) -> bool:
