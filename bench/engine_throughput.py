@@ -16,6 +16,7 @@ import argparse
 import gc
 import statistics
 import time
+import timeit
 
 from redisops.engine.cluster import Cluster
 
@@ -56,6 +57,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ns = ap.parse_args()
     print(f"reference engine, exact mode, {ns.commands} SETs, best and median of {ns.repeat}")
+    # shared VMs change speed from minute to minute: a fixed loop says how fast this one
+    # is right now, so figures from different runs can be compared
+    calib = min(timeit.repeat("for i in range(100_000): x = i * 2", number=10, repeat=7))
+    print(f"  cpu check: 1M-iteration loop {calib * 1000:.1f} ms (lower is faster)")
     for replicas in (0, 2):
         rates = [run(ns.commands, replicas) for _ in range(ns.repeat)]
         label = "master alone" if replicas == 0 else f"master + {replicas} replicas (end to end)"

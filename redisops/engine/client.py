@@ -72,6 +72,7 @@ class Client:
         "obuf_soft_since_ms",
         "out",
         "out_stream",
+        "_osb",
         "parser",
         "pending",
         "psync_initial_offset",
@@ -121,11 +122,22 @@ class Client:
         # replication stream items queued for this replica (the master flushes every
         # replica with a non-empty queue at the end of the iteration)
         self.out_stream: list[tuple[bytes, list[list[bytes]] | None]] = []
+        self._osb: tuple[object, int, int] = (None, 0, 0)  # (queue, items summed, bytes)
 
     @property
     def out_stream_bytes(self) -> int:
-        """Stream bytes queued here and not yet written (summed when asked: rarely)."""
-        return sum([len(item[0]) for item in self.out_stream])
+        """Stream bytes queued here and not yet written. Summed when asked (the master
+        asks when it allocates a backlog block), incrementally: the queue only grows
+        until it is flushed, and a flush replaces the list."""
+        items = self.out_stream
+        queue, counted, total = self._osb
+        if queue is not items:
+            counted = total = 0
+        n = len(items)
+        if n > counted:
+            total += sum([len(item[0]) for item in items[counted:]])
+            self._osb = (items, n, total)
+        return total
 
     def is_gone(self) -> bool:
         """Closed (a method, not the attribute: callers re-check it after running commands)."""
