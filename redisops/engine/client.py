@@ -50,6 +50,7 @@ class Client:
     """One connection to a node."""
 
     __slots__ = (
+        "_osb",
         "ack_off",
         "ack_time_ms",
         "announced_ip",
@@ -72,7 +73,6 @@ class Client:
         "obuf_soft_since_ms",
         "out",
         "out_stream",
-        "_osb",
         "parser",
         "pending",
         "psync_initial_offset",
