@@ -151,6 +151,66 @@ class Backlog:
         self.trim(pins)
         return True
 
+    def feed_pieces(
+        self, data: bytes, lens: list[int], pins: Callable[[], list[int]] | None = None
+    ) -> bool:
+        """Append several writes at once (``data`` is their concatenation, ``lens`` their
+        lengths), with exactly the blocks and trims feeding them one by one would give:
+        a write that overflows the tail fills it, gets new blocks sized for that write,
+        and triggers a trim that sees the history up to its end. Returns True when a new
+        block was allocated."""
+        n = len(data)
+        free = self._tail_free
+        if n <= free:  # all of them fit in the tail (the usual case)
+            self._tail_free = free - n
+            self._tail_buf += data
+            self.end += n
+            self.histlen += n
+            return False
+        blocks = self.blocks
+        limit = max(self.size // 16, PROTO_REPLY_CHUNK_BYTES)
+        copied = 0  # bytes of data already in blocks
+        at = 0  # where the current write starts in data
+        allocated = False
+        for ln in lens:
+            piece_end = at + ln
+            if ln <= free:
+                free -= ln
+                at = piece_end
+                continue
+            fill = at + free  # the tail takes what fits, earlier writes included
+            if fill > copied:
+                self._tail_buf += data[copied:fill]
+                self.end += fill - copied
+                self.histlen += fill - copied
+                copied = fill
+            start = self.end + 1  # offset of data[copied]
+            self.end += piece_end - copied
+            self.histlen += piece_end - copied
+            while copied < piece_end:
+                remaining = piece_end - copied
+                want = min(max(remaining, PROTO_REPLY_CHUNK_BYTES), limit)
+                capacity = jemalloc_usable(want + BLOCK_HEADER) - BLOCK_HEADER
+                take = min(capacity, remaining)
+                blocks.append(
+                    Block(self._next_id, start, capacity, bytearray(data[copied : copied + take]))
+                )
+                self._next_id += 1
+                start += take
+                copied += take
+            tail = blocks[-1]
+            self._tail_buf = tail.buf
+            free = tail.size - len(tail.buf)
+            allocated = True
+            self.trim(pins)
+            at = piece_end
+        if copied < n:  # the writes after the last new block sit in the tail
+            self._tail_buf += data[copied:]
+            self.end += n - copied
+            self.histlen += n - copied
+        self._tail_free = free
+        return allocated
+
     def trim(self, pins: Callable[[], list[int]] | None = None, max_blocks: int = 10) -> None:
         """``incrementalTrimReplicationBacklog()``: drop whole head blocks while safe."""
         if self.histlen <= self.size:

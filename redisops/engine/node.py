@@ -52,11 +52,9 @@ from redisops.engine.resp import (
 from redisops.engine.rules import obuf_hard_limit
 from redisops.engine.state import (
     EXEC_ARGV,
-    EXEC_BYTES,
     GETACK_ARGV,
     GETACK_BYTES,
     MULTI_ARGV,
-    MULTI_BYTES,
     NULL_REPLID,
     Bgsave,
     CachedMaster,
@@ -82,6 +80,11 @@ class Node:
         timing: EngineTiming | None = None,
         name: str | None = None,
     ) -> None:
+        # Propagated commands not yet encoded and fed (see _sync_stream). Before anything
+        # else: the offset and backlog properties look at it.
+        self._pend: list[list[bytes]] = []
+        self._master_repl_offset = 0
+        self._backlog: Backlog | None = None
         self.host = normalise_host(host)
         self.port = port
         self.key = (self.host, port)
@@ -136,8 +139,6 @@ class Node:
         self.replid = new_replid(self.rng)
         self.replid2 = NULL_REPLID
         self.second_repl_offset = -1
-        self.master_repl_offset = 0
-        self.backlog: Backlog | None = None
         self.slaveseldb = -1
         self.repl_no_slaves_since_ms = 0
         self.replicas: list[Client] = []
@@ -503,6 +504,8 @@ class Node:
         """``handleClientsWithPendingWrites()``: what this iteration produced for each
         client goes out in one write (one segment, one TCP send)."""
         self._flush_scheduled = False
+        if self._pend:
+            self._sync_stream()
         clients, self._pending_writes = self._pending_writes, []
         shared: _SharedStream = [None, None]
         # replicas first: their stream was queued by the writes whose replies follow
@@ -535,6 +538,8 @@ class Node:
 
     def flush_client(self, client: Client) -> None:
         """Send what is queued for ``client`` now (before a write that must follow it)."""
+        if self._pend:
+            self._sync_stream()
         if client.out or client.out_stream:
             self._flush_client(client)
 
@@ -732,8 +737,11 @@ class Node:
                 self._propagate_unit([*extra, (ctx.db, out)])
             elif ctx.db == self.slaveseldb and self.master_host is None:
                 # the common case: one command in the db the stream already selected
-                if self.backlog is not None or self.replicas:
-                    self._feed(encode_command(out), [out])
+                if self._backlog is not None or self.replicas:
+                    self._pend.append(out)
+                    if not self._flush_scheduled:
+                        self._flush_scheduled = True
+                        self.sched.call_soon(self._flush_writes)
             else:
                 self._propagate_unit([(ctx.db, out)])
         elif extra:
@@ -744,46 +752,92 @@ class Node:
         """``propagatePendingCommands()`` + ``replicationFeedSlaves()`` for one unit."""
         if self.master_host is not None:
             return
-        if self.backlog is None and not self.replicas:
+        if self._backlog is None and not self.replicas:
             return  # §3.1: nothing to feed, the offset does not move
-        if len(ops) == 1 and ops[0][0] == self.slaveseldb:
-            argv = ops[0][1]  # the common case: one op in the current db
-            self._feed(encode_command(argv), [argv])
-            return
-        parts: list[bytes] = []
-        frames: list[list[bytes]] = []
+        pend = self._pend
         wrap = len(ops) > 1
         seldb = self.slaveseldb
         for i, (db, argv) in enumerate(ops):
             if db != seldb:
-                sel = _SELECT_CACHE.get(db) or encode_command([b"SELECT", str(db).encode()])
-                parts.append(sel)
-                frames.append([b"SELECT", str(db).encode()])
+                pend.append([b"SELECT", str(db).encode()])
                 seldb = db
             if wrap and i == 0:
-                parts.append(MULTI_BYTES)
-                frames.append(MULTI_ARGV)
-            parts.append(encode_command(argv))
-            frames.append(argv)
+                pend.append(MULTI_ARGV)
+            pend.append(argv)
         if wrap:
-            parts.append(EXEC_BYTES)
-            frames.append(EXEC_ARGV)
+            pend.append(EXEC_ARGV)
         self.slaveseldb = seldb
-        self._feed(b"".join(parts), frames)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.sched.call_soon(self._flush_writes)
+
+    # The stream is produced lazily: propagation appends each command's argv to _pend
+    # (SELECT, MULTI and EXEC included, in order, as decided at propagation time), and
+    # _sync_stream() encodes and feeds them in one go - before anything can observe the
+    # offset or the backlog (the properties below), before any other bytes are fed, before
+    # any write to a replica and at the end of the event-loop iteration. Nothing can tell
+    # the difference from feeding each command at once: block sizes and trimming follow
+    # the per-command rule (see Backlog.feed), and replicas get the same bytes in order.
+
+    @property
+    def master_repl_offset(self) -> int:
+        if self._pend:
+            self._sync_stream()
+        return self._master_repl_offset
+
+    @master_repl_offset.setter
+    def master_repl_offset(self, value: int) -> None:
+        if self._pend:
+            self._sync_stream()
+        self._master_repl_offset = value
+
+    @property
+    def backlog(self) -> Backlog | None:
+        if self._pend:
+            self._sync_stream()
+        return self._backlog
+
+    @backlog.setter
+    def backlog(self, value: Backlog | None) -> None:
+        if self._pend:
+            self._sync_stream()
+        self._backlog = value
+
+    def _sync_stream(self) -> None:
+        """Encode and feed the propagated commands queued in ``_pend``."""
+        frames, self._pend = self._pend, []
+        if not frames:
+            return
+        if len(frames) == 1:
+            self._feed_now(encode_command(frames[0]), frames)
+            return
+        parts = [encode_command(argv) for argv in frames]
+        self._feed_now(b"".join(parts), frames, [len(p) for p in parts])
 
     def _feed(self, data: bytes, frames: list[list[bytes]] | None) -> None:
         """``feedReplicationBuffer()``: backlog + every replica that takes the stream."""
-        backlog = self.backlog
+        if self._pend:
+            self._sync_stream()  # what was propagated before goes first
+        self._feed_now(data, frames)
+
+    def _feed_now(
+        self, data: bytes, frames: list[list[bytes]] | None, lens: list[int] | None = None
+    ) -> None:
+        """Feed ``data`` (``lens``: the lengths of the writes it is made of) now."""
+        backlog = self._backlog
         if backlog is None:
             if not self.replicas:
                 return
             # replicas without a backlog cannot happen in Redis; be defensive
             self._create_backlog()
-            backlog = self.backlog
+            backlog = self._backlog
             assert backlog is not None
         replicas = self.replicas
-        new_block = backlog.feed(data, self._replica_pins if replicas else None)
-        self.master_repl_offset = backlog.end
+        pins = self._replica_pins if replicas else None
+        new_block = (
+            backlog.feed(data, pins) if lens is None else backlog.feed_pieces(data, lens, pins)
+        )
+        self._master_repl_offset = backlog.end
         if not replicas:
             return
         # Replicas waiting for a BGSAVE, or for the ACK after a diskless transfer, get
@@ -1256,6 +1310,8 @@ class Node:
     def _node_call(
         self, client: Client, spec: CommandSpec, argv: list[bytes], ctx: ExecContext
     ) -> Reply:
+        if self._pend:
+            self._sync_stream()  # server commands see (and may feed) the stream as it is
         return NODE_HANDLERS[spec.name](self, client, argv, ctx)
 
 
@@ -1285,7 +1341,6 @@ def _stream_segments(chunks: list[_StreamItem]) -> list[_StreamItem]:
     return segments
 
 
-_SELECT_CACHE = {db: encode_command([b"SELECT", str(db).encode()]) for db in range(16)}
 _OK_BYTES = encode_reply(OK)
 _ONLINE = SlaveState.ONLINE
 _MULTI_CONTROL = frozenset(("exec", "discard", "multi", "watch", "quit", "reset"))

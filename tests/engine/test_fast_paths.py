@@ -2,6 +2,8 @@
 
 * ``encode_command`` (unrolled for short commands) gives the bytes of the plain RESP
   encoding for any arguments, short or long;
+* the backlog fed several writes at once holds exactly what feeding them one by one
+  gives (blocks, trims, offsets);
 * a replica applying a plain ``SET key value`` inline (no dispatch, no ExecContext) ends
   with the same datasets, TTLs, dirty counter and command count as a replica that takes
   the full path for every command (forced here by a client WATCHing a key on it).
@@ -14,6 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from redisops.engine.backlog import Backlog
 from redisops.engine.cluster import Cluster
 from redisops.engine.resp import encode_command
 
@@ -112,3 +115,34 @@ def test_inline_set_apply_equals_the_full_path(ops: list[tuple[Any, ...]]) -> No
     assert fast[3] - base_fast[3] == full[3] - base_full[3], "command counts differ"
     assert fast[4] == full[4] == c.node(7000).master_repl_offset
     assert c.node(7002).watching
+
+
+# ============================================================================ backlog
+
+
+def blocks_of(b: Backlog) -> list[tuple[int, int, bytes]]:
+    return [(blk.start, blk.size, bytes(blk.buf)) for blk in b.live_blocks()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.sampled_from([16_384, 40_000, 1_048_576]),
+    before=st.lists(st.integers(1, 30_000), max_size=4),
+    pieces=st.lists(st.integers(1, 70_000), min_size=1, max_size=40),
+)
+def test_feeding_writes_at_once_equals_feeding_them_one_by_one(
+    size: int, before: list[int], pieces: list[int]
+) -> None:
+    one, batch = Backlog(size, 100), Backlog(size, 100)
+    for i, n in enumerate(before):
+        data = bytes([65 + i % 26]) * n
+        one.feed(data)
+        batch.feed(data)
+    datas = [bytes([97 + i % 26]) * n for i, n in enumerate(pieces)]
+    allocated = [one.feed(d) for d in datas]
+    assert batch.feed_pieces(b"".join(datas), [len(d) for d in datas]) == any(allocated)
+    assert (batch.end, batch.histlen, batch.first) == (one.end, one.histlen, one.first)
+    assert blocks_of(batch) == blocks_of(one)
+    tail = b"x" * 10  # and both keep taking writes the same way
+    assert batch.feed(tail) == one.feed(tail)
+    assert blocks_of(batch) == blocks_of(one)
