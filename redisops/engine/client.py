@@ -5,6 +5,7 @@ Mirrors the parts of Redis's ``client`` struct that replication and the lab obse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,8 @@ class Client:
 
     __slots__ = (
         "_osb",
+        "_repl_state",
+        "_start_stream_on_ack",
         "ack_off",
         "ack_time_ms",
         "announced_ip",
@@ -77,9 +80,8 @@ class Client:
         "pending",
         "psync_initial_offset",
         "repl_last_partial_write_ms",
-        "repl_state",
         "resp",
-        "start_stream_on_ack",
+        "stream_hook",
         "sync_ready_offset",
         "username",
         "watched",
@@ -106,14 +108,17 @@ class Client:
         self.is_master = False
         self.is_replica = False
         # replica bookkeeping (master side)
-        self.repl_state: SlaveState | None = None
+        # Called before a change of repl_state / start_stream_on_ack: the master feeds
+        # what it propagated so far, so it goes to the replicas as they were then.
+        self.stream_hook: Callable[[], None] | None = None
+        self._repl_state: SlaveState | None = None
         self.capa: set[str] = set()
         self.listening_port = 0
         self.announced_ip: str | None = None
         self.ack_off = 0
         self.ack_time_ms = now_ms
         self.psync_initial_offset = 0
-        self.start_stream_on_ack = False
+        self._start_stream_on_ack = False
         self.obuf_soft_since_ms = 0
         self.repl_last_partial_write_ms = now_ms
         self.sync_ready_offset = 0
@@ -123,6 +128,26 @@ class Client:
         # replica with a non-empty queue at the end of the iteration)
         self.out_stream: list[tuple[bytes, list[list[bytes]] | None]] = []
         self._osb: tuple[object, int, int] = (None, 0, 0)  # (queue, items summed, bytes)
+
+    @property
+    def repl_state(self) -> SlaveState | None:
+        return self._repl_state
+
+    @repl_state.setter
+    def repl_state(self, value: SlaveState | None) -> None:
+        if self.stream_hook is not None:
+            self.stream_hook()
+        self._repl_state = value
+
+    @property
+    def start_stream_on_ack(self) -> bool:
+        return self._start_stream_on_ack
+
+    @start_stream_on_ack.setter
+    def start_stream_on_ack(self, value: bool) -> None:
+        if self.stream_hook is not None:
+            self.stream_hook()
+        self._start_stream_on_ack = value
 
     @property
     def out_stream_bytes(self) -> int:

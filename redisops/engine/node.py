@@ -418,6 +418,7 @@ class Node:
 
     def new_client(self, conn: Conn) -> Client:
         client = Client(self._next_client_id, conn, self.sched.now_ms())
+        client.stream_hook = self.sync_stream
         self._next_client_id += 1
         self.clients[client.id] = client
         return client
@@ -803,6 +804,11 @@ class Node:
             self._sync_stream()
         self._backlog = value
 
+    def sync_stream(self) -> None:
+        """Feed what was propagated so far (before replicas change state or membership)."""
+        if self._pend:
+            self._sync_stream()
+
     def _sync_stream(self) -> None:
         """Encode and feed the propagated commands queued in ``_pend``."""
         frames, self._pend = self._pend, []
@@ -847,7 +853,7 @@ class Node:
         item = (data, frames)
         online = 0
         for r in replicas:
-            if r.repl_state is _ONLINE and not r.start_stream_on_ack:
+            if r._repl_state is _ONLINE and not r._start_stream_on_ack:
                 r.out_stream.append(item)
                 online += 1
         if online:

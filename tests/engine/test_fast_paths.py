@@ -146,3 +146,40 @@ def test_feeding_writes_at_once_equals_feeding_them_one_by_one(
     tail = b"x" * 10  # and both keep taking writes the same way
     assert batch.feed(tail) == one.feed(tail)
     assert blocks_of(batch) == blocks_of(one)
+
+
+# ============================================================================ lazy stream
+
+
+def test_commands_propagated_just_before_a_replica_goes_online_reach_it_once() -> None:
+    """The master feeds its stream once per event-loop turn. A replica that goes online
+    in between (here: its RDB transfer completes in the same turn as a write) must get
+    that write exactly once: from the backlog, as the write happened before it was
+    online, and not a second time from the batch."""
+    from redisops.engine import replication as repl
+    from redisops.engine.client import SlaveState
+
+    c = Cluster(seed=3)
+    cfg = dict(CONFIG, **{"repl-diskless-sync": "no"})
+    m = c.add_node(7000, dict(cfg))
+    c.add_node(7001, dict(cfg))
+    c.set_bandwidth(7000, 7001, 50_000)  # a slow link: the transfer takes a while
+    cl = c.client(7000)
+    for i in range(200):
+        cl.send("SET", f"k{i}", "x" * 100)
+    c.run(10)
+    c.call(7001, "REPLICAOF", "127.0.0.1", "7000")
+    assert c.run_until(
+        lambda: any(r.repl_state is SlaveState.SEND_BULK for r in m.replicas), 10_000
+    )
+    bulk = next(r for r in m.replicas if r.repl_state is SlaveState.SEND_BULK)
+    writer = next(x for x in m.clients.values() if not x.is_replica and not x.closed)
+    m.process_command(writer, [b"SET", b"late", b"write"])  # propagated, not yet fed
+    assert m._pend, "the write waits for the end of the turn"
+    repl._put_online(m, bulk)  # what the end of the RDB transfer does, same turn
+    repl._start_command_stream(m, bulk)
+    c.set_bandwidth(7000, 7001, None)
+    assert c.run_until(lambda: c.in_sync(7000, 7001), 30_000)
+    c.run(100)
+    assert c.node(7001).master_repl_offset == m.master_repl_offset
+    assert c.node(7001).keyspace.digest() == m.keyspace.digest()
