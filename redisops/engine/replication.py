@@ -733,6 +733,10 @@ def master_lost(node: Node) -> None:
     node.repl_down_since_ms = node.sched.now_ms()  # even when REPLICAOF is moving us elsewhere
     if node.master_host is not None:
         node.repl_state = ReplState.CONNECT
+        # Redis 7.0 reconnects at once ("Reconnecting to MASTER", logged right after
+        # "Connection with master lost") instead of waiting for the next cron: a replica
+        # dropped by its master's REPLICAOF NO ONE is back within milliseconds
+        connect_with_master(node)
 
 
 def send_ack(node: Node) -> None:

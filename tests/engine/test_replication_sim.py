@@ -515,3 +515,22 @@ def test_failover_without_force_aborts_on_timeout_and_keeps_the_master() -> None
     assert c.node(7000).master_host is None and c.node(7000).failover.info_name == "no-failover"
     assert c.node(7000).replid == replid
     assert c.call(7000, "SET", "b", "2") == "OK"  # writes are unpaused
+
+
+def test_a_replica_dropped_by_its_master_reconnects_at_once_not_on_the_next_cron() -> None:
+    """Redis 7.0 calls connectWithMaster() as soon as the master link is lost ("Reconnecting
+    to MASTER" right after "Connection with master lost"; measured: 3 ms on redis-server
+    7.0.15). So the sub-replica that REPLICAOF NO ONE drops is back, partially, before any
+    virtual time passes."""
+    c = Cluster()
+    star(c, 7000, 7001)
+    c.add_node(7002, dict(QUIET))
+    c.replicate(7002, 7001)
+    assert c.call(7000, "SET", "k", "v") == "OK"
+    settle(c, 7000, 7001, 7002)
+    t0 = c.sched.now_ms()
+    assert c.call(7001, "REPLICAOF", "NO", "ONE") == "OK"
+    sub = c.node(7002)
+    assert c.run_until(lambda: connected(sub) and sub.replid == c.node(7001).replid, 0)
+    assert c.sched.now_ms() == t0  # no cron tick needed
+    assert stats(c, 7001)[1] >= 1  # it continued partially
