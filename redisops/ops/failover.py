@@ -21,7 +21,7 @@ from redisops.lock import LOCK_KEY
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import persist_step, sentinel_finding
 from redisops.ops.fence import write_fence_record
-from redisops.ops.switchover import _at_offset, _promoted_view
+from redisops.ops.switchover import _at_offset, _promoted_view, followers_of
 from redisops.plan import RunContext, action
 from redisops.retry import RetryPolicy
 from redisops.session import Session
@@ -391,6 +391,8 @@ def plan_failover(
             args={
                 "nodes": [str(x.address) for x in others],
                 "target": new,
+                "followers": followers_of(topo, new_node),
+                "expected_full": sum(1 for p in preds if p.sync == "full"),
                 "on_failure": "continue",
             },
         )

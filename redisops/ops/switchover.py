@@ -359,7 +359,12 @@ def plan_switchover(
             "verify the new topology",
             verify=f"{t} the only master; every link up; sync_full unchanged; offsets converge; "
             f"journal key read back from every replica",
-            args={"nodes": [m, *other_names], "target": t, "on_failure": "continue"},
+            args={
+                "nodes": [m, *other_names],
+                "target": t,
+                "followers": followers_of(topo, target),
+                "on_failure": "continue",
+            },
         )
     )
     n += 1
@@ -772,15 +777,34 @@ def _check_replica(node: RedisNode, taddr: Address, token: str) -> str | None:
     return None if op == token else "journal key not replicated yet"
 
 
+def followers_of(topo: Topology, node: NodeInfo) -> dict[str, str]:
+    """The reachable replicas under ``node`` (any depth) and the master each follows.
+
+    Promoting ``node`` (REPLICAOF NO ONE) gives it a new replication id and drops its
+    replicas; they reconnect on their next replication cron (within a second), continue
+    partially and drop their own replicas in turn. Verification waits for all of them.
+    """
+    return {
+        str(d.address): str(topo.canonical(d.master_address))
+        for d in topo.descendants(node)
+        if d.reachable and d.master_address is not None
+    }
+
+
 @action("verify-switchover")
 def verify_switchover(ctx: RunContext, step: Step) -> str:
-    """One master; every node its replica with the link up and the journal key read back;
-    ``sync_full`` unchanged everywhere (partial resyncs only)."""
+    """One master; every node its replica with the link up and the journal key read back
+    (``followers``: replicas already under the new master, at any depth, back on their own
+    master); no full resync beyond what the plan predicted (``expected_full``)."""
     target = str(step.args["target"])
     nodes = [str(n) for n in step.args["nodes"]]
+    followers = {str(k): str(v) for k, v in dict(step.args.get("followers") or {}).items()}
+    expected_full = int(step.args.get("expected_full", 0))
     if step.args.get("from_sentinel") and ctx.facts.get("new_master"):
         actual = str(ctx.facts["new_master"])  # Sentinel may have picked another replica
         nodes = sorted({*nodes, target} - {actual})
+        followers.pop(actual, None)
+        nodes = [x for x in nodes if x not in followers]
         target = actual
     tnode = ctx.node(target)
     # a promotion may have closed our connection (Sentinel kills clients): reconnect once
@@ -799,14 +823,15 @@ def verify_switchover(ctx: RunContext, step: Step) -> str:
             problems[name] = "not repointed (see the repoint step)"
     if ctx.facts.get("demote_failed") in nodes:
         problems[str(ctx.facts["demote_failed"])] = "old master not demoted (see the switch step)"
-    pending = {n for n in nodes if n not in problems}
+    masters = dict.fromkeys(nodes, target)
+    masters.update({f: m for f, m in followers.items() if f != target})
+    pending = {n for n in masters if n not in problems}
     silent_since: dict[str, float] = {}
     deadline = time.monotonic() + float(step.args.get("timeout", 15.0))
-    taddr = Address.parse(target)
     while pending and time.monotonic() < deadline:
         for name in sorted(pending):
             try:
-                problem = _check_replica(ctx.node(name), taddr, token)
+                problem = _check_replica(ctx.node(name), Address.parse(masters[name]), token)
             except Unreachable as exc:
                 since = silent_since.setdefault(name, time.monotonic())
                 problems[name] = str(exc)
@@ -825,19 +850,30 @@ def verify_switchover(ctx: RunContext, step: Step) -> str:
             ctx.sleep(0.02)
     before: dict[str, dict[str, int]] = ctx.facts.get("counters_before", {})
     full = []
+    full_after: dict[str, int] = {}
     for name, counters in before.items():
         try:
             after = _counters(ctx, name)
         except RedisopsError:
             continue
+        full_after[name] = after["sync_full"]
         if after["sync_full"] > counters["sync_full"]:
             full.append(f"{name} (+{after['sync_full'] - counters['sync_full']})")
-    ctx.facts["full_resyncs"] = len(full)
+    full_count = sum(
+        after - before[name]["sync_full"]
+        for name, after in full_after.items()
+        if after > before[name]["sync_full"]
+    )
+    ctx.facts["full_resyncs"] = full_count
     if problems:
         raise VerifyFailed("; ".join(f"{n}: {problems[n]}" for n in sorted(problems)))
-    if full:
-        raise VerifyFailed("full resync happened on " + ", ".join(full))
-    return (
-        f"{target} master; {len(nodes)} replica(s) linked and caught up (journal read back); "
-        f"no full resync"
-    )
+    if full_count > expected_full:
+        raise VerifyFailed(
+            "full resync happened on "
+            + ", ".join(full)
+            + (f" (the plan predicted {expected_full})" if expected_full else "")
+        )
+    linked = f"{len(masters)} replica(s) linked and caught up (journal read back)"
+    if full_count:
+        return f"{target} master; {linked}; {full_count} full resync(s), as predicted"
+    return f"{target} master; {linked}; no full resync"

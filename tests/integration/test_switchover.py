@@ -215,3 +215,35 @@ def test_switchover_of_an_inventory_cluster_is_locked_and_audited_under_its_name
     ]
     assert {r.get("cluster") for r in records} == {"cache"}
     assert (tmp_path / "state" / "redisops" / "locks" / "cache.lock").exists()
+
+
+def test_replicas_under_the_target_are_back_on_it_when_the_command_returns(
+    redis_factory: RedisFactory, env: dict[str, str]
+) -> None:
+    """REPLICAOF NO ONE drops the target's own replicas (they must learn its new
+    replication id); they reconnect on their next replication cron and drop theirs in
+    turn. The switchover verifies them too, so when it returns every one of them, at any
+    depth, is linked again with the target's new id and has the journal key."""
+    m, target = star(redis_factory, 1, FAST_SYNC)
+    sub = redis_factory.start(FAST_SYNC)
+    subsub = redis_factory.start(FAST_SYNC)
+    replicate(sub, target)
+    wait_link_up(sub)
+    replicate(subsub, sub)
+    wait_link_up(subsub)
+    settle(m, [target, sub, subsub])
+    full_before = {n.address: sync_counters(n)[0] for n in (m, target, sub)}
+
+    code, doc, result = invoke_json(env, "switchover", "--to", target.address, "--yes")
+    assert code == 0, result.stderr
+
+    new_id = target.client().info("replication")["master_replid"]
+    for node, master in ((sub, target), (subsub, sub)):
+        info = node.client().info("replication")  # no waiting: the command waited
+        assert info["master_port"] == master.port, node.address
+        assert info["master_link_status"] == "up", node.address
+        assert info["master_replid"] == new_id, node.address
+        assert node.client().get("redisops:journal") is not None, node.address
+    assert {n.address: sync_counters(n)[0] for n in (m, target, sub)} == full_before
+    verify = next(s for s in doc["result"]["steps"] if s["action"] == "verify-switchover")
+    assert "3 replica(s) linked" in verify["detail"]  # the old master, sub and subsub
