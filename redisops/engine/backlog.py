@@ -120,36 +120,7 @@ class Backlog:
             self.end += n
             self.histlen += n
             return False
-        self.end += n
-        self.histlen += n
-        blocks = self.blocks
-        pos = 0
-        if len(blocks) > self._head:
-            tail = blocks[-1]
-            avail = tail.size - len(tail.buf)
-            if avail > 0:
-                take = n if avail >= n else avail
-                tail.buf += data if take == n else data[:take]
-                pos = take
-        if pos == n:
-            return False
-        limit = max(self.size // 16, PROTO_REPLY_CHUNK_BYTES)
-        start = self.end - n + 1
-        while pos < n:
-            remaining = n - pos
-            want = min(max(remaining, PROTO_REPLY_CHUNK_BYTES), limit)
-            capacity = jemalloc_usable(want + BLOCK_HEADER) - BLOCK_HEADER
-            take = min(capacity, remaining)
-            blocks.append(
-                Block(self._next_id, start + pos, capacity, bytearray(data[pos : pos + take]))
-            )
-            self._next_id += 1
-            pos += take
-        tail = blocks[-1]
-        self._tail_buf = tail.buf
-        self._tail_free = tail.size - len(tail.buf)
-        self.trim(pins)
-        return True
+        return self.feed_pieces(data, [n], pins)
 
     def feed_pieces(
         self, data: bytes, lens: list[int], pins: Callable[[], list[int]] | None = None
