@@ -492,7 +492,10 @@ class Node:
             # "Replica generated a reply to command": Redis drops such a replica (§6.3)
             self.sched.call_soon(functools.partial(self.free_client, client))
             return
-        data = _OK_BYTES if value is OK else encode_reply(value, client.resp)
+        self._queue_reply(client, _OK_BYTES if value is OK else encode_reply(value, client.resp))
+
+    def _queue_reply(self, client: Client, data: bytes) -> None:
+        """Queue reply bytes; they go out with the end of this event-loop iteration."""
         self.stats["total_net_output_bytes"] += len(data)
         if not client.out and not client.out_stream:
             self._pending_writes.append(client)
@@ -706,14 +709,7 @@ class Node:
             self._block_on_keys(client, spec, argv, result)
             return
         if result is OK and not (client.closed or client.is_master or client.is_replica):
-            # ``+OK`` to an ordinary client: _reply() without its checks
-            self.stats["total_net_output_bytes"] += 5
-            if not client.out and not client.out_stream:
-                self._pending_writes.append(client)
-                if not self._flush_scheduled:
-                    self._flush_scheduled = True
-                    self.sched.call_soon(self._flush_writes)
-            client.out.append(_OK_BYTES)
+            self._queue_reply(client, _OK_BYTES)  # +OK to an ordinary client: no checks
         elif result is not NO_REPLY:
             self._reply(client, result)
         if ctx._ready_keys is not None:
