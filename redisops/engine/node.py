@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable
-from typing import Any
 
 from redisops.engine import datacmds  # noqa: F401  (registers the data commands)
 from redisops.engine import replication as repl
@@ -511,14 +510,14 @@ class Node:
         if self._pend:
             self._sync_stream()
         clients, self._pending_writes = self._pending_writes, []
-        shared: _SharedStream = [None, None]
+        shared = _SharedSegments()
         # replicas first: their stream was queued by the writes whose replies follow
         for r in [r for r in self.replicas if r.out_stream]:
             self._flush_client(r, shared)
         for client in clients:
             self._flush_client(client, shared)
 
-    def _flush_client(self, client: Client, shared: _SharedStream | None = None) -> None:
+    def _flush_client(self, client: Client, shared: _SharedSegments | None = None) -> None:
         conn = client.conn
         if client.out:
             data = client.out[0] if len(client.out) == 1 else b"".join(client.out)
@@ -527,14 +526,13 @@ class Node:
                 conn.write(data)
         if client.out_stream:
             chunks, client.out_stream = client.out_stream, []
-            if shared is not None and shared[0] is not None and shared[0] == chunks:
+            if shared is not None and shared.chunks == chunks:
                 # replicas fed the same items (the usual case) share one joined write
-                segments = shared[1]
-                assert segments is not None
+                segments = shared.segments
             else:
                 segments = _stream_segments(chunks)
                 if shared is not None:
-                    shared[0], shared[1] = chunks, segments
+                    shared.chunks, shared.segments = chunks, segments
             for data, frames in segments:
                 if conn.closed:
                     break
@@ -774,7 +772,7 @@ class Node:
     # offset or the backlog (the properties below), before any other bytes are fed, before
     # any write to a replica and at the end of the event-loop iteration. Nothing can tell
     # the difference from feeding each command at once: block sizes and trimming follow
-    # the per-command rule (see Backlog.feed), and replicas get the same bytes in order.
+    # the per-command rule (see Backlog.feed_pieces), and replicas get the same bytes in order.
 
     @property
     def master_repl_offset(self) -> int:
@@ -1318,8 +1316,17 @@ class Node:
 
 
 _StreamItem = tuple[bytes, "list[list[bytes]] | None"]
-#: one flush's stream items and the segments they became, reused for the next replica
-_SharedStream = list[Any]
+
+
+class _SharedSegments:
+    """One flush's stream items and the segments they became, reused for every replica
+    that was queued the same items."""
+
+    __slots__ = ("chunks", "segments")
+
+    def __init__(self) -> None:
+        self.chunks: list[_StreamItem] | None = None
+        self.segments: list[_StreamItem] = []
 
 
 def _stream_segments(chunks: list[_StreamItem]) -> list[_StreamItem]:
