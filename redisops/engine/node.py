@@ -79,7 +79,7 @@ class Node:
         timing: EngineTiming | None = None,
         name: str | None = None,
     ) -> None:
-        # Propagated commands not yet encoded and fed (see _sync_stream). Before anything
+        # Propagated commands not yet encoded and fed (see sync_stream). Before anything
         # else: the offset and backlog properties look at it.
         self._pend: list[list[bytes]] = []
         self._master_repl_offset = 0
@@ -507,8 +507,7 @@ class Node:
         """``handleClientsWithPendingWrites()``: what this iteration produced for each
         client goes out in one write (one segment, one TCP send)."""
         self._flush_scheduled = False
-        if self._pend:
-            self._sync_stream()
+        self.sync_stream()
         clients, self._pending_writes = self._pending_writes, []
         shared = _SharedSegments()
         # replicas first: their stream was queued by the writes whose replies follow
@@ -540,8 +539,7 @@ class Node:
 
     def flush_client(self, client: Client) -> None:
         """Send what is queued for ``client`` now (before a write that must follow it)."""
-        if self._pend:
-            self._sync_stream()
+        self.sync_stream()
         if client.out or client.out_stream:
             self._flush_client(client)
 
@@ -697,10 +695,7 @@ class Node:
             self._propagate_ctx(ctx, argv, spec, client)
             self._reply(client, ErrorReply(exc.message))
             return
-        if ctx.dirty:
-            self.dirty += ctx.dirty
-        if ctx._touched is not None and self.watching:
-            self._touch_watched(ctx._touched)
+        self._after_command(ctx)
         if ctx.dirty or ctx.forced or ctx._extra_ops:
             self._propagate_ctx(ctx, argv, spec, client)
         if isinstance(result, Block):
@@ -768,7 +763,7 @@ class Node:
 
     # The stream is produced lazily: propagation appends each command's argv to _pend
     # (SELECT, MULTI and EXEC included, in order, as decided at propagation time), and
-    # _sync_stream() encodes and feeds them in one go - before anything can observe the
+    # sync_stream() encodes and feeds them in one go - before anything can observe the
     # offset or the backlog (the properties below), before any other bytes are fed, before
     # any write to a replica and at the end of the event-loop iteration. Nothing can tell
     # the difference from feeding each command at once: block sizes and trimming follow
@@ -776,38 +771,30 @@ class Node:
 
     @property
     def master_repl_offset(self) -> int:
-        if self._pend:
-            self._sync_stream()
+        self.sync_stream()
         return self._master_repl_offset
 
     @master_repl_offset.setter
     def master_repl_offset(self, value: int) -> None:
-        if self._pend:
-            self._sync_stream()
+        self.sync_stream()
         self._master_repl_offset = value
 
     @property
     def backlog(self) -> Backlog | None:
-        if self._pend:
-            self._sync_stream()
+        self.sync_stream()
         return self._backlog
 
     @backlog.setter
     def backlog(self, value: Backlog | None) -> None:
-        if self._pend:
-            self._sync_stream()
+        self.sync_stream()
         self._backlog = value
 
     def sync_stream(self) -> None:
-        """Feed what was propagated so far (before replicas change state or membership)."""
-        if self._pend:
-            self._sync_stream()
-
-    def _sync_stream(self) -> None:
-        """Encode and feed the propagated commands queued in ``_pend``."""
-        frames, self._pend = self._pend, []
-        if not frames:
+        """Encode and feed the propagated commands queued in ``_pend`` (also called before
+        a replica changes state, through its ``stream_hook``)."""
+        if not self._pend:
             return
+        frames, self._pend = self._pend, []
         if len(frames) == 1:
             self._feed_now(encode_command(frames[0]), frames)
             return
@@ -816,8 +803,7 @@ class Node:
 
     def _feed(self, data: bytes, frames: list[list[bytes]] | None) -> None:
         """``feedReplicationBuffer()``: backlog + every replica that takes the stream."""
-        if self._pend:
-            self._sync_stream()  # what was propagated before goes first
+        self.sync_stream()  # what was propagated before goes first
         self._feed_now(data, frames)
 
     def _feed_now(
@@ -1310,8 +1296,7 @@ class Node:
     def _node_call(
         self, client: Client, spec: CommandSpec, argv: list[bytes], ctx: ExecContext
     ) -> Reply:
-        if self._pend:
-            self._sync_stream()  # server commands see (and may feed) the stream as it is
+        self.sync_stream()  # server commands see (and may feed) the stream as it is
         return NODE_HANDLERS[spec.name](self, client, argv, ctx)
 
 
