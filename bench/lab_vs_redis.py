@@ -14,29 +14,11 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 
-
-def base_port() -> int:
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port < 60000 and all(_free(p) for p in range(port, port + 3)):
-            return port
-    raise SystemExit("no free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+from redisops.lab import free_base_port
 
 
 def bench(port: int, n: int) -> dict[str, float]:
@@ -66,7 +48,7 @@ def main() -> int:
     for engine in ("redis-server", "embedded"):
         with tempfile.TemporaryDirectory() as tmp:
             env = dict(os.environ, REDISOPS_LAB_DIR=os.path.join(tmp, "lab"))
-            port = base_port()
+            port = free_base_port(3)
             cmd = [sys.executable, "-m", "redisops", "lab"]
             subprocess.run(
                 [*cmd, "up", "--engine", engine, "--base-port", str(port)],

@@ -16,20 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-
-def _free_base(count: int) -> int:
-    for base in range(17000, 60000, 100):
-        ok = True
-        for port in range(base, base + count):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise SystemExit("no free ports for the demo lab")
+from redisops import lab
 
 
 def run(args: list[str], env: dict[str, str], check: bool = True) -> int:
@@ -41,7 +28,7 @@ def run(args: list[str], env: dict[str, str], check: bool = True) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    base = _free_base(4)
+    base = lab.free_base_port(4)
     with tempfile.TemporaryDirectory(prefix="redisops-demo-") as tmp:
         env = dict(
             os.environ,

@@ -113,6 +113,15 @@ def running(lab_dir: Path) -> LabState | None:
     return state if any(_alive(p) for p in state.pids.values()) else None
 
 
+def free_base_port(count: int, start: int = 17000) -> int:
+    """The first port from ``start`` up (in steps of 100) with ``count`` free ports in a
+    row on 127.0.0.1: where a throwaway lab (demo, benchmarks, tests) can go."""
+    for base in range(start, 65000 - count, 100):
+        if all(_port_free(p) for p in range(base, base + count)):
+            return base
+    raise BadInput(f"no {count} free ports in a row on 127.0.0.1", hint="stop some labs")
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -302,15 +311,21 @@ def _up_redis_server(state: LabState) -> None:
 def _control(state: LabState, *args: str) -> Any:
     if not state.control:
         raise BadInput("this lab has no control socket")
+    return control_call(state.control, *args)
+
+
+def control_call(path: str, *args: str, timeout: float = 10.0) -> Any:
+    """One request on an embedded lab's control socket (``redisops.engine.server
+    --control PATH``): the reply, or Unreachable / BadInput (an ``ERR`` reply)."""
     from redisops.engine.resp import ReplyParser, encode_command
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(10)
+        s.settimeout(timeout)
         try:
-            s.connect(state.control)
+            s.connect(path)
         except OSError as exc:
             raise Unreachable(
-                f"cannot reach the lab control socket {state.control}: {exc.strerror}"
+                f"cannot reach the lab control socket {path}: {exc.strerror}"
             ) from None
         s.sendall(encode_command([a.encode() for a in args]))
         parser = ReplyParser()

@@ -13,24 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import HAVE_REDIS, SKIP_REASON, free_port, wait_until
-
-
-def _base_port(n: int) -> int:
-    for _ in range(50):
-        base = free_port()
-        if all(_free(p) for p in range(base, base + n)) and base + n < 65000:
-            return base
-    raise RuntimeError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+from redisops.lab import free_base_port
+from tests.harness import HAVE_REDIS, SKIP_REASON, wait_until
 
 
 def raw(port: int, *args: str) -> bytes:
@@ -85,7 +69,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 def test_embedded_lab_serves_redis_protocol_with_no_redis_installed(lab: Lab) -> None:
-    base = _base_port(3)
+    base = free_base_port(3)
     out = lab.run("lab", "up", "--base-port", str(base))
     assert f"127.0.0.1:{base}  master" in out.stdout
     assert raw(base, "PING") == b"+PONG\r\n"
@@ -100,7 +84,7 @@ def test_embedded_lab_serves_redis_protocol_with_no_redis_installed(lab: Lab) ->
 
 
 def test_lab_drills_kill_restart_pause_partition(lab: Lab) -> None:
-    base = _base_port(3)
+    base = free_base_port(3)
     lab.run("lab", "up", "--base-port", str(base), "--topology", "chain")
     lab.run("lab", "kill", str(base + 1))
     st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
@@ -127,7 +111,7 @@ def test_lab_drills_kill_restart_pause_partition(lab: Lab) -> None:
 
 
 def test_lab_refuses_bad_requests_with_one_line_errors(lab: Lab) -> None:
-    base = _base_port(2)
+    base = free_base_port(2)
     lab.run("lab", "up", "--base-port", str(base), "--nodes", "2")
     again = lab.run("lab", "up", "--base-port", str(base + 10), check=False)
     assert (
@@ -158,7 +142,7 @@ def test_lab_up_fails_cleanly_on_a_busy_port(lab: Lab) -> None:
 @pytest.mark.skipif(not HAVE_REDIS, reason=SKIP_REASON)
 def test_same_lab_with_real_redis_server(tmp_path: Path) -> None:
     lab = Lab(tmp_path)
-    base = _base_port(3)
+    base = free_base_port(3)
     try:
         lab.run("lab", "up", "--engine", "redis-server", "--base-port", str(base))
         nodes = json.loads(lab.run("status", f"127.0.0.1:{base}", "-o", "json").stdout)["nodes"]
@@ -183,7 +167,7 @@ def test_same_lab_with_real_redis_server(tmp_path: Path) -> None:
 )
 def test_redis_cli_works_against_the_embedded_lab(tmp_path: Path) -> None:
     lab = Lab(tmp_path)
-    base = _base_port(3)
+    base = free_base_port(3)
     try:
         lab.run("lab", "up", "--base-port", str(base))
         cli = shutil.which("redis-cli")

@@ -18,7 +18,8 @@ from typing import Any
 
 import redis
 
-from redisops.engine.resp import ReplyParser, encode_command
+from redisops.errors import RedisopsError
+from redisops.lab import control_call
 from tests.harness import free_port, wait_until
 
 #: What tests/harness.py passes to every redis-server on its command line.
@@ -92,24 +93,12 @@ class EngineBackend:
         wait_until(self.control_path.exists, 20, what="engine lab control socket")
 
     def control(self, *args: str) -> Any:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(30)
-            s.connect(str(self.control_path))
-            s.sendall(encode_command([a.encode() for a in args]))
-            parser = ReplyParser()
-            while True:
-                data = s.recv(65536)
-                if not data:
-                    raise RuntimeError(
-                        f"lab closed the control socket ({self.log.read_text()[-500:]})"
-                    )
-                parser.feed(data)
-                replies = parser.replies()
-                if replies:
-                    reply = replies[0]
-                    if isinstance(reply, str) and reply.startswith("ERR"):
-                        raise RuntimeError(f"lab control {args}: {reply}")
-                    return reply
+        try:
+            return control_call(str(self.control_path), *args, timeout=30)
+        except RedisopsError as exc:
+            raise RuntimeError(
+                f"lab control {args}: {exc} ({self.log.read_text()[-500:]})"
+            ) from None
 
     def wait_ready(self, port: int) -> None:
         def ready() -> bool:
