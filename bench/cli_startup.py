@@ -1,6 +1,7 @@
 """CLI start-up cost: what a cron-run ``redisops`` pays per invocation.
 
-Starts a 3-node chain of real redis-server processes on free loopback ports and prints,
+Starts a 3-node chain of real redis-server processes on free loopback ports (a
+``redisops lab --engine redis-server --topology chain``) and prints,
 as the median (and min/max) wall time of N runs each:
 
 * ``redisops --help``
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,23 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ping(port: int) -> None:
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit(f"redis-server on {port} did not start")
+from redisops import lab
 
 
 def timed(cmd: list[str] | str, runs: int, shell: bool = False) -> list[float]:
@@ -84,32 +68,17 @@ def main() -> int:
     import redisops as package
 
     compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
-    procs = []
     with tempfile.TemporaryDirectory() as tmp:
-        ports = [free_port() for _ in range(3)]
+        lab_dir = Path(tmp) / "lab"
+        state = lab.up(
+            lab_dir,
+            engine="redis-server",
+            nodes=3,
+            base_port=lab.free_base_port(3),
+            topology="chain",
+        )
+        ports = state.ports
         try:
-            for i, port in enumerate(ports):
-                args = [
-                    redis_server,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--dir",
-                    tmp,
-                    "--dbfilename",
-                    f"{port}.rdb",
-                    "--repl-diskless-sync-delay",
-                    "0",
-                ]
-                if i:
-                    args += ["--replicaof", "127.0.0.1", str(ports[i - 1])]
-                procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL))
-            for port in ports:
-                wait_ping(port)
-            time.sleep(1.0)
             env_note = f"python {sys.version.split()[0]}, {os.cpu_count()} cores"
             print(f"redisops CLI start-up, median of {ns.runs} runs ({env_note})")
             show("redisops --help", timed([redisops, "--help"], ns.runs), 200)
@@ -128,9 +97,7 @@ def main() -> int:
             show("floor: redis-cli info replication x3", timed(floor, ns.runs, shell=True))
             show("floor: python -c pass", timed([sys.executable, "-c", "pass"], ns.runs))
         finally:
-            for p in procs:
-                p.kill()
-                p.wait()
+            lab.down(lab_dir)
     return 0
 
 

@@ -25,8 +25,6 @@ import argparse
 import itertools
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,53 +35,17 @@ from pathlib import Path
 
 import redis
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from redisops import lab
 
 
 class Cluster:
+    """A fresh 1 master + 2 replicas of redis-server: a ``redisops lab`` (star)."""
+
     def __init__(self, tmp: Path) -> None:
-        self.ports = [free_port() for _ in range(3)]
-        self.procs = []
-        server = shutil.which("redis-server") or "redis-server"
-        for i, port in enumerate(self.ports):
-            args = [
-                server,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--dir",
-                str(tmp),
-                "--dbfilename",
-                f"{port}.rdb",
-                "--repl-diskless-sync-delay",
-                "0",
-                "--logfile",
-                str(tmp / f"{port}.log"),
-            ]
-            if i:
-                args += ["--replicaof", "127.0.0.1", str(self.ports[0])]
-            self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL))
+        self.dir = tmp / "lab"
+        state = lab.up(self.dir, engine="redis-server", nodes=3, base_port=lab.free_base_port(3))
+        self.ports = state.ports
         self.nodes = {p: redis.Redis(port=p, socket_timeout=2, protocol=2) for p in self.ports}
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if all(
-                    self.nodes[p].info("replication").get("master_link_status") == "up"
-                    for p in self.ports[1:]
-                ):
-                    break
-            except redis.RedisError:
-                pass
-            time.sleep(0.05)
-        else:
-            raise SystemExit("cluster did not come up")
 
     def current_master(self) -> int | None:
         for p, r in self.nodes.items():
@@ -98,9 +60,7 @@ class Cluster:
         return sum(int(r.info("stats")["sync_full"]) for r in self.nodes.values())
 
     def close(self) -> None:
-        for p in self.procs:
-            p.kill()
-            p.wait()
+        lab.down(self.dir)
 
 
 def writer(cluster: Cluster, acked: list[tuple[float, int]], stop: threading.Event) -> None:
