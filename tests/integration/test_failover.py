@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,16 +13,10 @@ from tests.integration.ops_helpers import (
     invoke_json,
     master_of,
     role_of,
-    state_env,
     sync_counters,
 )
 
 pytestmark = pytest.mark.redis_server
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return state_env(tmp_path)
 
 
 def test_equal_offsets_tie_is_broken_by_the_smaller_run_id_and_explained(

@@ -16,15 +16,9 @@ from tests.integration.ops_helpers import (
     role_of,
     run_failover,
     start_with_conf_file,
-    state_env,
 )
 
 pytestmark = pytest.mark.redis_server
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return state_env(tmp_path)
 
 
 def _problem_kinds(doc: dict) -> list[str]:  # type: ignore[type-arg]

@@ -13,18 +13,12 @@ from tests.integration.ops_helpers import (
     invoke_json,
     master_of,
     role_of,
-    state_env,
     sync_counters,
 )
 from tests.integration.sentinel_harness import MASTER_NAME, SentinelSet
 from tests.integration.writer import Writer
 
 pytestmark = pytest.mark.redis_server
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return state_env(tmp_path)
 
 
 @pytest.fixture

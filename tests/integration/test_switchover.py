@@ -19,17 +19,11 @@ from tests.integration.ops_helpers import (
     master_of,
     role_of,
     settle,
-    state_env,
     sync_counters,
 )
 from tests.integration.writer import Writer
 
 pytestmark = pytest.mark.redis_server
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return state_env(tmp_path)
 
 
 def test_switchover_loses_no_acknowledged_write_and_repoints_every_replica(
