@@ -58,6 +58,20 @@ def password_file(tmp_path: Path) -> str:
     return str(path)
 
 
+def spawn_redisops(state_home: Path, *argv: str) -> subprocess.Popen[str]:
+    """``python -m redisops ARGV`` in the background, its state under ``state_home`` and
+    no password in its environment."""
+    env = {**os.environ, "XDG_STATE_HOME": str(state_home)}
+    env.pop("REDISCLI_AUTH", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "redisops", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_a_sentinel_watching_the_master_refuses_the_attach_unless_forced(
     real: RealBackend,
 ) -> None:
@@ -156,15 +170,8 @@ def test_a_second_concurrent_attach_is_blocked_by_the_lock(
     # the master waits 2-3 s before it forks for a new replica: the first attach holds the
     # lock while it follows that sync
     m, a, b = real.start(3, {"repl-diskless-sync-delay": "2"})
-    env = {**os.environ, "XDG_STATE_HOME": str(state_home)}
-    env.pop("REDISCLI_AUTH", None)
-    argv = ["attach", a.address, "--to", m.address, "--yes", "--sample", "0", "--format", "json"]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "redisops", *argv],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    first = spawn_redisops(
+        state_home, "attach", a.address, "--to", m.address, "--yes", "--sample", "0", "-o", "json"
     )
     try:
         poll(lambda: m.call("EXISTS", LOCK_KEY) == 1 or first.poll() is not None, 30)
@@ -190,15 +197,8 @@ def test_an_interrupted_attach_exits_130_and_releases_the_lock(
     real: RealBackend, state_home: Path
 ) -> None:
     m, a = real.start(2, {"repl-diskless-sync-delay": "30"})  # the sync waits: time to ^C
-    env = {**os.environ, "XDG_STATE_HOME": str(state_home)}
-    env.pop("REDISCLI_AUTH", None)
-    argv = ["attach", a.address, "--to", m.address, "--yes", "--sample", "0"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "redisops", *argv],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = spawn_redisops(
+        state_home, "attach", a.address, "--to", m.address, "--yes", "--sample", "0"
     )
     try:
         poll(lambda: any(x["action"] == "wait-sync" for x in audit_lines(state_home)), 30)
