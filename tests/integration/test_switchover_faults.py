@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,34 @@ def _wrap(monkeypatch: pytest.MonkeyPatch, action: str, before: Any) -> None:
         return original(ctx, step)
 
     monkeypatch.setitem(ACTIONS, action, wrapped)
+
+
+def _on_promotion(
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+    *,
+    before: Callable[[], None] | None = None,
+    after: Callable[[], None] | None = None,
+) -> None:
+    """Run ``before()``/``after()`` around the switch step's ``REPLICAOF NO ONE`` on
+    ``target``."""
+
+    def hook(ctx: RunContext, step: Step) -> None:
+        tnode = ctx.node(target)
+        real = tnode.execute
+
+        def execute(*args: Any, **kwargs: Any) -> Any:
+            promote = args[:3] == ("REPLICAOF", "NO", "ONE")
+            if promote and before is not None:
+                before()
+            reply = real(*args, **kwargs)
+            if promote and after is not None:
+                after()
+            return reply
+
+        monkeypatch.setattr(tnode, "execute", execute)
+
+    _wrap(monkeypatch, "switch", hook)
 
 
 def test_master_killed_while_waiting_for_the_offset_leaves_the_target_unpromoted(
@@ -145,19 +174,7 @@ def test_master_killed_right_after_the_promotion_finishes_forward_and_fences_it(
     m, target, other = star(redis_factory, 2, FAST_SYNC)
     settle(m, [target, other])
 
-    def kill_master_once_target_promoted(ctx: RunContext, step: Step) -> None:
-        tnode = ctx.node(target.address)
-        real = tnode.execute
-
-        def execute(*args: Any, **kwargs: Any) -> Any:
-            reply = real(*args, **kwargs)
-            if args[:3] == ("REPLICAOF", "NO", "ONE"):
-                m.kill()
-            return reply
-
-        monkeypatch.setattr(tnode, "execute", execute)
-
-    _wrap(monkeypatch, "switch", kill_master_once_target_promoted)
+    _on_promotion(monkeypatch, target.address, after=m.kill)
     with Writer([m.port, target.port, other.port]) as writer:
         result = run_switchover(tmp_path / "state", m.address, target.address)
     assert result.exit_code is ExitCode.PARTIAL, result.message
@@ -183,18 +200,8 @@ def test_target_frozen_as_it_is_promoted_is_fenced_under_the_old_master(
     m, target, other = star(redis_factory, 2, FAST_SYNC)
     settle(m, [target, other])
 
-    def freeze_target_on_promotion(ctx: RunContext, step: Step) -> None:
-        tnode = ctx.node(target.address)
-        real = tnode.execute
-
-        def execute(*args: Any, **kwargs: Any) -> Any:
-            if args[:3] == ("REPLICAOF", "NO", "ONE"):
-                target.pause()  # the command is sent, but no reply comes back
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(tnode, "execute", execute)
-
-    _wrap(monkeypatch, "switch", freeze_target_on_promotion)
+    # the command is sent, but no reply comes back
+    _on_promotion(monkeypatch, target.address, before=target.pause)
     try:
         result = run_switchover(
             tmp_path / "state",
