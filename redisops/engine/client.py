@@ -51,7 +51,6 @@ class Client:
     """One connection to a node."""
 
     __slots__ = (
-        "_osb",
         "_repl_state",
         "_start_stream_on_ack",
         "ack_off",
@@ -127,7 +126,6 @@ class Client:
         # replication stream items queued for this replica (the master flushes every
         # replica with a non-empty queue at the end of the iteration)
         self.out_stream: list[tuple[bytes, list[list[bytes]] | None]] = []
-        self._osb: tuple[object, int, int] = (None, 0, 0)  # (queue, items summed, bytes)
 
     @property
     def repl_state(self) -> SlaveState | None:
@@ -151,18 +149,9 @@ class Client:
 
     @property
     def out_stream_bytes(self) -> int:
-        """Stream bytes queued here and not yet written. Summed when asked (the master
-        asks when it allocates a backlog block), incrementally: the queue only grows
-        until it is flushed, and a flush replaces the list."""
-        items = self.out_stream
-        queue, counted, total = self._osb
-        if queue is not items:
-            counted = total = 0
-        n = len(items)
-        if n > counted:
-            total += sum([len(item[0]) for item in items[counted:]])
-            self._osb = (items, n, total)
-        return total
+        """Stream bytes queued here and not yet written (a few items: the master queues
+        one per event-loop turn)."""
+        return sum(len(item[0]) for item in self.out_stream)
 
     def is_gone(self) -> bool:
         """Closed (a method, not the attribute: callers re-check it after running commands)."""

@@ -509,14 +509,13 @@ class Node:
         self._flush_scheduled = False
         self.sync_stream()
         clients, self._pending_writes = self._pending_writes, []
-        shared = _SharedSegments()
         # replicas first: their stream was queued by the writes whose replies follow
         for r in [r for r in self.replicas if r.out_stream]:
-            self._flush_client(r, shared)
+            self._flush_client(r)
         for client in clients:
-            self._flush_client(client, shared)
+            self._flush_client(client)
 
-    def _flush_client(self, client: Client, shared: _SharedSegments | None = None) -> None:
+    def _flush_client(self, client: Client) -> None:
         conn = client.conn
         if client.out:
             data = client.out[0] if len(client.out) == 1 else b"".join(client.out)
@@ -525,14 +524,7 @@ class Node:
                 conn.write(data)
         if client.out_stream:
             chunks, client.out_stream = client.out_stream, []
-            if shared is not None and shared.chunks == chunks:
-                # replicas fed the same items (the usual case) share one joined write
-                segments = shared.segments
-            else:
-                segments = _stream_segments(chunks)
-                if shared is not None:
-                    shared.chunks, shared.segments = chunks, segments
-            for data, frames in segments:
+            for data, frames in _stream_segments(chunks):
                 if conn.closed:
                     break
                 conn.write(data, frames, stream=True)
@@ -1301,17 +1293,6 @@ class Node:
 
 
 _StreamItem = tuple[bytes, "list[list[bytes]] | None"]
-
-
-class _SharedSegments:
-    """One flush's stream items and the segments they became, reused for every replica
-    that was queued the same items."""
-
-    __slots__ = ("chunks", "segments")
-
-    def __init__(self) -> None:
-        self.chunks: list[_StreamItem] | None = None
-        self.segments: list[_StreamItem] = []
 
 
 def _stream_segments(chunks: list[_StreamItem]) -> list[_StreamItem]:
