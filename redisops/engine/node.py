@@ -634,7 +634,9 @@ class Node:
             client.multi_error = True
 
     def _gate(self, client: Client, spec: CommandSpec, is_write: bool) -> ErrorReply | None:
-        """§6.7 in ``processCommand()`` order, plus LOADING."""
+        """§6.7 in ``processCommand()`` order, plus LOADING. Every refusal here needs
+        ``loading``, a master (replica) or ``min-replicas-to-write``: process_command
+        skips the call otherwise, so a new check must keep to that (or widen the skip)."""
         if self.loading and "loading" not in spec.flags:
             return ErrorReply("LOADING Redis is loading the dataset in memory")
         if self.master_host is None:
