@@ -33,6 +33,8 @@ class ExitCode(IntEnum):
     PARTIAL = 8  # a step failed after the point of no return; manual action needed
     VERIFY_FAILED = 9  # every step ran, but the verification found a different state
     TIMEOUT = 10  # waiting for the cluster to converge ran out of time
+    DRIFT = 11  # drift: configuration differs between nodes or from the config file
+    HOST_KEY = 12  # an SSH host key is unknown or has changed; nothing was touched
     INTERRUPTED = 130  # Ctrl-C
 
 
