@@ -187,7 +187,10 @@ def parse_target(text: str) -> NodeSpec:
 class NodeInfo:
     """One node as read at one moment: INFO fields, ROLE, selected CONFIG values.
 
-    ``reachable=False`` nodes carry only ``address`` and ``error``.
+    ``reachable=False`` nodes carry only ``address``, ``error`` and ``error_kind``: why it
+    could not be read (``down``: nothing listens; ``auth``: credentials refused;
+    ``not_redis``: something else answers on the port; ``no_reply``: connected, but no
+    answer within the deadline; ``unknown``).
     """
 
     address: Address
@@ -198,6 +201,7 @@ class NodeInfo:
     role_reply: RoleReply | None = None
     read_at: float = 0.0  # unix time of the read
     rtt_ms: float | None = None
+    error_kind: str | None = None
 
     # -- identity ---------------------------------------------------------------
     @property
@@ -514,6 +518,7 @@ class Topology:
                 "reachable": False,
                 "role": "unknown",
                 "error": node.error,
+                "unreachable_cause": node.error_kind or "unknown",
             }
         master = node.master_address
         brange = node.backlog_range

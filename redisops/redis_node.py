@@ -11,7 +11,7 @@ messages that never contain a secret.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redisops.errors import CommandFailed, Unreachable
@@ -68,18 +68,29 @@ def _pairs(reply: Sequence[Any]) -> dict[str, str]:
 
 
 class RedisNode:
-    """One connection to one Redis (or Sentinel, or embedded-engine) node."""
+    """One connection to one Redis (or Sentinel, or embedded-engine) node.
+
+    ``on_warning`` receives what is worth telling the operator but not worth failing for
+    (e.g. a password given for a node that has none: like redis-cli, the connection goes
+    on without it); ``on_no_password`` is told the address of such a node.
+    """
 
     def __init__(
         self,
         address: Address,
         options: ConnectOptions | None = None,
         retry: RetryPolicy = CONNECT_RETRY,
+        *,
+        on_warning: Callable[[str], None] | None = None,
+        on_no_password: Callable[[Address], None] | None = None,
     ) -> None:
         self.address = address
         self.options = options or ConnectOptions()
         self.retry = retry
         self._conn: redis.Connection | None = None
+        self._on_warning = on_warning
+        self._on_no_password = on_no_password
+        self._skip_password = False
 
     # ------------------------------------------------------------------ connection
     def _new_connection(self) -> redis.Connection:
@@ -88,11 +99,12 @@ class RedisNode:
         from redis.retry import Retry
 
         creds = self.options.credentials
+        use = creds.present and not self._skip_password
         kwargs: dict[str, Any] = {
             "host": self.address.host,
             "port": self.address.port,
-            "username": creds.username if creds.present else None,
-            "password": creds.password.reveal() if creds.password is not None else None,
+            "username": creds.username if use else None,
+            "password": creds.password.reveal() if use and creds.password is not None else None,
             "socket_timeout": self.options.socket_timeout,
             "socket_connect_timeout": self.options.connect_timeout,
             "protocol": 2,
@@ -119,44 +131,91 @@ class RedisNode:
             )
         return redis.Connection(**kwargs)
 
-    def _transport_errors(self) -> tuple[type[BaseException], ...]:
-        import redis
-
-        return (redis.ConnectionError, redis.TimeoutError, OSError)
-
     def connect(self) -> None:
         if self._conn is not None:
             return
+        try:
+            self._conn = self._connect_once()
+        except _NoPasswordSet:
+            # like redis-cli: a password for a node that has none is a warning, not a failure
+            self._skip_password = True
+            if self._on_warning is not None:
+                self._on_warning(
+                    f"{self.address} has no password set: connected without the password "
+                    f"from {self.options.credentials.source} (as redis-cli does)"
+                )
+            if self._on_no_password is not None:
+                self._on_no_password(self.address)
+            self._conn = self._connect_once()
+
+    def _connect_once(self) -> redis.Connection:
         import redis
 
         def attempt() -> redis.Connection:
             conn = self._new_connection()
             try:
                 conn.connect()
+            except redis.AuthenticationError as exc:
+                conn.disconnect()
+                raise _AuthFailed(exc) from None  # never retried: the answer will not change
             except BaseException:
                 conn.disconnect()
                 raise
             return conn
 
+        creds_hint = (
+            "check --user and the password source (REDISCLI_AUTH, --password-file or the inventory)"
+        )
         try:
-            self._conn = self.retry.call(
-                attempt, retry_on=(redis.ConnectionError, redis.TimeoutError)
-            )
-        except redis.AuthenticationError as exc:
+            return self.retry.call(attempt, retry_on=(redis.ConnectionError, redis.TimeoutError))
+        except _AuthFailed as failed:
+            msg = _safe(failed.exc)
+            if _NO_PASSWORD_SET in msg or "no password is set" in msg:
+                raise _NoPasswordSet() from None
             raise Unreachable(
-                f"{self.address}: authentication failed ({_safe(exc)})",
-                hint="check --user and the password source (REDISCLI_AUTH, --password-file or the inventory)",
+                f"{self.address}: authentication failed ({msg})", hint=creds_hint, kind="auth"
             ) from None
         except redis.ResponseError as exc:
             msg = _safe(exc)
             if "NOAUTH" in msg or "AUTH" in msg.upper():
                 raise Unreachable(
                     f"{self.address}: authentication required or refused ({msg})",
-                    hint="set REDISCLI_AUTH or use --password-file",
+                    hint=creds_hint,
+                    kind="auth",
                 ) from None
             raise Unreachable(f"{self.address}: {msg}") from None
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise Unreachable(f"{self.address}: {_safe(exc)}") from None
+        except redis.TimeoutError:
+            raise Unreachable(
+                f"{self.address}: connect timed out after {self.options.connect_timeout:g}s "
+                f"(host down, or a firewall drops the packets)",
+                kind="down",
+            ) from None
+        except (redis.ConnectionError, OSError, redis.InvalidResponse) as exc:
+            raise self._transport_failure(exc) from None
+
+    def _transport_failure(self, exc: BaseException) -> Unreachable:
+        """The :class:`Unreachable` for a transport error, with its cause named: nothing
+        listening, something other than Redis on the port, or a dropped connection."""
+        import redis
+
+        text = _safe(exc)
+        if text == "connection refused":
+            return Unreachable(
+                f"{self.address}: connection refused (nothing listens there: is the server running?)",
+                kind="down",
+            )
+        if text in ("no route to host", "unknown host", "unknown host (DNS)"):
+            return Unreachable(
+                f"{self.address}: {text}", kind="down" if "route" in text else "unknown"
+            )
+        if isinstance(exc, redis.InvalidResponse) or text in (
+            "connection closed by server",
+            "connection reset",
+        ):
+            other = None if self.options.tls is not None else sniff(self.address, self.options)
+            if other is not None:
+                return Unreachable(f"{self.address}: {other}", kind="not_redis")
+        return Unreachable(f"{self.address}: {text}")
 
     def close(self) -> None:
         if self._conn is not None:
@@ -182,24 +241,32 @@ class RedisNode:
         *,
         timeout: float | None = None,
         raise_errors: bool = True,
+        deadline: float | None = None,
     ) -> list[Any]:
         """Send several commands in one write and read every reply.
 
-        With ``raise_errors=False`` an error reply is returned in place as a
-        :class:`CommandFailed` instance instead of raised.
+        ``timeout`` bounds each read; ``deadline`` (a ``time.monotonic()`` instant) bounds
+        all of them together. With ``raise_errors=False`` an error reply is returned in
+        place as a :class:`CommandFailed` instance instead of raised.
         """
         import redis
 
         self.connect()
         conn = self._conn
         assert conn is not None
+        waited = timeout if timeout is not None else self.options.socket_timeout
+        if deadline is not None:  # the whole budget, for the message
+            waited = min(waited, max(deadline - time.monotonic(), 0.001))
         try:
             conn.send_packed_command(conn.pack_commands([list(c) for c in commands]))
             out: list[Any] = []
             for cmd in commands:
                 try:
                     kwargs: dict[str, Any] = {}
-                    if timeout is not None:
+                    if deadline is not None:
+                        left = max(deadline - time.monotonic(), 0.001)
+                        kwargs["timeout"] = left if timeout is None else min(timeout, left)
+                    elif timeout is not None:
                         kwargs["timeout"] = timeout
                     out.append(_text(conn.read_response(**kwargs)))
                 except redis.ResponseError as exc:
@@ -214,14 +281,35 @@ class RedisNode:
                         raise err from None
                     out.append(err)
             return out
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except redis.AuthenticationError as exc:  # NOAUTH: a reply, but redis-py raises
             self.close()
-            raise Unreachable(f"{self.address}: {_safe(exc)}") from None
+            given = self.options.credentials.present and not self._skip_password
+            raise Unreachable(
+                f"{self.address}: authentication required ({_safe(exc)})"
+                if given
+                else f"{self.address}: authentication required, and no password was given "
+                f"(set REDISCLI_AUTH, --password-file or the inventory's auth)",
+                kind="auth",
+            ) from None
+        except redis.TimeoutError:
+            self.close()
+            raise Unreachable(
+                f"{self.address}: connected, but no reply within {round(waited, 2):g}s "
+                f"(the process may be paused, overloaded or busy with a slow command)",
+                kind="no_reply",
+            ) from None
+        except (redis.ConnectionError, OSError, redis.InvalidResponse) as exc:
+            self.close()
+            raise self._transport_failure(exc) from None
 
     # ------------------------------------------------------------------ reads
-    def probe(self) -> NodeInfo:
-        """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O."""
+    def probe(self, timeout: float | None = None) -> NodeInfo:
+        """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O.
+
+        ``timeout`` bounds the whole read (every reply), so a frozen node costs at most that.
+        """
         t0 = time.perf_counter()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             replies = self.pipeline(
                 [
@@ -232,17 +320,37 @@ class RedisNode:
                     ("GET", FENCE_KEY),
                 ],
                 raise_errors=False,
+                deadline=deadline,
             )
         except Unreachable as exc:
             reason = exc.message.removeprefix(f"{self.address}: ")
             return NodeInfo(
-                address=self.address, reachable=False, error=reason, read_at=time.time()
+                address=self.address,
+                reachable=False,
+                error=reason,
+                read_at=time.time(),
+                error_kind=exc.kind,
             )
         rtt = (time.perf_counter() - t0) * 1000.0
         info_reply, role_reply, config_reply, numsub, fence = replies
         if isinstance(info_reply, CommandFailed):
+            text = info_reply.message.removeprefix(f"{self.address}: ")
+            kind = "unknown"
+            if "NOAUTH" in text:
+                kind = "auth"
+                text = (
+                    "authentication required, and no password was given (set REDISCLI_AUTH, "
+                    "--password-file or the inventory's auth)"
+                )
+            elif "NOPERM" in text:
+                kind = "auth"
+                text = f"the user lacks a permission redisops needs ({text})"
             return NodeInfo(
-                address=self.address, reachable=False, error=info_reply.message, read_at=time.time()
+                address=self.address,
+                reachable=False,
+                error=text,
+                read_at=time.time(),
+                error_kind=kind,
             )
         info = parse_info(str(info_reply))
         role = None
@@ -282,6 +390,51 @@ class RedisNode:
 
     def ping(self) -> bool:
         return self.execute("PING") in ("PONG", b"PONG")
+
+
+_NO_PASSWORD_SET = "called without any password configured"
+
+
+class _AuthFailed(Exception):
+    """Carries an authentication error through the retry policy (which retries transport
+    errors, and redis-py's AuthenticationError is one)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+class _NoPasswordSet(Exception):
+    """The node has no password: AUTH was refused because there is nothing to check."""
+
+
+def sniff(address: Address, options: ConnectOptions) -> str | None:
+    """What answers on ``address`` when it is not Redis: an inline ``PING`` and the first
+    bytes of the reply. None when it looks like Redis after all (or says nothing).
+
+    Hand-written (a dozen lines of socket code): redis-py only says "Protocol Error" or
+    "connection closed", which does not tell an operator that a web server holds the port.
+    """
+    import socket
+
+    try:
+        with socket.create_connection(
+            (address.host, address.port), timeout=options.connect_timeout
+        ) as s:
+            s.settimeout(min(options.socket_timeout, 2.0))
+            s.sendall(b"PING\r\n")
+            head = s.recv(256)
+    except OSError:
+        return None
+    if not head:
+        return "not a Redis server: it closed the connection without answering PING (TLS only?)"
+    if head[:1] in (b"+", b"-"):
+        return None
+    text = head.decode("latin-1")
+    if text.startswith("HTTP/") or "<html" in text.lower() or "<!doctype html" in text.lower():
+        return "not a Redis server: an HTTP server answers on this port"
+    shown = "".join(c if c.isprintable() else "." for c in text[:40])
+    return f"not a Redis server: it answered PING with {shown!r}"
 
 
 _KNOWN_TRANSPORT = (

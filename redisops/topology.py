@@ -47,7 +47,7 @@ def entry_address(entry: ReplicaEntry) -> Address | None:
     return Address(entry.ip, entry.port)
 
 
-def _probe_wave(addresses: Sequence[Address], prober: Prober, parallel: bool) -> list[NodeInfo]:
+def probe_wave(addresses: Sequence[Address], prober: Prober, parallel: bool) -> list[NodeInfo]:
     if not parallel or len(addresses) == 1:
         return [prober(a) for a in addresses]
     results: list[NodeInfo | None] = [None] * len(addresses)
@@ -86,7 +86,7 @@ def discover(
         pending = []
         if not wave:
             break
-        for node in _probe_wave(wave, prober, parallel):
+        for node in probe_wave(wave, prober, parallel):
             addr = node.address
             run_id = node.run_id if node.reachable else None
             if run_id and run_id in canonical_by_run_id:
@@ -281,6 +281,8 @@ def find_problems(topo: Topology) -> list[Problem]:
                 )
             )
 
+    problems += divergence_problems(topo)
+
     for record in fence_records(topo):
         try:
             addr = Address.parse(str(record.get("address")))
@@ -302,10 +304,64 @@ def find_problems(topo: Topology) -> list[Problem]:
     return problems
 
 
+def divergence_problems(topo: Topology) -> list[Problem]:
+    """Replicas whose dataset differs from their master's although they are in sync.
+
+    A replica with its link up, on its master's history and at its master's exact offset
+    must hold the same number of keys: when it does not, something changed one side
+    without replicating (``DEBUG POPULATE``, a write to a replica with
+    ``replica-read-only no``, a module), and a failover to it would lose the difference.
+    """
+    out: list[Problem] = []
+    for node in topo.nodes:
+        parent = topo.parent(node) if node.reachable and node.is_replica else None
+        if parent is None or not parent.reachable or node.link != "up":
+            continue
+        if node.replid != parent.replid or node.offset != parent.offset:
+            continue  # not at the same point of the same history: counts may differ
+        if node.keys != parent.keys:
+            out.append(
+                Problem(
+                    str(node.address),
+                    "diverged",
+                    f"{node.address} holds {_keys(node.keys)} but its master {parent.address} "
+                    f"holds {_keys(parent.keys)} at the same offset {node.offset}: the datasets differ "
+                    f"(a change that was not replicated, e.g. DEBUG POPULATE or a write to a "
+                    f"replica with replica-read-only no); a failover to it would lose the "
+                    f"difference. Resync it: 'redisops detach {node.address}' then 'redisops "
+                    f"attach {node.address} --to {parent.address}' (a full sync)",
+                )
+            )
+    return out
+
+
+def _keys(n: int) -> str:
+    return f"{n} key" if n == 1 else f"{n} keys"
+
+
 def sentinel_problems(topo: Topology, view: dict[str, object]) -> list[Problem]:
     """What is wrong between the Sentinel view and the discovered topology."""
     out: list[Problem] = []
-    if not view.get("agree", True):
+    entries = [s for s in view.get("sentinels", []) if isinstance(s, dict)]  # type: ignore[attr-defined]
+    for s in entries:
+        if s.get("reachable") is False:
+            out.append(
+                Problem(
+                    str(s.get("address")),
+                    "sentinel_unreachable",
+                    f"sentinel {s.get('address')} is {s.get('status')}",
+                )
+            )
+    if view.get("agree") is None:
+        why = "; ".join(f"{s.get('address')}: {s.get('status')}" for s in entries)
+        out.append(
+            Problem(
+                None,
+                "sentinel_no_master",
+                f"no sentinel named the master ({why})" if why else "no sentinel named the master",
+            )
+        )
+    if view.get("agree") is False:
         out.append(
             Problem(
                 None,

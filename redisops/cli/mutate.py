@@ -60,6 +60,7 @@ def run_operation(
     from redisops.output import (
         error_line,
         make_progress,
+        note,
         render_plan,
         render_result,
         to_json,
@@ -67,6 +68,8 @@ def run_operation(
     )
     from redisops.plan import RunContext, execute
 
+    for warning in getattr(session, "warnings", []):
+        note(f"warning: {warning}")
     doc: dict[str, Any] = plan.to_dict()
     if plan.nothing_to_do:
         _emit(fmt, doc, plan.summary)
@@ -87,7 +90,7 @@ def run_operation(
         _emit(fmt, doc, render_plan(plan, force) + "\n\nDry run: nothing was changed.")
         raise typer.Exit(int(ExitCode.OK))
     needs_yes = [f for f in plan.findings if f.level == "confirm"]
-    if fmt is Format.table:
+    if fmt is not Format.json:
         write(render_plan(plan, force))
     if needs_yes and not yes:
         if fmt is Format.json:

@@ -94,7 +94,7 @@ def attach(
         )
         # what the replica must present to the master: the master's own credentials (a
         # user named in its redis://user@ URL counts, not only --user)
-        creds = session.options_for(mspec.address).credentials
+        creds = session.credentials_for(mspec.address)
         plan = plan_attach(topo, rspec.address, mspec.address, opts, creds, session, rate)
         run_operation(
             plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log

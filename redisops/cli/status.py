@@ -26,6 +26,16 @@ def status(
         ),
     ] = None,
     fmt: FormatOpt = Format.table,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Most seconds one node may take to answer (connect and every read): "
+            "a frozen node costs at most this; nodes are read concurrently.",
+            min=0.05,
+        ),
+    ] = 3.0,
 ) -> None:
     """Show the replication topology discovered from any node(s).
 
@@ -35,16 +45,19 @@ def status(
     were found, 3 when no seed could be reached.
     """
     from redisops.errors import ExitCode
-    from redisops.output import render_status, write
+    from redisops.output import note, render_status, write
     from redisops.retry import RetryPolicy
 
     session = conn.session(
         seeds or [],
         retry=RetryPolicy(attempts=2, wait_initial=0.05),
         require_seeds=not conn.sentinel,
+        probe_timeout=timeout,
     )
     with session:
         topo = _discover(session)
+    for warning in session.warnings:
+        note(f"warning: {warning}")
     write(render_status(topo, fmt))
     seeds_reached = [n for n in topo.nodes if n.reachable]
     if not seeds_reached:
@@ -56,7 +69,7 @@ def status(
 def _discover(session: Session) -> Topology:
     """The topology from the seeds (and the master Sentinel names), plus any fenced old
     master that answers again, plus the Sentinel view and its problems."""
-    from redisops.errors import BadInput, RedisopsError
+    from redisops.errors import BadInput, RedisopsError, Unreachable
     from redisops.model import Address, Topology
     from redisops.topology import fence_records, sentinel_problems
 
@@ -77,6 +90,15 @@ def _discover(session: Session) -> Topology:
                 found = None
             if found is not None:
                 extra.append(found)
+    if not session.seeds and not extra and view is not None:
+        down = [e for e in view["sentinels"] if e.get("reachable") is False]
+        if down and len(down) == len(view["sentinels"]):
+            raise Unreachable(
+                "no node to start from: no sentinel answered ("
+                + "; ".join(f"{e['address']}: {e['status']}" for e in down)
+                + ")",
+                hint="check the --sentinel addresses, or give a SEED address",
+            )
     if not session.seeds and not extra:
         raise BadInput(
             "no node to start from: no sentinel named a master",
@@ -84,14 +106,15 @@ def _discover(session: Session) -> Topology:
         )
     topo = session.discover(dict.fromkeys(extra))
     # an old master fenced by a failover is not linked to anything: look for it explicitly
-    returned = []
+    fenced: list[Address] = []
     for record in fence_records(topo):
         try:
             addr = Address.parse(str(record.get("address")))
         except BadInput:
             continue
-        if topo.get(addr) is None and session.probe(addr).reachable:
-            returned.append(addr)
+        if topo.get(addr) is None:
+            fenced.append(addr)
+    returned = [n.address for n in session.probe_all(fenced) if n.reachable]
     if returned:
         topo = session.discover([*dict.fromkeys(extra), *returned])
     if view is None:
