@@ -113,6 +113,11 @@ class PartiallyApplied(RedisopsError):
     exit_code = ExitCode.PARTIAL
 
 
+class ResyncLoop(PartiallyApplied):
+    """The replica was pointed at its master, but the master keeps restarting the full sync
+    (output-buffer limit, timeout): waiting longer would not help."""
+
+
 class VerifyFailed(RedisopsError):
     """Every step ran, but the cluster is not in the state the plan promised."""
 

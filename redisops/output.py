@@ -495,6 +495,10 @@ def render_result(result: Any, width: int | None = None) -> str:
         lines += wrap(f"Verification: {obs['prediction_check']}", width, "", "    ")
     if "pause_ms" in obs:
         lines.append(f"Writes paused for {obs['pause_ms']:.1f} ms")
+    if obs.get("prediction_recheck", "").startswith("the prediction changed"):
+        lines += wrap(f"Re-check: {obs['prediction_recheck']}", width, "", "    ")
+    if isinstance(obs.get("sync_duration"), dict):
+        lines += wrap(duration_line(obs["sync_duration"]), width, "", "    ")
     for w in result.warnings:
         lines += wrap(f"warning: {w}", width, "", "    ")
     if result.final_state:
@@ -504,12 +508,41 @@ def render_result(result: Any, width: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def duration_line(d: dict[str, Any]) -> str:
+    """What the sync took beside what was predicted.
+
+    >>> duration_line({"measured_seconds": 12.3, "predicted_seconds": 8.1,
+    ...                "measured_rdb_bytes": 11_000_000, "predicted_bytes": 10_500_000})
+    'Sync took 12.3s (predicted ~8.1s); RDB 10.5M (estimated 10.0M)'
+    """
+    text = f"Sync took {human_seconds(d.get('measured_seconds'))}"
+    if d.get("predicted_seconds") is not None:
+        text += f" (predicted ~{human_seconds(d['predicted_seconds'])})"
+    if d.get("measured_rdb_bytes"):
+        text += f"; RDB {human_bytes(d['measured_rdb_bytes'])}"
+        if d.get("predicted_bytes"):
+            text += f" (estimated {human_bytes(d['predicted_bytes'])})"
+    return text
+
+
 def state_line(n: dict[str, Any]) -> str:
     """One node of a result's final state, for people."""
     if not n.get("reachable"):
         return f"{n['address']}: UNREACHABLE ({n.get('error')})"
     where = f" of {n['master']} (link {n['link']})" if n.get("master") else ""
-    return f"{n['address']}: {n['role']}{where}, offset {n['offset']}"
+    sync = f"; {n['sync']}" if n.get("sync") else ""
+    return f"{n['address']}: {n['role']}{where}, offset {n['offset']}{sync}"
+
+
+def render_interrupted(
+    text: str, states: Sequence[dict[str, Any]], width: int | None = None
+) -> str:
+    """What Ctrl-C left: the note on what continues without redisops, then every node."""
+    width = terminal_width() if width is None else width
+    lines = ["", *wrap(f"Interrupted: {text}", width, "", "    "), "State now:"]
+    for n in states:
+        lines += wrap(state_line(n), width, "  ", "      ")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- progress

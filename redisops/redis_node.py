@@ -242,12 +242,14 @@ class RedisNode:
         timeout: float | None = None,
         raise_errors: bool = True,
         deadline: float | None = None,
+        decode: bool = True,
     ) -> list[Any]:
         """Send several commands in one write and read every reply.
 
         ``timeout`` bounds each read; ``deadline`` (a ``time.monotonic()`` instant) bounds
         all of them together. With ``raise_errors=False`` an error reply is returned in
-        place as a :class:`CommandFailed` instance instead of raised.
+        place as a :class:`CommandFailed` instance instead of raised. ``decode=False``
+        keeps bulk replies as bytes (binary payloads such as ``DUMP``).
         """
         import redis
 
@@ -268,7 +270,8 @@ class RedisNode:
                         kwargs["timeout"] = left if timeout is None else min(timeout, left)
                     elif timeout is not None:
                         kwargs["timeout"] = timeout
-                    out.append(_text(conn.read_response(**kwargs)))
+                    reply = conn.read_response(**kwargs)
+                    out.append(_text(reply) if decode else reply)
                 except redis.ResponseError as exc:
                     err = CommandFailed(f"{self.address}: {_describe(cmd)} failed: {_safe(exc)}")
                     if raise_errors:

@@ -119,7 +119,11 @@ def run_operation(
         plan.cluster, plan.operation, audit.operator or operator(), ttl_s=lock_ttl(plan)
     )
     ctx = RunContext(session, plan, audit, lock, make_progress(fmt), facts=dict(facts or {}))
-    result = execute(ctx)
+    try:
+        result = execute(ctx)
+    except KeyboardInterrupt:
+        _report_interrupt(ctx, fmt, doc)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     audit.record(
         step=len(plan.steps) + 1,
         action="result",
@@ -135,6 +139,52 @@ def run_operation(
     if result.exit_code is not ExitCode.OK:
         error_line(result.message)
     raise typer.Exit(int(result.exit_code))
+
+
+def _report_interrupt(ctx: Any, fmt: Format, doc: dict[str, Any]) -> None:
+    """Ctrl-C: what every touched node is doing now, and what goes on without us.
+
+    The lock is already released (``execute`` does it on the way out). A sync that
+    ``REPLICAOF`` started continues on the servers: the note says so, and how to stop it.
+    """
+    from redisops.model import Address
+    from redisops.output import note, render_interrupted, to_json, write
+
+    names = list(dict.fromkeys(ctx.plan.touched or [s.node for s in ctx.plan.steps]))
+    try:
+        nodes = ctx.session.probe_all([Address.parse(n) for n in names])
+    except Exception:  # a second Ctrl-C or a bug must not hide the first one
+        nodes = []
+    states = [node_state(n) for n in nodes]
+    text = ctx.facts.get("interrupt_note") or (
+        "interrupted between steps: the steps above that ran are in effect; nothing else "
+        "continues in the background"
+    )
+    if fmt is Format.json:
+        write(to_json({**doc, "interrupted": True, "note": text, "final_state": states}))
+    else:
+        write(render_interrupted(text, states))
+    note("interrupted: " + text)
+
+
+def node_state(info: Any) -> dict[str, Any]:
+    """One node's state for a report: role, master, link, offset, and a sync under way."""
+    if not info.reachable:
+        return {"address": str(info.address), "reachable": False, "error": info.error}
+    state: dict[str, Any] = {
+        "address": str(info.address),
+        "reachable": True,
+        "role": info.role,
+        "master": str(info.master_address) if info.master_address and info.is_replica else None,
+        "link": info.link,
+        "offset": info.offset,
+    }
+    if info.loading:
+        state["sync"] = "loading the RDB"
+    elif info.sync_in_progress:
+        p = info.sync_progress or {}
+        state["sync"] = f"full sync in progress, {p.get('read_bytes', 0)} bytes received"
+    return state
 
 
 def lock_ttl(plan: Any, floor: int = 900, margin: int = 300) -> int:

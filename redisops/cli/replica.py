@@ -93,9 +93,26 @@ def attach(
             wait=not no_wait,
         )
         # what the replica must present to the master: the master's own credentials (a
-        # user named in its redis://user@ URL counts, not only --user)
+        # user named in its redis://user@ URL counts, not only --user; none when the
+        # master turned out to have no password)
         creds = session.credentials_for(mspec.address)
-        plan = plan_attach(topo, rspec.address, mspec.address, opts, creds, session, rate)
+        dataset = None
+        if master_node is not None and master_node.reachable and master_node.keys:
+            from redisops.ops.estimate import sample_dataset
+
+            with session.fresh_node(master_node.address) as sampler:
+                dataset = sample_dataset(sampler, master_node)
+        plan = plan_attach(
+            topo,
+            rspec.address,
+            mspec.address,
+            opts,
+            creds,
+            session,
+            rate,
+            dataset=dataset,
+            as_written=(replica, to),
+        )
         run_operation(
             plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
         )

@@ -105,7 +105,7 @@ def test_an_attach_plan_fits_the_width(width: int) -> None:
     text = render_plan(p, width=width)
     assert_fits(text, width)
     # a numbered list: the step, then its exact command and its check, indented
-    assert f"  3. {R3}: point {R3} at {M}" in text
+    assert f"  4. {R3}: point {R3} at {M}" in text
     assert "command: REPLICAOF 10.20.30.1 6379" in text
     assert "verify:  ROLE on" in text
 
