@@ -253,10 +253,11 @@ def _stale_risk(
     period = _config_int(topo.parent(replica), "repl-ping-replica-period", 10)
     return (
         f"the partial resync holds only while {replica.address}'s offset stays at or below "
-        f"{master.address}'s split point {master.second_repl_offset - 1} ({room} byte(s) to "
-        f"go), but {replica.address} still replicates from {old}, which is alive: its next "
-        f"write or PING (every {period}s, {PING_BYTES} bytes) can carry it past, and the move "
-        f"becomes a full sync. The prediction is checked again right before REPLICAOF"
+        f"{master.address}'s split point {master.second_repl_offset - 1} (it is at "
+        f"{req_off - 1}, {room} byte(s) before it), but it still replicates from {old}, which "
+        f"is alive: the next write or PING from there "
+        f"(a PING every {period}s, {PING_BYTES} bytes) carries it past, and the move becomes "
+        f"a full sync. The prediction is checked again right before REPLICAOF"
     )
 
 
@@ -452,7 +453,7 @@ def recheck(ctx: RunContext, step: Step) -> str:
     ctx.facts["predicted_sync"] = fresh.sync
     if fresh.sync == predicted:
         ctx.facts["prediction_recheck"] = f"unchanged: {fresh.sync}"
-        return f"still a {fresh.sync} resync ({fresh.reason})"
+        return f"still a {fresh.sync} resync"
     changed = f"the prediction changed since the plan: {predicted} -> {fresh.sync} ({fresh.reason})"
     ctx.facts["prediction_recheck"] = changed
     if fresh.sync == "full" and not step.args.get("force"):
@@ -484,6 +485,7 @@ class SyncWatch:
     obuf_drops: int = 0
     omem_peak: int = 0
     seen_transfer: bool = False
+    offsets: list[tuple[float, int]] = field(default_factory=list)  # the master's, first/last
 
     def observe(
         self,
@@ -515,6 +517,21 @@ class SyncWatch:
         if obuf is not None and self.obuf0 is not None:
             self.obuf_drops = obuf - self.obuf0
         self.omem_peak = max(self.omem_peak, omem)
+
+    def master_offset(self, now: float, offset: int) -> None:
+        """The master's replication offset now: its write rate during the wait."""
+        if not self.offsets:
+            self.offsets.append((now, offset))
+        else:
+            self.offsets[1:] = [(now, offset)]
+
+    @property
+    def write_rate(self) -> float | None:
+        """Bytes/s of replication stream the master produced during the wait."""
+        if len(self.offsets) < 2 or self.offsets[1][0] - self.offsets[0][0] < 0.5:
+            return None
+        (t0, o0), (t1, o1) = self.offsets
+        return max(o1 - o0, 0) / (t1 - t0)
 
     def _went_back(self) -> bool:
         return len(self.phases) >= 2 and self.phases[-2][0] != "transfer"
@@ -552,10 +569,12 @@ class SyncWatch:
         for i, (phase, t0) in enumerate(self.phases):
             t1 = self.phases[i + 1][1] if i + 1 < len(self.phases) else now
             out.append({"phase": phase, "seconds": round(t1 - t0, 3)})
+        done = bool(self.phases) and self.phases[-1][0] == "in sync"
         return {
             "seconds": round(now - self.started, 3),
             "phases": out,
-            "rdb_bytes": self.total or self.read_max or None,
+            # a transfer's size is known from its header (disk-based) or once it ended
+            "rdb_bytes": self.total or (self.read_max if done else 0) or None,
             "full_syncs_started": self.fulls,
         }
 
@@ -610,6 +629,7 @@ def wait_sync(ctx: RunContext, step: Step) -> str:
         state = str(role[3]) if isinstance(role, list) and len(role) > 3 else "?"
         phase, done, total = _phase(state, rinfo)
         minfo = mnode.info("replication", "stats")
+        watch.master_offset(time.monotonic(), int(minfo.get("master_repl_offset", 0) or 0))
         polls += 1
         omem = _replica_omem(mnode) if phase != "catching up" and polls % 3 == 0 else 0
         now = time.monotonic()
@@ -687,8 +707,7 @@ def _loop_message(step: Step, master: str, watch: SyncWatch, mnode: RedisNode) -
         rtimeout = mnode.config_get("repl-timeout").get("repl-timeout", "?")
     except RedisopsError:  # the message is still useful without them
         obl, rtimeout = "", "?"
-    replica_limit = obl.split("replica ", 1)[-1].split(" pubsub")[0] if "replica" in obl else obl
-    replica_limit = " ".join(replica_limit.split()[:3]) or "?"
+    replica_limit = replica_obl(obl)
     head = (
         f"resync loop: {master} started {watch.fulls} full syncs for {step.node} in "
         f"{time.monotonic() - watch.started:.0f}s and dropped it each time (the replica's "
@@ -706,13 +725,18 @@ def _loop_message(step: Step, master: str, watch: SyncWatch, mnode: RedisNode) -
             if watch.obuf_drops
             else ""
         )
+        rate = watch.write_rate
+        per = (
+            f" (writes arrive at {human_bytes(rate)}/s: every 100 MB of limit holds "
+            f"{100 * 1024 * 1024 / rate:.0f}s of sync)"
+            if rate
+            else ""
+        )
         fix = (
             hint.split("Raise ", 1)[-1]
             if "Raise " in hint
-            else (
-                f"client-output-buffer-limit replica (now {replica_limit}) on {master} above what "
-                f"the writes during one full sync add up to"
-            )
+            else f"client-output-buffer-limit replica (now {replica_limit}) on {master} above "
+            f"what the writes during one full sync add up to{per}"
         )
         return f"{head}{peak}{drops}: the cause is the output-buffer limit. Raise {fix}"
     return (
@@ -720,6 +744,23 @@ def _loop_message(step: Step, master: str, watch: SyncWatch, mnode: RedisNode) -
         f"(client-output-buffer-limit replica {replica_limit}); check repl-timeout "
         f"({rtimeout}s) against the transfer and load time, and the master's log"
     )
+
+
+def replica_obl(text: str) -> str:
+    """The replica class of a ``client-output-buffer-limit`` value (Redis 7.0 calls it
+    ``slave`` in CONFIG GET).
+
+    >>> replica_obl("normal 0 0 0 slave 1048576 524288 1 pubsub 33554432 8388608 60")
+    '1048576 524288 1'
+    >>> replica_obl("")
+    '?'
+    """
+    words = text.split()
+    for cls in ("slave", "replica"):
+        if cls in words:
+            i = words.index(cls)
+            return " ".join(words[i + 1 : i + 4])
+    return "?"
 
 
 def diagnose(rinfo: dict[str, str], state: str, minfo: dict[str, str], replica: str) -> str:
