@@ -83,7 +83,7 @@ def drift(
             write("")
         if plan.nothing_to_do:
             if fmt is Format.json:
-                write(to_json({**plan.to_dict(), "drift": report.to_dict()}))
+                write(to_json({**plan.to_dict(), "report": report.to_dict()}))
             else:
                 write(render_plan(plan))
             raise typer.Exit(int(ExitCode.DRIFT if report.drift else ExitCode.OK))
@@ -95,7 +95,7 @@ def drift(
             yes=yes,
             force=False,
             audit_path=audit_log,
-            extra={"drift": report.to_dict()},
+            extra={"report": report.to_dict()},
         )
 
 
