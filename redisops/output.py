@@ -457,3 +457,55 @@ def _grouped(values: Any) -> str:
     for node, value in values.items():
         groups.setdefault(str(value), []).append(str(node))
     return "; ".join(f"{v}: {', '.join(nodes)}" for v, nodes in groups.items())
+
+
+# ----------------------------------------------------------------------------- advise
+
+
+def render_advice(report: Any, fmt: Format, mean_rate: float = 0.0) -> str:
+    """An :class:`~redisops.checks.advise.AdviceReport`: one table, then storm and loop."""
+    if fmt is Format.json:
+        return to_json({**report.to_dict(), "write_rate_mean": mean_rate})
+    inp = report.inputs
+    lines = [
+        f"Master {report.master}: peak write rate {human_bytes(inp['write_rate_peak'])}/s "
+        f"(mean {human_bytes(mean_rate)}/s), tolerate {human_seconds(inp['tolerate_seconds'])}, "
+        f"bandwidth {human_bytes(inp['bandwidth'])}/s, RDB {human_bytes(inp['rdb_bytes'])} "
+        f"({inp['rdb_source']}), full sync ~{human_seconds(inp['full_sync_seconds'])}",
+        "",
+    ]
+    rows = [
+        [
+            r.parameter,
+            r.current,
+            r.recommended,
+            r.status,
+            r.formula,
+            "; ".join(f"{k} = {v}" for k, v in r.inputs.items()),
+        ]
+        for r in report.rows
+    ]
+    lines.append(
+        table(["PARAMETER", "CURRENT", "RECOMMENDED", "STATUS", "FORMULA", "INPUTS"], rows)
+    )
+    notes = [f"  {r.parameter}: {r.note}" for r in report.rows if r.note]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    storm = report.storm
+    lines += ["", "Replication storm:", f"  {storm.get('text', '')}"]
+    if storm.get("loops"):
+        lines.append(f"  the engine predicts a full-resync loop: {storm.get('failure')}")
+    for remedy in ("tree", "staggered"):
+        if remedy in storm:
+            lines.append(f"  remedy ({remedy}): {storm[remedy]['text']}")
+    loop = report.resync_loop
+    lines += ["", "Full-resync loop with today's settings:"]
+    if loop.get("predicted"):
+        lines.append(f"  PREDICTED: {loop.get('today')}")
+        lines.append(
+            "  avoided by: " + ", ".join(f"{k} {v}" for k, v in loop.get("settings", {}).items())
+        )
+        lines.append(f"  with them: {loop.get('with_settings')}")
+    else:
+        lines.append("  none predicted")
+    return "\n".join(lines)

@@ -124,6 +124,7 @@ COMMAND_MODULES: dict[str, str] = {
     "fence": "master",
     "lab": "lab",
     "drift": "drift",
+    "advise": "advise",
 }
 
 
