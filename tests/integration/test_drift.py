@@ -204,3 +204,31 @@ def test_fix_dry_run_changes_nothing_and_hides_secrets(
     assert replica.client().config_get("masterauth")["masterauth"] == "s3cret-two"
     table = invoke(env, "drift", master.address)
     assert "s3cret" not in table.stdout and "***" in table.stdout
+
+
+def test_fix_with_only_restart_findings_changes_nothing_and_still_exits_11(
+    redis_factory: RedisFactory, env: dict[str, str]
+) -> None:
+    (node,) = group(redis_factory, "databases 16\n")
+    node.conf.write_text(node.conf.read_text().replace("databases 16", "databases 8"))
+    code, doc, result = invoke_json(env, "drift", node.address, "--fix", "--yes")
+    assert code == 11, result.stderr
+    assert doc["nothing_to_do"] and doc["steps"] == []
+    (note,) = [f for f in doc["findings"] if f["code"] == "restart"]
+    assert "databases: 16 -> 8" in note["message"] and "switchover" in note["message"]
+
+
+def test_bad_config_file_option_is_one_line_and_exit_2(env: dict[str, str]) -> None:
+    result = invoke(env, "drift", "127.0.0.1:1", "--config-file", "/etc/redis.conf")
+    assert result.exit_code == 2
+    assert "--config-file '/etc/redis.conf' is not NODE=PATH" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_reference_outside_the_group_is_bad_input(
+    redis_factory: RedisFactory, env: dict[str, str]
+) -> None:
+    (node,) = group(redis_factory, "")
+    result = invoke(env, "drift", node.address, "--reference", "127.0.0.1:1")
+    assert result.exit_code == 2
+    assert "is not a node of this group" in result.stderr
