@@ -498,7 +498,7 @@ def _shown_cross(key: str, value: str | None, spec: KeySpec | None, groups: list
     if key == "client-output-buffer-limit":
         words = value.split()
         return f"replica {_human(int(words[1]))} {_human(int(words[2]))} {words[3]}"
-    return shown(key, value, spec) if value != "" or key in ("save",) else '""'
+    return shown(key, value, spec)
 
 
 def _cross_findings(views: list[_View], ref: _View | None) -> list[Finding]:
@@ -576,6 +576,8 @@ def _version_findings(views: list[_View], ref: _View | None) -> list[Finding]:
             and (rdb_version(v.cfg.version) or 0) < top_rdb
             and v.cfg.role != "master"
         ]
+    top_label = labels.get(top.cfg.node) if top is not None else None
+    differs = older or [n for n, lab in labels.items() if lab != top_label]
     message = "versions differ"
     if older:
         message = (
@@ -591,8 +593,7 @@ def _version_findings(views: list[_View], ref: _View | None) -> list[Finding]:
             None,
             labels,
             message,
-            tuple(older)
-            or tuple(n for n, lab in labels.items() if top and lab != labels.get(top.cfg.node)),
+            tuple(differs),
         )
     ]
 

@@ -19,17 +19,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
 
 from redisops.checks import drift as checks
 from redisops.checks.versions import table_for
 from redisops.errors import CommandFailed, RedisopsError, VerifyFailed
 from redisops.host import Host, HostUnavailable
+from redisops.info import parse_info
 from redisops.inventory import Secret
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import lock_steps, unlock_step
 from redisops.plan import RunContext, action, remembered
-from redisops.redisconf import ConfigFile, ConfigSyntaxError, parse_config, set_directive
+from redisops.redisconf import (
+    ConfigFile,
+    ConfigSyntaxError,
+    Globber,
+    Reader,
+    parse_config,
+    set_directive,
+)
 from redisops.session import Session
 
 MAX_READERS = 32
@@ -38,7 +45,7 @@ MAX_READERS = 32
 # ----------------------------------------------------------------------------- reading
 
 
-def host_reader(host: Host) -> tuple[Any, Any]:
+def host_reader(host: Host) -> tuple[Reader, Globber]:
     """A (reader, globber) pair for :func:`redisops.redisconf.parse_config` on ``host``."""
 
     def read(path: str) -> str:
@@ -74,8 +81,6 @@ def read_node(
             )
     except RedisopsError as exc:
         return checks.NodeConfig(name, reachable=False, error=exc.message)
-    from redisops.info import parse_info
-
     info = parse_info(str(info_reply)) if not isinstance(info_reply, CommandFailed) else {}
     server = info.get("server_name") or "redis"
     version = info.get(f"{server}_version") or info.get("redis_version", "")
