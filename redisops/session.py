@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redisops.errors import BadInput
 from redisops.inventory import (
@@ -23,6 +24,9 @@ from redisops.model import Address, NodeInfo, NodeSpec, Topology, parse_target
 from redisops.redis_node import RedisNode
 from redisops.retry import CONNECT_RETRY, RetryPolicy
 from redisops.topology import discover
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.host import Host
 
 
 @dataclass
@@ -98,6 +102,16 @@ class Session:
         if address in self.passwordless:
             return Credentials()
         return self.options_for(address).credentials
+
+    def host(self, address: Address) -> Host:
+        """Shell and file access to the machine that runs ``address`` (see :mod:`redisops.host`).
+
+        Nodes on this machine get a :class:`~redisops.host.LocalHost`; other nodes need the SSH
+        layer, which takes over this method when SSH settings are configured.
+        """
+        from redisops.host import local_host_for
+
+        return local_host_for(address.host, str(address))
 
     def probe(self, address: Address) -> NodeInfo:
         """Read one node, bounded by ``probe_timeout`` in all (connect and reads).
