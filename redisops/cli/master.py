@@ -155,7 +155,12 @@ def failover(
     from redisops.model import parse_target
     from redisops.ops.failover import confirm_down, plan_failover
 
-    if (to is None) == (not auto):
+    if to is not None and auto:
+        raise BadInput(
+            "--to and --auto: not both",
+            hint="name the new master with --to REPLICA, or let redisops choose with --auto",
+        )
+    if to is None and not auto:
         raise BadInput(
             "choose the new master with --to REPLICA, or let redisops choose with --auto"
         )

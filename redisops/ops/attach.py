@@ -93,19 +93,29 @@ def plan_attach(
     )
     findings += _preflight(topo, replica, master, prediction, session, opts)
     steps = _steps(topo, replica, master, prediction, creds, opts, write_rate)
-    summary = (
-        f"attach {r} to {m}: {prediction.sync} resync predicted "
-        f"({_fmt_bytes(prediction.transfer_bytes)}, ~{prediction.estimated_seconds:.1f}s)"
-    )
     return Plan(
         "attach",
         cluster,
         tuple(steps),
         tuple(findings),
         prediction.to_dict(),
-        summary,
+        _summary(r, m, prediction, findings),
         touched=(r, m, *[str(s.address) for s in subs]),
     )
+
+
+def _summary(r: str, m: str, prediction: SyncPrediction, findings: list[Finding]) -> str:
+    """The plan's first line: what is predicted, or that it is refused and why (a refused
+    plan does not announce a resync it will not cause)."""
+    hard = [f.code for f in findings if f.level == "refuse" and not f.forceable]
+    if hard:
+        return f"attach {r} to {m}: refused ({', '.join(hard)}); nothing will change"
+    text = (
+        f"attach {r} to {m}: {prediction.sync} resync predicted "
+        f"({_fmt_bytes(prediction.transfer_bytes)}, ~{prediction.estimated_seconds:.1f}s)"
+    )
+    soft = [f.code for f in findings if f.level == "refuse"]
+    return text + (f"; refused unless --force ({', '.join(soft)})" if soft else "")
 
 
 def _same_node(r: str, m: str, as_written: tuple[str, str] | None) -> str:

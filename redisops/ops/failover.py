@@ -298,7 +298,7 @@ def plan_failover(
             f"{chosen.offset + 1}; replicas at or below that offset continue partially",
             "transfer_bytes": sum(p.transfer_bytes for p in preds),
             "estimated_seconds": 0.0,
-            "risks": [r for p in preds for r in p.risks],
+            "risks": list(dict.fromkeys(r for p in preds for r in p.risks)),  # once each
             "replicas": [p.to_dict() for p in preds],
             "writes_lost_vs_best": chosen.gap_bytes,
         }
