@@ -393,6 +393,7 @@ class Topology:
     problems: tuple[Problem, ...] = ()
     aliases: Mapping[Address, Address] = field(default_factory=dict)  # other address -> canonical
     sentinel: Mapping[str, Any] | None = None
+    notes: tuple[str, ...] = ()  # how the read went beyond the seeds (for people)
 
     def get(self, address: Address) -> NodeInfo | None:
         address = self.aliases.get(address, address)

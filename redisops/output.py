@@ -190,6 +190,8 @@ def status_data(topo: Topology) -> dict[str, Any]:
     }
     if topo.sentinel is not None:
         data["sentinel"] = dict(topo.sentinel)
+    if topo.notes:
+        data["notes"] = list(topo.notes)
     return data
 
 
@@ -388,6 +390,8 @@ def render_status(topo: Topology, fmt: Format, width: int | None = None) -> str:
     else:
         grid = table(STATUS_COMPACT_HEADERS, status_compact_rows(topo), width)
     parts = [render_tree(topo, width), "", grid]
+    for text in topo.notes:
+        parts += ["", *wrap(f"note: {text}", width, "", "    ")]
     if topo.sentinel is not None:
         parts += ["", render_sentinel(topo.sentinel, width)]
     parts += ["", render_problems(topo.problems, width)]

@@ -52,6 +52,7 @@ PROBE_CONFIG = (
 
 SENTINEL_HELLO = "__sentinel__:hello"
 FENCE_KEY = "redisops:fence"  # see redisops.topology
+DETACH_KEY = "redisops:detached"  # see redisops.topology
 
 
 def _text(value: Any) -> Any:
@@ -321,6 +322,7 @@ class RedisNode:
                     ("CONFIG", "GET", *PROBE_CONFIG),
                     ("PUBSUB", "NUMSUB", SENTINEL_HELLO),
                     ("GET", FENCE_KEY),
+                    ("GET", DETACH_KEY),
                 ],
                 raise_errors=False,
                 deadline=deadline,
@@ -335,7 +337,7 @@ class RedisNode:
                 error_kind=exc.kind,
             )
         rtt = (time.perf_counter() - t0) * 1000.0
-        info_reply, role_reply, config_reply, numsub, fence = replies
+        info_reply, role_reply, config_reply, numsub, fence, detached = replies
         if isinstance(info_reply, CommandFailed):
             text = info_reply.message.removeprefix(f"{self.address}: ")
             kind = "unknown"
@@ -370,6 +372,8 @@ class RedisNode:
             extra["redisops_sentinel_subscribers"] = str(numsub[1])
         if isinstance(fence, str) and fence:
             extra["redisops_fence"] = fence
+        if isinstance(detached, str) and detached:
+            extra["redisops_detached"] = detached
         if extra:
             info = {**info, **extra}
         return NodeInfo(

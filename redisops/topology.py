@@ -23,6 +23,25 @@ Prober = Callable[[Address], NodeInfo]
 #: Key on the master (replicated everywhere) listing old masters fenced by a failover.
 FENCE_KEY = "redisops:fence"
 
+#: Key ``redisops detach`` writes on the node it promotes: the promotion was intended.
+DETACH_KEY = "redisops:detached"
+
+
+def detach_record(node: NodeInfo) -> dict[str, object] | None:
+    """The record ``redisops detach`` left on ``node`` when it made *this* node a master
+    (a copy a replica of it holds, or a stale one, does not count)."""
+    raw = node.info.get("redisops_detached") if node.reachable and node.is_master else None
+    if not raw:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    mine = record.get("run_id") == node.run_id or record.get("address") == str(node.address)
+    return record if mine else None
+
 
 def fence_records(topo: Topology) -> list[dict[str, object]]:
     """Fence records found on any reachable node (the probe reads ``redisops:fence``)."""
@@ -150,13 +169,18 @@ def find_problems(topo: Topology) -> list[Problem]:
     reachable = [n for n in topo.nodes if n.reachable]
     masters = [n for n in reachable if n.is_master]
 
+    detached = [(m, r) for m in masters for r in [detach_record(m)] if r is not None]
+    others = [m for m in masters if detach_record(m) is None]
     if len(masters) > 1:
-        names = ", ".join(str(m.address) for m in masters)
+        for node, record in detached:
+            problems.append(_detached_problem(node, record))
+    if len(others) > 1:
+        names = ", ".join(str(m.address) for m in others)
         problems.append(
             Problem(
                 None,
                 "multiple_masters",
-                f"{len(masters)} masters in one replication group ({names}): split brain; "
+                f"{len(others)} masters in one replication group ({names}): split brain; "
                 f"fence the stale one with 'redisops fence OLD --to NEW'",
             )
         )
@@ -302,6 +326,28 @@ def find_problems(topo: Topology) -> list[Problem]:
             )
     problems.sort(key=lambda p: p.severity != "critical")
     return problems
+
+
+def _detached_problem(node: NodeInfo, record: dict[str, object]) -> Problem:
+    """A master that ``redisops detach`` made one: say what happened, not split brain."""
+    import time
+
+    at = record.get("at")
+    when = (
+        time.strftime(" on %Y-%m-%d %H:%M:%S", time.localtime(at))
+        if isinstance(at, (int, float))
+        else ""
+    )
+    was = record.get("from")
+    return Problem(
+        str(node.address),
+        "detached",
+        f"{node.address} is a master since 'redisops detach'{when} (it was a replica of "
+        f"{was}): an intended separate master with its own data, not a split brain; "
+        f"'redisops attach {node.address} --to {was}' makes it a replica again (a full sync "
+        f"that replaces its data)",
+        severity="warning",
+    )
 
 
 def divergence_problems(topo: Topology) -> list[Problem]:

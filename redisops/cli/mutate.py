@@ -127,6 +127,9 @@ def run_operation(
     except KeyboardInterrupt:
         _report_interrupt(ctx, fmt, doc)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    from redisops.known import remember
+
+    remember([*plan.touched, *(s.node for s in plan.steps)], result.final_state, plan.operation)
     audit.record(
         step=len(plan.steps) + 1,
         action="result",

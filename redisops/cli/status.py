@@ -69,7 +69,10 @@ def status(
 def _discover(session: Session) -> Topology:
     """The topology from the seeds (and the master Sentinel names), plus any fenced old
     master that answers again, plus the Sentinel view and its problems."""
+    from dataclasses import replace
+
     from redisops.errors import BadInput, RedisopsError, Unreachable
+    from redisops.known import last_masters
     from redisops.model import Address, Topology
     from redisops.topology import fence_records, sentinel_problems
 
@@ -115,13 +118,20 @@ def _discover(session: Session) -> Topology:
         if topo.get(addr) is None:
             fenced.append(addr)
     returned = [n.address for n in session.probe_all(fenced) if n.reachable]
-    if returned:
-        topo = session.discover([*dict.fromkeys(extra), *returned])
+    # the last-known master of a seed's group (a returned old master knows nothing of the
+    # failover; this host's record of it does), when it answers
+    known = last_masters(n.address for n in topo.nodes)
+    known = {a: why for a, why in known.items() if topo.get(a) is None}
+    recalled = [n.address for n in session.probe_all(known) if n.reachable]
+    if returned or recalled:
+        topo = session.discover([*dict.fromkeys(extra), *returned, *recalled])
+        if recalled:
+            topo = replace(topo, notes=(*topo.notes, *(known[a] for a in recalled)))
     if view is None:
         return topo
     problems = (*topo.problems, *sentinel_problems(topo, view))
     problems = tuple(sorted(problems, key=lambda p: p.severity != "critical"))
-    return Topology(topo.nodes, problems, topo.aliases, sentinel=view)
+    return Topology(topo.nodes, problems, topo.aliases, sentinel=view, notes=topo.notes)
 
 
 def register(app: typer.Typer) -> None:

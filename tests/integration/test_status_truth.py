@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -18,8 +19,12 @@ pytestmark = pytest.mark.redis_server
 runner = CliRunner()
 
 
+def redisops(*argv: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, list(argv), env={"REDISCLI_AUTH": "", **(env or {})})
+
+
 def status(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, ["status", *args], env={"REDISCLI_AUTH": "", **(env or {})})
+    return redisops("status", *args, env=env)
 
 
 def status_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, dict, str]:  # type: ignore[type-arg]
@@ -181,3 +186,45 @@ def test_a_replica_with_other_data_at_the_same_offset_is_reported_as_diverged(
     problem = next(p for p in data["problems"] if p["kind"] == "diverged")
     assert problem["node"] == r.address
     assert f"holds 1 key but its master {m.address} holds 3001 keys" in problem["message"]
+
+
+def test_an_intended_detach_is_reported_as_such_not_as_split_brain(
+    redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    m, r = star(redis_factory, 1, FAST_SYNC)
+    assert redisops("detach", r.address, "--yes", env=env).exit_code == 0
+    code, data, _ = status_json(m.address, r.address, env=env)
+    kinds = {p["kind"]: p for p in data["problems"]}
+    assert "multiple_masters" not in kinds
+    detached = kinds["detached"]
+    assert detached["severity"] == "warning" and detached["node"] == r.address
+    assert "since 'redisops detach'" in detached["message"]
+    assert f"it was a replica of {m.address}" in detached["message"]
+    assert "not a split brain" in detached["message"]
+    assert code == 4
+
+
+def test_a_returned_old_master_queried_alone_is_found_stale(
+    redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    """After a failover the old master comes back as a master, knowing nothing; the fence
+    record is on the new master. ``status OLD`` alone finds it through the last-known
+    topology this host recorded, and says OLD is stale."""
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    m, a, b = star(redis_factory, 2, FAST_SYNC)
+    m.client().set("k", "v")
+    wait_in_sync(m, [a, b])
+    m.kill()
+    run = redisops(
+        "failover", "--master", m.address, a.address, b.address, "--auto", "--yes", env=env
+    )
+    assert run.exit_code == 0, run.stderr
+    m.start()  # back, as a master, empty (no persistence): it knows nothing of the failover
+    # without the last-known topology it would be a healthy standalone master
+    assert status(m.address, env={"XDG_STATE_HOME": str(tmp_path / "other")}).exit_code == 0
+    code, data, _ = status_json(m.address, env=env)
+    assert code == 4
+    stale = next(p for p in data["problems"] if p["kind"] == "fenced_master_returned")
+    assert stale["node"] == m.address and "was failed over" in stale["message"]
+    assert any("was the master of" in n and m.address in n for n in data["notes"])

@@ -532,7 +532,15 @@ def test_detach_promotes_keeps_data_and_its_replicas_follow_by_partial_resync() 
     s = replica(S, R1, offset=1000)
     p = detach_plan(m, r1, s, node=R1)
     assert p.refusals() == [] and not p.nothing_to_do
-    assert actions(p) == ["lock", "baseline", "command", "verify-detach", "unlock"]
+    assert actions(p) == [
+        "lock",
+        "baseline",
+        "command",
+        "record-detach",
+        "verify-detach",
+        "unlock",
+    ]
+    assert step(p, "record-detach").args["from"] == M
     promote = step(p, "command")
     assert promote.node == R1 and promote.command == ("REPLICAOF", "NO", "ONE") and promote.commit
     assert step(p, "baseline").node == R1
@@ -586,6 +594,7 @@ def test_detach_with_persist_rewrites_the_config() -> None:
         "lock",
         "baseline",
         "command",
+        "record-detach",
         "verify-detach",
         "config-rewrite",
         "unlock",
