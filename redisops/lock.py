@@ -48,6 +48,56 @@ def _describe(holder: dict[str, Any]) -> str:
     )
 
 
+def take_file_lock(path: Path, holder: dict[str, Any], cluster: str) -> IO[str]:
+    """``flock`` the file at ``path`` (created if missing) and write ``holder`` into it.
+
+    The file is removed again on release (no lock file per cluster left behind), so a
+    lock taken on a file that was unlinked meanwhile is not the lock: after ``flock`` the
+    path must still name the same file, or the attempt starts over.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the operation
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                held_by = json.loads(f.read() or "{}")
+            except ValueError:
+                held_by = {}
+            f.close()
+            raise Locked(
+                f"cluster {cluster} is locked by {_describe(held_by)}",
+                hint="wait for that operation to finish",
+            ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()  # its holder released and removed it while we waited: take the new one
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps(holder))
+    f.flush()
+    return f
+
+
+def drop_file_lock(path: Path, f: IO[str]) -> None:
+    """Remove the lock file while still holding it, then unlock: nothing is left behind,
+    and whoever opened the old file sees it is gone (see :func:`take_file_lock`)."""
+    try:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    finally:
+        f.close()
+
+
 class ClusterLock:
     def __init__(
         self,
@@ -70,41 +120,42 @@ class ClusterLock:
         }
         self.path = (directory or locks_dir()) / f"{_safe_name(cluster)}.lock"
         self._file: IO[str] | None = None
+        self._others: list[ClusterLock] = []
         self.key_on: RedisNode | None = None
         self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ local layer
     def _acquire_local(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the operation
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            try:
-                holder = json.loads(f.read() or "{}")
-            except ValueError:
-                holder = {}
-            f.close()
-            raise Locked(
-                f"cluster {self.cluster} is locked by {_describe(holder)}",
-                hint="wait for that operation to finish",
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(json.dumps(self.holder))
-        f.flush()
-        self._file = f
+        self._file = take_file_lock(self.path, self.holder, self.cluster)
 
     def _release_local(self) -> None:
         if self._file is not None:
             try:
-                self._file.seek(0)
-                self._file.truncate()
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+                drop_file_lock(self.path, self._file)
             finally:
-                self._file.close()
                 self._file = None
+        for other in self._others:
+            other.release()
+        self._others.clear()
+
+    def acquire_also(self, name: str, master: RedisNode | None) -> None:
+        """Hold the lock of a second group too (e.g. the one a replica leaves when it is
+        attached elsewhere): its local file and its key on ``master``; released with this
+        lock. Raises :class:`Locked` naming that group's holder."""
+        if name == self.cluster or any(o.cluster == name for o in self._others):
+            return
+        other = ClusterLock(
+            name,
+            str(self.holder["operation"]),
+            str(self.holder["operator"]),
+            self.ttl_ms // 1000,
+            self.path.parent,
+        )
+        other.token = self.token
+        other.holder = {**self.holder, "token": self.token}
+        other.acquire(master)
+        self.warnings.extend(w for w in other.warnings if w not in self.warnings)
+        self._others.append(other)
 
     # ------------------------------------------------------------------ key on the master
     def acquire(self, master: RedisNode | None) -> None:

@@ -289,10 +289,24 @@ def _steps(
 ) -> list[Step]:
     r, m = str(replica.address), str(master.address)
     lock_on = _lock_node(topo, master)
-    steps: list[Step] = [
-        lock_steps(lock_on, 1),
+    steps: list[Step] = [lock_steps(lock_on, 1)]
+    leaving = topo.root(replica) if replica.is_replica else None
+    if leaving is not None and str(leaving.address) != lock_on:
+        steps.append(
+            Step(
+                2,
+                str(leaving.address),
+                "lock-group",
+                f"take the lock of the group {r} leaves (master {leaving.address}) too",
+                command=("SET", "redisops:lock", "<owner>", "NX", "PX", "<ttl>"),
+                precondition="no other redisops operation holds that group's lock",
+                verify="SET NX succeeded",
+                args={"group": str(leaving.address)},
+            )
+        )
+    steps += [
         Step(
-            2,
+            len(steps) + 1,
             m,
             "baseline",
             f"record {m}'s sync counters",
@@ -441,6 +455,23 @@ def baseline(ctx: RunContext, master: str) -> dict[str, int]:
     if "client_output_buffer_limit_disconnections" in info:  # Redis 7.2+, Valkey
         out["obuf_disconnections"] = int(info["client_output_buffer_limit_disconnections"])
     return out
+
+
+@action("lock-group")
+def lock_group(ctx: RunContext, step: Step) -> str:
+    """Hold a second group's lock with this operation's (released with it): a replica
+    moving between groups changes both, so neither may be changed meanwhile."""
+    from redisops.errors import Unreachable
+
+    assert ctx.lock is not None
+    master: RedisNode | None
+    try:
+        master = ctx.node(step.node)
+        master.connect()
+    except Unreachable:
+        master = None
+    ctx.lock.acquire_also(str(step.args["group"]), master)
+    return f"lock of the group of {step.node} held too"
 
 
 @action("recheck")

@@ -240,3 +240,33 @@ def test_the_result_records_the_measured_sync_beside_the_prediction(
     assert duration["full_syncs_started"] == 1
     # the estimate came from sampled keys
     assert any("dumped keys" in r for r in run.json["prediction"]["risks"])
+
+
+def test_a_replica_leaving_another_group_is_named_and_both_groups_are_locked(
+    redis_factory: RedisFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    x, y = redis_factory.start(FAST_SYNC), redis_factory.start(FAST_SYNC)
+    m = redis_factory.start(FAST_SYNC)
+    replicate(y, x)
+    wait_link_up(y)
+    populate(x, 10)
+    wait_in_sync(x, [y])
+    dry = cli("attach", y.address, "--to", m.address, "--dry-run", "--sample", "0")
+    assert dry.code == 0, dry.stderr
+    flat = " ".join(dry.stdout.split())
+    assert f"{y.address} is leaving {x.address}, of which it is a replica now" in flat
+    assert f"take the lock of the group {y.address} leaves (master {x.address}) too" in flat
+    # another operation holds the group it leaves: the attach waits its turn (exit 6)
+    other = ClusterLock(x.address, "switchover", "bob")
+    other.acquire(None)
+    try:
+        run = cli("attach", y.address, "--to", m.address, "--yes", "--sample", "0")
+    finally:
+        other.release()
+    assert run.code == int(ExitCode.LOCKED), run.stderr
+    assert f"cluster {x.address} is locked by bob@" in run.stderr
+    assert y.info()["master_port"] == x.port  # nothing changed
+    again = cli("attach", y.address, "--to", m.address, "--yes", "--sample", "0")
+    assert again.code == 0, again.stderr
+    assert list((tmp_path / "state" / "redisops" / "locks").iterdir()) == []
