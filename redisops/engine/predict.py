@@ -229,8 +229,8 @@ def _phase_seconds(
 ) -> list[tuple[str, float]]:
     """How long each phase of a full sync takes.
 
-    Load: a replica pays per key (~0.5 us) and per byte of in-memory dataset it rebuilds
-    (~150 MB/s, decompression included), measured on redis-server 7.0 over the shapes in
+    Load: a replica pays per key (~0.4 us) and per byte of in-memory dataset it rebuilds
+    (~500 MB/s, decompression included), fitted on redis-server 7.0 over the shapes in
     ``bench/estimates.py``; a byte-rate of the RDB alone was 10x off for small keys and
     compressible values. The BGSAVE child's own last run time (``rdb_last_bgsave_time_sec``,
     whole seconds) is a floor for producing the RDB.

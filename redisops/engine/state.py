@@ -90,8 +90,8 @@ class EngineTiming:
     rdb_load_bps: float = 300e6  # replica parsing the RDB
     # replica loading, as measured on redis-server 7.0 (bench/estimates.py): a cost per key
     # and one per byte of the dataset rebuilt in memory
-    load_keys_per_s: float = 2e6
-    load_dataset_bps: float = 150e6
+    load_keys_per_s: float = 2.5e6
+    load_dataset_bps: float = 500e6
 
 
 @dataclass
