@@ -32,6 +32,10 @@ class Session:
     retry: RetryPolicy = CONNECT_RETRY
     sentinels: tuple[Address, ...] = ()
     sentinel_master: str | None = None
+    #: what the last-known topology records as its source (None: record nothing)
+    purpose: str | None = "operation"
+    #: seconds one wave of discovery probes may take (None: the socket timeouts bound it)
+    probe_deadline: float | None = None
     _specs: dict[Address, NodeSpec] = field(default_factory=dict)
     _nodes: dict[Address, RedisNode] = field(default_factory=dict)
     _discovered_name: str | None = None
@@ -79,12 +83,16 @@ class Session:
         seeds.extend(extra)
         if not seeds:
             raise BadInput("no node to start from", hint="give a SEED address or --cluster NAME")
-        topo = discover(seeds, self.probe)
+        topo = discover(seeds, self.probe, deadline=self.probe_deadline)
         if self._discovered_name is None:
             # name the cluster after its master, so every command on it shares one lock
             masters = topo.masters
             if masters:
                 self._discovered_name = str(masters[0].address)
+        if self.purpose is not None:
+            from redisops.state import record_topology
+
+            record_topology(topo, self.cluster.name if self.cluster else None, self.purpose)
         return topo
 
     def close(self) -> None:
@@ -116,6 +124,8 @@ def build_session(
     socket_timeout: float = 5.0,
     retry: RetryPolicy = CONNECT_RETRY,
     require_seeds: bool = True,
+    purpose: str | None = "operation",
+    probe_deadline: float | None = None,
 ) -> Session:
     """Resolve options into a :class:`Session`. Raises :class:`BadInput` on bad options."""
     specs = [parse_target(s) for s in seeds]
@@ -165,4 +175,6 @@ def build_session(
         retry=retry,
         sentinels=tuple(sentinel_addrs),
         sentinel_master=master_name,
+        purpose=purpose,
+        probe_deadline=probe_deadline,
     )
