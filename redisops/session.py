@@ -95,6 +95,46 @@ class Session:
             record_topology(topo, self.cluster.name if self.cluster else None, self.purpose)
         return topo
 
+    def with_last_known(self, topo: Topology, extra: Iterable[Address] = ()) -> Topology:
+        """A node that does not answer (a dead master) cannot name its replicas: probe the
+        nodes it was last seen with too (the last-known topology, see :mod:`redisops.state`),
+        and add a note saying how old that knowledge is."""
+        import time
+
+        from redisops.model import Problem
+        from redisops.state import group_of
+
+        now = time.time()
+        added: list[Address] = []
+        notes: list[Problem] = []
+        for node in topo.nodes:
+            if node.reachable:
+                continue
+            known = group_of(node.address)
+            if known is None:
+                continue
+            members = [Address.parse(a) for a in known.members()]
+            added += [a for a in members if topo.get(a) is None and a not in added]
+            seen = known.seen_at(str(node.address))
+            was = known.node(str(node.address))
+            role = was.role if was is not None else "?"
+            reps = ", ".join(known.replicas_of(str(node.address))) or "none"
+            notes.append(
+                Problem(
+                    str(node.address),
+                    "last_known",
+                    f"{node.address} does not answer; last seen {now - (seen or now):.0f}s ago as "
+                    f"{role} with replicas {reps} (last-known topology of {known.group}, recorded "
+                    f"{now - known.recorded_at:.0f}s ago by {known.source}; its members were probed)",
+                    severity="warning",
+                )
+            )
+        if not notes:
+            return topo
+        if added:
+            topo = self.discover([*extra, *added])
+        return Topology(topo.nodes, (*topo.problems, *notes), topo.aliases, topo.sentinel)
+
     def close(self) -> None:
         for node in self._nodes.values():
             node.close()

@@ -188,17 +188,20 @@ def check_replicas(run: _Run) -> Iterable[CheckResult]:
     elif len(inventory) > 1:
         expected, source = len(inventory) - 1, "the inventory"
         masters = {n.address for n in topo.masters}
-        missing = [str(a) for a in inventory if str(a) not in good_names and a not in masters]
+        missing = [
+            _why_missing(topo, str(a), None)
+            for a in inventory
+            if str(a) not in good_names and a not in masters
+        ]
     else:
         recent = {a: t for a, t in inp.known_replicas.items() if inp.now - t <= KNOWN_MAX_AGE}
         if recent:
             known = set(recent) | good_names
             expected, source = len(known), "the last-known topology"
             missing = [
-                f"{a} (last seen {inp.now - recent[a]:.0f}s ago)"
+                _why_missing(topo, a, inp.now - recent[a])
                 for a in sorted(recent)
                 if a not in good_names
-                and topo.canonical(Address.parse(a)) not in {n.address for n in good}
             ]
         else:
             expected, source = None, ""
@@ -250,6 +253,22 @@ def check_replicas(run: _Run) -> Iterable[CheckResult]:
             fields=fields,
         )
     yield result
+
+
+def _why_missing(topo: Topology, address: str, age: float | None) -> str:
+    node = topo.get(Address.parse(address))
+    if node is None:
+        why = "not found"
+    elif not node.reachable:
+        why = "does not answer"
+    elif node.is_master:
+        why = "runs as a master"
+    elif node.link != "up":
+        why = f"link to {node.master_address} down"
+    else:
+        why = f"its master {node.master_address} is not in sync with the group"
+    seen = f", last seen {age:.0f}s ago" if age is not None else ""
+    return f"{address} ({why}{seen})"
 
 
 def check_fenced(run: _Run) -> Iterable[CheckResult]:

@@ -272,7 +272,7 @@ def _check(
     if expect_replicas is None and settings is not None:
         expect_replicas = settings.expect_replicas
     with session:
-        topo = session.discover()
+        topo = session.with_last_known(session.discover())
     report = evaluate(
         session, topo, thresholds, expect_replicas, state_file, interval, only, started
     )

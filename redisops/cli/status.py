@@ -10,7 +10,7 @@ from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
-    from redisops.model import Topology
+    from redisops.model import Address, Topology
     from redisops.session import Session
 
 
@@ -42,6 +42,7 @@ def status(
         seeds or [],
         retry=RetryPolicy(attempts=2, wait_initial=0.05),
         require_seeds=not conn.sentinel,
+        purpose="status",
     )
     with session:
         topo = _discover(session)
@@ -94,6 +95,7 @@ def _discover(session: Session) -> Topology:
             returned.append(addr)
     if returned:
         topo = session.discover([*dict.fromkeys(extra), *returned])
+    topo = session.with_last_known(topo, [*extra, *returned])
     if view is None:
         return topo
     problems = (*topo.problems, *sentinel_problems(topo, view))
