@@ -18,7 +18,7 @@ from redisops.inventory import (
     load_inventory,
     resolve_credentials,
 )
-from redisops.model import Address, NodeInfo, NodeSpec, Topology, parse_target
+from redisops.model import Address, NodeInfo, NodeSpec, Problem, Topology, parse_target
 from redisops.redis_node import RedisNode
 from redisops.retry import CONNECT_RETRY, RetryPolicy
 from redisops.topology import discover
@@ -96,25 +96,30 @@ class Session:
         return topo
 
     def with_last_known(self, topo: Topology, extra: Iterable[Address] = ()) -> Topology:
-        """A node that does not answer (a dead master) cannot name its replicas: probe the
-        nodes it was last seen with too (the last-known topology, see :mod:`redisops.state`),
-        and add a note saying how old that knowledge is."""
+        """Complete ``topo`` from the last-known topology (see :mod:`redisops.state`).
+
+        A node that does not answer (a dead master) cannot name its replicas, and a master
+        does not list a replica that is gone: probe the nodes last seen in the group too.
+        One that answers from outside the group (moved, or made a master) has left it and is
+        not added; one that does not answer, or still replicates inside the group, is. A
+        note says how old the knowledge is for each silent node.
+        """
         import time
 
         from redisops.model import Problem
         from redisops.state import group_of
+        from redisops.topology import probe_all
 
         now = time.time()
-        added: list[Address] = []
         notes: list[Problem] = []
+        candidates: list[Address] = []
         for node in topo.nodes:
-            if node.reachable:
-                continue
             known = group_of(node.address)
             if known is None:
                 continue
-            members = [Address.parse(a) for a in known.members()]
-            added += [a for a in members if topo.get(a) is None and a not in added]
+            candidates += [Address.parse(a) for a in known.members()]
+            if node.reachable:
+                continue
             seen = known.seen_at(str(node.address))
             was = known.node(str(node.address))
             role = was.role if was is not None else "?"
@@ -129,11 +134,23 @@ class Session:
                     severity="warning",
                 )
             )
-        if not notes:
-            return topo
-        if added:
-            topo = self.discover([*extra, *added])
-        return Topology(topo.nodes, (*topo.problems, *notes), topo.aliases, topo.sentinel)
+        missing = [a for a in dict.fromkeys(candidates) if topo.get(a) is None]
+        if not missing:
+            return topo if not notes else _noted(topo, notes)
+        members = {n.address for n in topo.nodes}
+        back = [
+            n.address
+            for n in probe_all(missing, self.probe, True, self.probe_deadline)
+            if not n.reachable
+            or (
+                n.is_replica
+                and n.master_address is not None
+                and topo.canonical(n.master_address) in members
+            )
+        ]
+        if back:
+            topo = self.discover([*extra, *back])
+        return _noted(topo, notes)
 
     def close(self) -> None:
         for node in self._nodes.values():
@@ -145,6 +162,12 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _noted(topo: Topology, notes: list[Problem]) -> Topology:
+    if not notes:
+        return topo
+    return Topology(topo.nodes, (*topo.problems, *notes), topo.aliases, topo.sentinel)
 
 
 def build_session(

@@ -48,7 +48,7 @@ def entry_address(entry: ReplicaEntry) -> Address | None:
     return Address(entry.ip, entry.port)
 
 
-def _probe_wave(
+def probe_all(
     addresses: Sequence[Address], prober: Prober, parallel: bool, deadline: float | None = None
 ) -> list[NodeInfo]:
     """Probe ``addresses`` (in parallel threads unless told not to). With ``deadline``, a
@@ -90,7 +90,7 @@ def discover(
     deadline: float | None = None,
 ) -> Topology:
     """Walk the replication graph from ``seeds`` and return the validated topology
-    (``deadline``: seconds each wave of probes may take, see :func:`_probe_wave`)."""
+    (``deadline``: seconds each wave of probes may take, see :func:`probe_all`)."""
     seed_list = list(dict.fromkeys(seeds))
     probed: dict[Address, NodeInfo] = {}
     canonical_by_run_id: dict[str, Address] = {}
@@ -102,7 +102,7 @@ def discover(
         pending = []
         if not wave:
             break
-        for node in _probe_wave(wave, prober, parallel, deadline):
+        for node in probe_all(wave, prober, parallel, deadline):
             addr = node.address
             run_id = node.run_id if node.reachable else None
             if run_id and run_id in canonical_by_run_id:
