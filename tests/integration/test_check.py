@@ -72,7 +72,7 @@ def test_a_healthy_group_is_ok_with_exit_0_and_a_nagios_first_line(
 
 
 def test_a_killed_replica_stays_critical_while_it_is_gone(redis_factory: RedisFactory) -> None:
-    m, r1, r2 = group(redis_factory)
+    m, _r1, r2 = group(redis_factory)
     assert check(m.address)[0] == 0  # records the topology: two replicas
     r2.kill()
     wait_until(lambda: m.info()["connected_slaves"] == 1, what="master to drop the replica")
@@ -165,7 +165,7 @@ def test_lag_in_bytes_past_the_thresholds_on_the_embedded_lab(lab: LabBackend) -
     wait_in_sync(m, [r])
     lab.control(m, "PARTITION", m.port, r.port)
     write_keys(m, 50, size=100)
-    code, doc = check(
+    _code, doc = check(
         m.address, r.address, "--warn", "repl.lag_bytes=100", "--crit", "repl.lag_bytes=4000"
     )
     lag = results(doc, "repl.lag_bytes", r.address)[0]
@@ -223,7 +223,7 @@ def test_state_file_baseline_deltas_and_a_restart(
     m.restart()  # new run_id, uptime back to 0: a new baseline, never a negative delta
     replicate(r, m)
     wait_link_up(r)
-    code, doc = check(*args)
+    _code, doc = check(*args)
     assert "restarted" in results(doc, "repl.resync_loop", m.address)[0]["message"]
     assert json.loads(state.read_text())["nodes"][m.address]["run_id"] != first["run_id"]
 
@@ -263,7 +263,7 @@ def test_an_unreachable_redis_is_critical_not_unknown(redis_factory: RedisFactor
 
 
 def test_an_attach_full_sync_does_not_page_anyone(redis_factory: RedisFactory) -> None:
-    m, r = group(redis_factory, 1)
+    m, _r = group(redis_factory, 1)
     args = (m.address, "--interval", "600")
     assert check(*args)[0] == 0
     fresh = redis_factory.start(PERSIST)
