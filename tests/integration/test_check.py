@@ -213,11 +213,11 @@ def test_state_file_baseline_deltas_and_a_restart(
     m, r = group(redis_factory, 1)
     state = tmp_path / "check-state.json"
     args = (m.address, "--state-file", str(state), "--interval", "600")
-    code, doc = check(*args)
+    _, doc = check(*args)
     assert "baseline" in results(doc, "repl.resync_loop", m.address)[0]["message"]
     first = json.loads(state.read_text())["nodes"][m.address]
     write_keys(m, 100)
-    code, doc = check(*args)
+    _, doc = check(*args)
     cov = results(doc, "repl.backlog_coverage", m.address)[0]
     assert cov["value"] is not None and cov["value"] > 0  # a write rate measured from the baseline
     m.restart()  # new run_id, uptime back to 0: a new baseline, never a negative delta
