@@ -353,7 +353,7 @@ def newest_verified_backup_source() -> BackupLookup | None:
     return fn if callable(fn) else None
 
 
-def _run_samples(report: Report, duration: float, success: bool) -> list[Any]:
+def run_samples(report: Report, duration: float, success: bool) -> list[Any]:
     from redisops.checks.result import Sample, Status
 
     c = {"cluster": report.cluster}
@@ -385,7 +385,7 @@ def _emit(
     elif fmt is CheckFormat.json:
         write(render_check_json(report))
     elif fmt is CheckFormat.prometheus:
-        text = render_prometheus([*report.samples, *_run_samples(report, duration, True)])
+        text = render_prometheus([*report.samples, *run_samples(report, duration, True)])
         if textfile is None:
             sys.stdout.write(text)
         else:
@@ -405,7 +405,7 @@ def _write_failed_textfile(textfile: Path, cluster: str) -> None:
     if not textfile.name.endswith(".prom"):
         return
     try:
-        write_atomic(textfile, render_prometheus(_run_samples(Report(cluster, ()), 0.0, False)))
+        write_atomic(textfile, render_prometheus(run_samples(Report(cluster, ()), 0.0, False)))
     except StateError:
         pass
 
