@@ -107,17 +107,21 @@ class Session:
         import time
 
         from redisops.model import Problem
-        from redisops.state import group_of
+        from redisops.state import group_index
         from redisops.topology import probe_all
 
         now = time.time()
+        index = group_index()
         notes: list[Problem] = []
         candidates: list[Address] = []
+        groups_seen: set[str] = set()
         for node in topo.nodes:
-            known = group_of(node.address)
+            known = index.get(str(node.address))
             if known is None:
                 continue
-            candidates += [Address.parse(a) for a in known.members()]
+            if known.group not in groups_seen:
+                groups_seen.add(known.group)
+                candidates += [Address.parse(a) for a in known.members()]
             if node.reachable:
                 continue
             seen = known.seen_at(str(node.address))

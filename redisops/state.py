@@ -323,11 +323,16 @@ def known_group(name: str) -> KnownGroup | None:
 
 def group_of(address: Address | str) -> KnownGroup | None:
     """The newest recorded group in which ``address`` was seen."""
-    a = str(address)
-    for g in known_groups():
-        if a in g.nodes:
-            return g
-    return None
+    return group_index().get(str(address))
+
+
+def group_index() -> dict[str, KnownGroup]:
+    """Address -> the newest recorded group it was seen in (every file read once)."""
+    out: dict[str, KnownGroup] = {}
+    for g in known_groups():  # newest first: the first group naming an address wins
+        for a in g.nodes:
+            out.setdefault(a, g)
+    return out
 
 
 def group_name(topo: Topology, cluster: str | None) -> str | None:

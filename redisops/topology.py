@@ -245,12 +245,7 @@ def find_problems(topo: Topology) -> list[Problem]:
             problems.append(
                 Problem(name, "loading", f"{name} is loading its dataset", severity="warning")
             )
-        if (
-            parent is not None
-            and parent.reachable
-            and node.link == "up"
-            and not any(topo.entry_matches(e, node) for e in parent.replicas)
-        ):
+        if parent is not None and parent.reachable and node.link == "up" and entry is None:
             listed = ", ".join(f"{e.ip}:{e.port}" for e in parent.replicas) or "none"
             problems.append(
                 Problem(
