@@ -297,3 +297,27 @@ def test_failover_with_no_seeds_uses_the_topology_check_recorded(
     assert "using the last-known topology" in run.stderr
     roles = sorted(p.info()["role"] for p in (r1, r2))
     assert roles == ["master", "slave"]
+
+
+def test_attach_plan_lists_a_replica_last_seen_under_the_moved_node(
+    redis_factory: RedisFactory,
+) -> None:
+    b, c = group(redis_factory, 1)  # b is a master with replica c
+    d = redis_factory.start(PERSIST)  # another master, another history
+    assert cli("status", b.address).code == 0  # records c under b
+    c.kill()
+    wait_until(lambda: b.info()["connected_slaves"] == 0, what="b to drop c")
+    run = cli(
+        "attach", b.address, "--to", d.address, "--dry-run", "--sample", "0", "--format", "json"
+    )
+    assert run.code == 0, run
+    plan = run.json
+    returning = [f for f in plan["findings"] if f["code"] == "returning_replica"]
+    assert returning and returning[0]["node"] == c.address
+    assert (
+        "s ago and is not connected now: when it comes back it will full-sync"
+        in returning[0]["message"]
+    )
+    followers = {f["replica"]: f for f in plan["prediction"]["followers"]}
+    assert followers[c.address]["sync"] == "full"
+    assert "last-known topology" in followers[c.address]["reason"]
