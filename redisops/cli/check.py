@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -161,6 +162,14 @@ def check(
         list[str] | None,
         typer.Option("--only", metavar="ID", help="Run only this check (repeatable)."),
     ] = None,
+    host_facts: Annotated[
+        bool,
+        typer.Option(
+            "--host-facts",
+            help="Read vm.overcommit_memory and THP on each node's host (on by default when "
+            "the inventory configures SSH; nodes on this machine are read directly).",
+        ),
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Table: list the OK checks too.")
     ] = False,
@@ -190,6 +199,7 @@ def check(
             only or [],
             verbose,
             list_checks,
+            host_facts,
         )
     except typer.Exit:
         raise
@@ -226,6 +236,7 @@ def _check(
     only: list[str],
     verbose: bool,
     list_checks: bool,
+    want_host_facts: bool = False,
 ) -> None:
     from redisops.checks.health import CATALOGUE
     from redisops.checks.ranges import Thresholds
@@ -273,8 +284,10 @@ def _check(
         expect_replicas = settings.expect_replicas
     with session:
         topo = session.with_last_known(session.discover())
+        ssh = cluster_cfg is not None and cluster_cfg.ssh is not None
+        facts = read_host_facts(session, topo) if (want_host_facts or ssh) else None
     report = evaluate(
-        session, topo, thresholds, expect_replicas, state_file, interval, only, started
+        session, topo, thresholds, expect_replicas, state_file, interval, only, started, facts
     )
     duration = time.perf_counter() - t0
     _emit(report, fmt, textfile, verbose, duration)
@@ -290,6 +303,7 @@ def evaluate(
     interval: float,
     only: list[str],
     now: float,
+    host_facts: Mapping[str, Mapping[str, str] | None] | None = None,
 ) -> Report:
     """Run the catalogue over ``topo`` with the state file, markers and last-known topology,
     then record the topology and the new state."""
@@ -326,7 +340,7 @@ def evaluate(
             markers=markers,
             consumed=frozenset(data.get("consumed", [])),
             interval=interval,
-            host_facts=None,  # the SSH layer (issue 12) passes {address: facts} once configured
+            host_facts=host_facts,
             backup=backup,
             backup_catalogue=backup_lookup is not None,
         )
@@ -337,6 +351,39 @@ def evaluate(
     state.update_json(path, change)
     state.record_topology(topo, cluster_name or group, "check", now)
     return holder["report"]
+
+
+HOST_FACT_FILES = {
+    "vm.overcommit_memory": "/proc/sys/vm/overcommit_memory",
+    "transparent_hugepage": "/sys/kernel/mm/transparent_hugepage/enabled",
+}
+
+
+def read_host_facts(session: Session, topo: Any) -> dict[str, Mapping[str, str] | None]:
+    """``{address: facts}`` for every reachable node, read through its :class:`Host`
+    (``Session.host``: this machine directly, others over SSH once configured); one read
+    per machine. A node whose host cannot be read maps to None (the check says UNKNOWN)."""
+    from redisops.errors import RedisopsError
+
+    by_machine: dict[str, Mapping[str, str] | None] = {}
+    out: dict[str, Mapping[str, str] | None] = {}
+    for node in topo.nodes:
+        if not node.reachable:
+            continue
+        machine = node.address.host
+        if machine not in by_machine:
+            try:
+                host = session.host(node.address)
+                facts = {
+                    key: host.read_bytes(path).decode("ascii", "replace").strip()
+                    for key, path in HOST_FACT_FILES.items()
+                    if host.stat(path) is not None
+                }
+                by_machine[machine] = facts
+            except (RedisopsError, OSError):
+                by_machine[machine] = None
+        out[str(node.address)] = by_machine[machine]
+    return out
 
 
 def newest_verified_backup_source() -> BackupLookup | None:

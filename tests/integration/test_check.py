@@ -321,3 +321,19 @@ def test_attach_plan_lists_a_replica_last_seen_under_the_moved_node(
     followers = {f["replica"]: f for f in plan["prediction"]["followers"]}
     assert followers[c.address]["sync"] == "full"
     assert "last-known topology" in followers[c.address]["reason"]
+
+
+def test_host_facts_of_a_node_on_this_machine_are_read_and_judged(
+    redis_factory: RedisFactory,
+) -> None:
+    m = redis_factory.start(PERSIST)
+    _, doc = check(m.address)
+    assert results(doc, "host.kernel")[0]["message"] == "not checked (no SSH configured)"
+    _, doc = check(m.address, "--host-facts")
+    kernel = results(doc, "host.kernel", m.address)[0]
+    overcommit = Path("/proc/sys/vm/overcommit_memory").read_text().strip()
+    if overcommit == "1":
+        assert kernel["status"] in ("OK", "WARNING")  # THP may still warn
+    else:
+        assert kernel["status"] == "WARNING"
+        assert f"vm.overcommit_memory = {overcommit}" in kernel["message"]
