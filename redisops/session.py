@@ -6,6 +6,7 @@ and what does the cluster look like now". It owns the adapters' lifetimes (``clo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,8 +122,8 @@ class Session:
         import time
 
         from redisops.model import Problem
-        from redisops.state import group_index
-        from redisops.topology import probe_all
+        from redisops.state import KNOWN_MAX_AGE, group_index
+        from redisops.topology import fence_records, probe_all
 
         now = time.time()
         index = group_index()
@@ -152,14 +153,31 @@ class Session:
                     severity="warning",
                 )
             )
-        missing = [a for a in dict.fromkeys(candidates) if topo.get(a) is None]
+        fenced = set()
+        for record in fence_records(topo):
+            with contextlib.suppress(BadInput):
+                fenced.add(Address.parse(str(record.get("address"))))
+        recent = {
+            Address.parse(a)
+            for g in index.values()
+            for a, e in g.nodes.items()
+            if now - float(e.get("seen_at", 0)) <= KNOWN_MAX_AGE
+        }
+        missing = [
+            a
+            for a in dict.fromkeys([*candidates, *fenced])
+            if topo.get(a) is None and (a in recent or a in fenced)
+        ]
         if not missing:
             return topo if not notes else _noted(topo, notes)
         members = {n.address for n in topo.nodes}
+        # an old master a failover fenced is expected to be down: added only when it
+        # answers (then topology.fenced_master / status report it)
         back = [
             n.address
             for n in probe_all(missing, self.probe, True, self.probe_deadline)
-            if not n.reachable
+            if (n.address in fenced and n.reachable)
+            or (n.address not in fenced and not n.reachable)
             or (
                 n.is_replica
                 and n.master_address is not None

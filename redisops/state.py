@@ -51,6 +51,8 @@ KNOWN_FIELDS = (
     "repl_backlog_histlen",
     "connected_slaves",
 )
+#: A node last seen this long ago is no longer expected back (checks, discovery).
+KNOWN_MAX_AGE = 86400.0
 #: A node not seen for this long is dropped from the last-known topology.
 FORGET_AFTER = 30 * 86400.0
 #: How long an operation's "expected full sync" marker stays valid.

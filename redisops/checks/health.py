@@ -34,8 +34,6 @@ BackupLookup = Callable[[str], "tuple[float, bool] | None"]
 HostFacts = Mapping[str, str]
 
 DAY = 86400.0
-#: A replica last seen this long ago is no longer expected back (last-known topology).
-KNOWN_MAX_AGE = DAY
 #: How long an operation's "expected full sync" marker explains a resync.
 MARKER_SLACK = 5.0
 
@@ -49,7 +47,8 @@ class CheckInput:
     #: nodes the inventory lists for the cluster (its replicas are expected)
     inventory: tuple[Address, ...] = ()
     expect_replicas: int | None = None
-    #: replicas of this group in the last-known topology: address -> last seen (unix time)
+    #: replicas of this group in the last-known topology, seen recently enough to be
+    #: expected back (``redisops.state.KNOWN_MAX_AGE``): address -> last seen (unix time)
     known_replicas: Mapping[str, float] = field(default_factory=dict)
     #: the previous run's per-node samples (state file), keyed by address
     previous: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -194,7 +193,7 @@ def check_replicas(run: _Run) -> Iterable[CheckResult]:
             if str(a) not in good_names and a not in masters
         ]
     else:
-        recent = {a: t for a, t in inp.known_replicas.items() if inp.now - t <= KNOWN_MAX_AGE}
+        recent = dict(inp.known_replicas)
         if recent:
             known = set(recent) | good_names
             expected, source = len(known), "the last-known topology"

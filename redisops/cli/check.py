@@ -316,7 +316,9 @@ def evaluate(
     cluster = cluster_name or group or session.cluster_name
     masters = {str(n.address) for n in topo.masters}
     known_replicas = {
-        a: t for a, t in (known.replicas() if known else {}).items() if a not in masters
+        a: t
+        for a, t in (known.replicas() if known else {}).items()
+        if a not in masters and now - t <= state.KNOWN_MAX_AGE
     }
     markers = state.load_markers(now)
     backup_lookup = newest_verified_backup_source()

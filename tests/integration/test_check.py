@@ -297,6 +297,13 @@ def test_failover_with_no_seeds_uses_the_topology_check_recorded(
     assert "using the last-known topology" in run.stderr
     roles = sorted(p.info()["role"] for p in (r1, r2))
     assert roles == ["master", "slave"]
+    # the fenced old master is expected to be down: the new group checks OK without it
+    new = r1 if r1.info()["role"] == "master" else r2
+    other = r2 if new is r1 else r1
+    wait_in_sync(new, [other])
+    code, doc = check(new.address)
+    assert code == 0, [r for r in doc["results"] if r["status"] != "OK"]
+    assert not results(doc, "reachable", m.address)
 
 
 def test_attach_plan_lists_a_replica_last_seen_under_the_moved_node(
