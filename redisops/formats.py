@@ -13,3 +13,12 @@ class Format(str, Enum):
     table = "table"
     wide = "wide"
     json = "json"
+
+
+class CheckFormat(str, Enum):
+    """``check`` speaks to monitoring systems too."""
+
+    table = "table"
+    json = "json"
+    nagios = "nagios"
+    prometheus = "prometheus"

@@ -122,14 +122,16 @@ def run_operation(
         plan.cluster, plan.operation, audit.operator or operator(), ttl_s=lock_ttl(plan)
     )
     ctx = RunContext(session, plan, audit, lock, make_progress(fmt), facts=dict(facts or {}))
+    from redisops.state import mark_plan, note_final_state, note_members
+
+    mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
     try:
         result = execute(ctx)
     except KeyboardInterrupt:
         _report_interrupt(ctx, fmt, doc)
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    from redisops.known import remember
-
-    remember([*plan.touched, *(s.node for s in plan.steps)], result.final_state, plan.operation)
+    note_final_state(result.final_state)
+    note_members([*plan.touched, *(s.node for s in plan.steps)], plan.operation)
     audit.record(
         step=len(plan.steps) + 1,
         action="result",

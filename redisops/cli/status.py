@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
-    from redisops.model import Topology
+    from redisops.model import Address, Topology
     from redisops.session import Session
 
 
@@ -36,6 +37,21 @@ def status(
             min=0.05,
         ),
     ] = 3.0,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            "-w",
+            help="Redraw every SECONDS (--watch [SECONDS], default 2) until Ctrl-C, "
+            "marking what changed since the last frame.",
+        ),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval", metavar="SECONDS", help="Seconds between --watch frames.", min=0.1
+        ),
+    ] = 2.0,
 ) -> None:
     """Show the replication topology discovered from any node(s).
 
@@ -53,7 +69,12 @@ def status(
         retry=RetryPolicy(attempts=2, wait_initial=0.05),
         require_seeds=not conn.sentinel,
         probe_timeout=timeout,
+        purpose="status",
     )
+    if watch:
+        with session:
+            _watch(session, fmt, interval)
+        return
     with session:
         topo = _discover(session)
     for warning in session.warnings:
@@ -69,10 +90,8 @@ def status(
 def _discover(session: Session) -> Topology:
     """The topology from the seeds (and the master Sentinel names), plus any fenced old
     master that answers again, plus the Sentinel view and its problems."""
-    from dataclasses import replace
 
     from redisops.errors import BadInput, RedisopsError, Unreachable
-    from redisops.known import last_masters
     from redisops.model import Address, Topology
     from redisops.topology import fence_records, sentinel_problems
 
@@ -118,21 +137,69 @@ def _discover(session: Session) -> Topology:
         if topo.get(addr) is None:
             fenced.append(addr)
     returned = [n.address for n in session.probe_all(fenced) if n.reachable]
-    # the last-known master of a seed's group (a returned old master knows nothing of the
-    # failover; this host's record of it does), when it answers
-    known = last_masters(n.address for n in topo.nodes)
-    known = {a: why for a, why in known.items() if topo.get(a) is None}
-    recalled = [n.address for n in session.probe_all(known) if n.reachable]
-    if returned or recalled:
-        topo = session.discover([*dict.fromkeys(extra), *returned, *recalled])
-        if recalled:
-            topo = replace(topo, notes=(*topo.notes, *(known[a] for a in recalled)))
+    if returned:
+        topo = session.discover([*dict.fromkeys(extra), *returned])
+    topo = session.with_last_known(topo, [*extra, *returned])
     if view is None:
         return topo
     problems = (*topo.problems, *sentinel_problems(topo, view))
     problems = tuple(sorted(problems, key=lambda p: p.severity != "critical"))
-    return Topology(topo.nodes, problems, topo.aliases, sentinel=view, notes=topo.notes)
+    return Topology(topo.nodes, problems, topo.aliases, sentinel=view)
+
+
+def _watch(session: Session, fmt: Format, interval: float) -> None:
+    """Redraw the status every ``interval`` seconds until Ctrl-C (exit 0): in place on a
+    terminal, one frame after another otherwise (JSON: one document per line)."""
+    import sys
+    import time
+
+    from redisops.output import render_watch_frame, watch_keys
+
+    tty = sys.stdout.isatty()
+    previous: dict[str, Any] | None = None
+    try:
+        while True:
+            topo = _discover(session)
+            sys.stdout.write(render_watch_frame(topo, previous, fmt, time.time(), interval, tty))
+            sys.stdout.flush()
+            previous = watch_keys(topo)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        if tty and fmt is not Format.json:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        raise typer.Exit(0) from None
+
+
+class WatchCommand(TyperCommand):
+    """``--watch SECONDS`` (an optional value, like ``watch -n``): rewritten to
+    ``--watch --interval SECONDS`` before Click parses it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg in ("--watch", "-w") and i + 1 < len(args) and _is_number(args[i + 1]):
+                out += [arg, "--interval", args[i + 1]]
+                i += 2
+                continue
+            if arg.startswith("--watch="):
+                out += ["--watch", "--interval", arg.split("=", 1)[1]]
+            else:
+                out.append(arg)
+            i += 1
+        result: list[str] = super().parse_args(ctx, out)
+        return result
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status")(status)
+    app.command("status", cls=WatchCommand)(status)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from redisops.engine.predict import (
     RateParams,
     SyncPrediction,
     predict_followers,
+    predict_returning,
     predict_sync,
 )
 from redisops.engine.rules import rdb_version
@@ -45,12 +47,15 @@ def plan_attach(
     creds: Credentials,
     session: Session,
     write_rate: float = 0.0,
+    known_followers: Sequence[tuple[NodeInfo, float]] = (),
     *,
     dataset: DatasetSample | None = None,
     as_written: tuple[str, str] | None = None,
 ) -> Plan:
     """Preflight, steps and prediction for ``REPLICAOF master`` on ``replica``.
 
+    ``known_followers``: replicas last seen under ``replica`` (with the age of that
+    knowledge) that are not connected to it now; they will sync from it when they return.
     ``dataset`` (the master's keys, sampled) calibrates the full-sync estimate;
     ``as_written`` is how the operator wrote the two nodes (for messages).
     """
@@ -88,10 +93,22 @@ def plan_attach(
     params = RateParams(bandwidth=opts.bandwidth, write_rate=write_rate, dataset=dataset)
     prediction = predict_sync(master, replica, params)
     subs = topo.children(replica)
-    prediction.followers = predict_followers(
+    followers = predict_followers(
         replica, subs, prediction, master.replid if prediction.sync == "partial" else None, params
     )
+    returning = [predict_returning(replica, k, age, prediction) for k, age in known_followers]
+    prediction.followers = followers + returning
     findings += _preflight(topo, replica, master, prediction, session, opts)
+    for ret, (_, age) in zip(returning, known_followers, strict=True):
+        findings.append(
+            Finding(
+                "warn",
+                "returning_replica",
+                f"{ret.replica} was a replica of {r} {age:.0f}s ago and is not connected now: "
+                f"when it comes back it will {ret.sync}-sync from {r}",
+                ret.replica,
+            )
+        )
     steps = _steps(topo, replica, master, prediction, creds, opts, write_rate)
     return Plan(
         "attach",
