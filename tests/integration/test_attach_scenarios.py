@@ -640,7 +640,7 @@ def test_end_to_end_in_a_separate_process(backend: Backend, state_home: Path) ->
     assert observed_sync(before, sync_counters(m)) == doc["prediction"]["sync"] == "full"
     proc = redisops("detach", fresh.address, "--yes")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines()[0] == "step 1/5: take the cluster lock"
+    assert proc.stderr.splitlines()[0] == "step 1/6: take the cluster lock"
     assert "Result: applied - detach done" in proc.stdout
     assert fresh.info()["role"] == "master"
 
