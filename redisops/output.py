@@ -692,7 +692,7 @@ class LineProgress:
         self._printed = -1.0
 
     def phase(self, text: str) -> None:
-        note(text)
+        note("\n".join(wrap(text, terminal_width(), "", "    ")))
 
     def update(self, label: str, done: float, total: float | None) -> None:
         new = label != self._meter.label
@@ -725,7 +725,7 @@ class TerminalProgress(LineProgress):
 
     def phase(self, text: str) -> None:
         self.finish()
-        note(text)
+        super().phase(text)
 
     def finish(self) -> None:
         if self._drawn:

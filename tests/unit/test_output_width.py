@@ -182,3 +182,18 @@ def test_status_through_the_cli_fits_columns_from_the_environment() -> None:
     )
     assert result.exit_code == 3
     assert_fits(result.stdout, 60)
+
+
+def test_progress_phase_lines_fit_the_width_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from redisops.output import LineProgress
+
+    monkeypatch.setenv("COLUMNS", "60")
+    LineProgress().phase(
+        "step 4/8: pause writes on 127.0.0.1:17000, wait until 127.0.0.1:17001 has its "
+        "offset, promote 127.0.0.1:17001, demote 127.0.0.1:17000 under it, unpause"
+    )
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) > 1
+    assert_fits(err, 60)
