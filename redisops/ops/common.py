@@ -68,16 +68,77 @@ def sentinel_finding(nodes: list[NodeInfo], session: Session, force: bool) -> Fi
 def reachable_or_finding(
     topo: Topology, address: Address, what: str
 ) -> tuple[NodeInfo | None, Finding | None]:
+    """The node at ``address`` when it is a reachable Redis data node, else why not: a
+    Sentinel, a cluster-mode node or another service is refused (exit 5) like an
+    unreachable node (exit 3), before anything is planned on it."""
     node = topo.get(address)
     if node is None:
         return None, Finding(
             "refuse", "unreachable", f"{what} {address} was not found", str(address)
         )
+    unfit = unfit_finding(node, what)
+    if unfit is not None:
+        return None, unfit
     if not node.reachable:
         return None, Finding(
             "refuse", "unreachable", f"{what} {address} is unreachable: {node.error}", str(address)
         )
     return node, None
+
+
+def unfit_finding(node: NodeInfo, what: str) -> Finding | None:
+    """A refusal when ``node`` cannot be a master or replica (see :attr:`NodeInfo.unfit`)."""
+    reason = node.unfit
+    if reason is None:
+        return None
+    return Finding(
+        "refuse", "not_a_data_node", f"{what} {node.address} {reason}", str(node.address)
+    )
+
+
+def group_members(topo: Topology, *extra: Address) -> tuple[str, ...]:
+    """The lock identity of the replication group read into ``topo``: every address it
+    was reached or listed at, and every run id (see :class:`redisops.lock.ClusterLock`).
+    ``extra`` adds members the read could not reach (a dead master)."""
+    names = {str(n.address) for n in topo.nodes}
+    names.update(str(a) for a in topo.aliases)
+    names.update(f"run:{n.run_id}" for n in topo.nodes if n.reachable and n.run_id)
+    names.update(str(a) for a in extra)
+    return tuple(sorted(names))
+
+
+def group_nodes(topo: Topology) -> tuple[str, ...]:
+    """Every node of the group that is (or claims to be) Redis: what a result reports."""
+    return tuple(str(n.address) for n in topo.nodes if n.unfit is None)
+
+
+def config_unavailable(node: NodeInfo, need: str) -> Finding | None:
+    """A warning that ``need`` (a check or a step) cannot run on ``node`` because CONFIG is
+    renamed or disabled there; None when CONFIG works."""
+    if node.can_run("CONFIG"):
+        return None
+    return Finding(
+        "warn",
+        "config_unavailable",
+        f"CONFIG is not available on {node.address} (renamed or disabled with "
+        f"rename-command): {need}; if it is renamed, pass --rename-command CONFIG=NEWNAME "
+        f"(or renamed_commands in the inventory)",
+        str(node.address),
+    )
+
+
+def persist_refusal(nodes: list[NodeInfo]) -> Finding | None:
+    """``--persist`` needs CONFIG REWRITE on every node it persists."""
+    blocked = [str(n.address) for n in nodes if not n.can_run("CONFIG")]
+    if not blocked:
+        return None
+    return Finding(
+        "refuse",
+        "persist_unavailable",
+        f"--persist needs CONFIG REWRITE, and CONFIG is renamed or disabled on "
+        f"{', '.join(blocked)}: pass --rename-command CONFIG=NEWNAME if it is renamed, or "
+        f"leave out --persist and put the change in redis.conf by hand",
+    )
 
 
 def lock_steps(master: str, n0: int) -> Step:
