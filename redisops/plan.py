@@ -309,6 +309,9 @@ def run_command(ctx: RunContext, step: Step) -> str:
 def run_lock(ctx: RunContext, step: Step) -> str:
     if ctx.lock is None:
         raise RedisopsError("internal: the plan takes a lock but the run has none")
+    if step.args.get("local_only"):
+        ctx.lock.acquire(None)
+        return f"local lock held ({step.args['local_only']})"
     master: RedisNode | None
     try:
         master = ctx.node(step.node)

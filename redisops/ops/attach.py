@@ -52,7 +52,7 @@ def plan_attach(
     if session.cluster is None:
         # name the lock after the master it is taken on: every operation on this cluster
         # (whatever its seeds, e.g. a standalone node that sorts first) excludes the others
-        cluster = _lock_node(topo, master)
+        cluster = _lock_node(topo, master)[0]
     if replica.address == master.address or (replica.run_id and replica.run_id == master.run_id):
         findings.append(Finding("refuse", "same_node", f"{r} and {m} are the same node", r))
         return Plan(
@@ -161,7 +161,8 @@ def plan_attach(
     give_password = creds.password is not None and replica.can_run("CONFIG")
     steps: list[Step] = []
     n = 1
-    steps.append(lock_steps(_lock_node(topo, master), n))
+    lock_on, local_only = _lock_node(topo, master)
+    steps.append(lock_steps(lock_on, n, local_only=local_only))
     n += 1
     steps.append(
         Step(
@@ -253,7 +254,7 @@ def plan_attach(
             )
         )
         n += 1
-    steps.append(unlock_step(_lock_node(topo, master), n))
+    steps.append(unlock_step(lock_on, n))
     pred = prediction.to_dict()
     summary = (
         f"attach {r} to {m}: {prediction.sync} resync predicted "
@@ -294,9 +295,13 @@ def _hardened_findings(
     return [f for f in out if f is not None]
 
 
-def _lock_node(topo: Topology, master: NodeInfo) -> str:
+def _lock_node(topo: Topology, master: NodeInfo) -> tuple[str, str | None]:
+    """Where the lock key goes (the top master above ``master``), or why only the local
+    layer can be taken (that master is unreachable)."""
     top = topo.root(master)
-    return str(top.address if top is not None else master.address)
+    if top is not None and top.is_master:
+        return str(top.address), None
+    return str(master.address), f"the master above {master.address} is unreachable"
 
 
 def _rollback_command(replica: NodeInfo) -> tuple[str, ...] | None:

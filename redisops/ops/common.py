@@ -141,7 +141,20 @@ def persist_refusal(nodes: list[NodeInfo]) -> Finding | None:
     )
 
 
-def lock_steps(master: str, n0: int) -> Step:
+def lock_steps(master: str, n0: int, *, local_only: str | None = None) -> Step:
+    """Take the cluster lock: the local layer and the key on ``master``; with
+    ``local_only`` (why no node can hold the key, e.g. the master is unreachable), only
+    the local layer."""
+    if local_only is not None:
+        return Step(
+            n0,
+            master,
+            "lock",
+            f"take the local cluster lock ({local_only})",
+            precondition="no other redisops operation on this host holds the lock",
+            verify="flock held",
+            args={"local_only": local_only},
+        )
     return Step(
         n0,
         master,
@@ -149,7 +162,7 @@ def lock_steps(master: str, n0: int) -> Step:
         "take the cluster lock",
         command=("SET", "redisops:lock", "<owner>", "NX", "PX", "<ttl>"),
         precondition="no other redisops operation holds the lock",
-        verify="SET NX succeeded (or only the local lock when the master is unwritable)",
+        verify="SET NX succeeded (a key that cannot be written stops the operation)",
     )
 
 

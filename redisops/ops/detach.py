@@ -79,14 +79,15 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
             )
         )
     top = topo.root(replica)
-    lock_on = str(top.address) if top is not None else r
+    lock_on = str(top.address) if top is not None and top.is_master else r
+    local_only = None if lock_on != r else f"its master {old_master} is unreachable"
     if session.cluster is None:
         # the lock (local file and key) is named after the master it is taken on, so every
         # operation on this cluster, whatever its seeds, excludes every other
         cluster = lock_on
     children = [str(s.address) for s in topo.children(replica)]
     steps = [
-        lock_steps(lock_on, 1),
+        lock_steps(lock_on, 1, local_only=local_only),
         Step(
             2,
             r,
