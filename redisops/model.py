@@ -233,7 +233,7 @@ class NodeInfo:
     def unfit(self) -> str | None:
         """Why this node cannot be a master or replica redisops manages, or None.
 
-        >>> NodeInfo(Address("h", 1), True, info={"redis_mode": "cluster"}).unfit[:36]
+        >>> NodeInfo(Address("h", 1), True, info={"redis_mode": "cluster"}).unfit[:37]
         'runs in cluster mode (cluster_enabled'
         >>> NodeInfo(Address("h", 1), True, info={"redis_mode": "standalone"}).unfit is None
         True

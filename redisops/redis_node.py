@@ -417,16 +417,20 @@ _KNOWN_TRANSPORT = (
 
 def _safe(exc: BaseException) -> str:
     """An exception's text, shortened to its first line; common transport errors named plainly.
+    Redis quotes the arguments of an unknown command (a password, for ``CONFIG SET
+    masterauth``): they are cut off.
 
     >>> _safe(OSError("Error 111 connecting to 127.0.0.1:1. Connection refused."))
     'connection refused'
+    >>> _safe(Exception("unknown command 'CONFIG', with args beginning with: 'SET' 'masterauth' 'pw'"))
+    "unknown command 'CONFIG'"
     """
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     for needle, plain in _KNOWN_TRANSPORT:
         if needle in first:
             return plain
-    return first
+    return first.split(", with args beginning with:", 1)[0]
 
 
 _SECRET_ARGS = {"AUTH": "all", "MASTERAUTH": "all"}

@@ -377,9 +377,9 @@ def plan_failover(
         )
         source = None
     builder = _CatchUpPlan if source is not None else _DirectPlan
-    return builder(topo, dead, session, new_node, source, persist).build(
-        findings, prediction, accept_data_loss, members
-    )
+    plan = builder(topo, dead, session, new_node, source, persist)
+    plan.partial_view = known is not None and not known.complete
+    return plan.build(findings, prediction, accept_data_loss, members)
 
 
 def _group_findings(
@@ -538,6 +538,12 @@ class _DirectPlan:
             for n in topo.nodes
             if not n.reachable and n.address != dead and n.unfit is None
         ]
+        #: the replicas known are only those the seeds reach (no inventory, no record)
+        self.partial_view = False
+
+    def replicas_text(self) -> str:
+        n = len(self.others)
+        return f"{n} replica(s)" + (" reachable from the seeds" if self.partial_view else "")
 
     # the history the new master will carry (for losses): its own, or its stand-in's
     def history(self) -> NodeInfo:
@@ -632,7 +638,7 @@ class _DirectPlan:
     def summary(self) -> str:
         return (
             f"failover of dead master {self.d}: promote {self.t} (offset "
-            f"{applied_offset(self.new)}), repoint {len(self.others)} replica(s), fence {self.d}"
+            f"{applied_offset(self.new)}), repoint {self.replicas_text()}, fence {self.d}"
         )
 
     def steps(self, expected_full: int) -> list[Step]:
@@ -796,7 +802,7 @@ class _CatchUpPlan(_DirectPlan):
         return (
             f"failover of dead master {self.d}: {self.t} is {gap} bytes behind {self.s}, so "
             f"{self.s} stands in as master until {self.t} has caught up, then {self.t} takes "
-            f"over; repoint {len(self.others)} replica(s), fence {self.d}"
+            f"over; repoint {self.replicas_text()}, fence {self.d}"
         )
 
     def steps(self, expected_full: int) -> list[Step]:

@@ -580,16 +580,11 @@ def test_rollback_on_a_node_that_is_down_is_skipped_not_failed(tmp_path: Path) -
 # ----------------------------------------------------------------------------- signals
 
 
-def _sigint_self() -> None:
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(5)  # the handler raises long before this ends
-    raise AssertionError("SIGINT did not interrupt the step")
-
-
 @action("t-sigint")
 def _sigint_step(ctx: RunContext, step: Step) -> str:
-    _sigint_self()
-    return "unreachable"
+    os.kill(os.getpid(), int(step.args.get("signal", signal.SIGINT)))
+    time.sleep(5)  # the handler raises long before this ends
+    raise AssertionError("the signal did not interrupt the step")
 
 
 @action("t-sigint-in-critical")
@@ -608,27 +603,35 @@ def _a_wait(ctx: RunContext, step: Step) -> str:
     return "waited"
 
 
-def test_sigint_before_the_point_of_no_return_rolls_back_and_undoes_the_interrupted_step(
-    sess: FakeSession, tmp_path: Path
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_the_point_of_no_return_rolls_back_and_undoes_the_interrupted_step(
+    sess: FakeSession, tmp_path: Path, sig: signal.Signals
 ) -> None:
     steps = [
         lock_steps(A, 1),
         cmd(2, A, "CONFIG", "SET", "p", "frozen", rollback=("CONFIG", "SET", "p", "10")),
-        Step(3, A, "t-sigint", "wait for the target", rollback=("CLIENT", "UNPAUSE")),
+        Step(
+            3,
+            A,
+            "t-sigint",
+            "wait for the target",
+            rollback=("CLIENT", "UNPAUSE"),
+            args={"signal": int(sig)},
+        ),
         cmd(4, B, "REPLICAOF", "NO", "ONE", commit=True),
     ]
-    previous = signal.getsignal(signal.SIGINT)
+    previous = signal.getsignal(sig)
     result, lines, _ = run(sess, tmp_path, steps)
-    assert signal.getsignal(signal.SIGINT) is previous  # the handler is put back
+    assert signal.getsignal(sig) is previous  # the handler is put back
     assert result.outcome == "rolled-back" and result.exit_code is ExitCode.ROLLED_BACK
-    assert "interrupted by SIGINT" in result.message
+    assert f"interrupted by {sig.name}" in result.message
     log = sess.node(n(A)).log
     undo = [c for c in log if c in (("CLIENT", "UNPAUSE"), ("CONFIG", "SET", "p", "10"))]
     assert undo == [("CLIENT", "UNPAUSE"), ("CONFIG", "SET", "p", "10")]  # newest first
     assert ("REPLICAOF", "NO", "ONE") not in sess.node(n(B)).log
     assert lock_free(tmp_path) and LOCK_KEY not in sess.stores[n(A)]
     assert result.final_state  # the state of every node is reported
-    assert any(x["result"] == "failed" and "SIGINT" in x.get("detail", "") for x in lines)
+    assert any(x["result"] == "failed" and sig.name in x.get("detail", "") for x in lines)
 
 
 def test_sigint_with_nothing_done_yet_is_exit_130_and_changes_nothing(
