@@ -482,7 +482,7 @@ def _refresh(ctx: RunContext) -> None:
 
 def _load_routines() -> None:
     """Step routines register themselves when their ops module is imported."""
-    from redisops.ops import attach, detach, failover, fence, sentinel, switchover  # noqa: F401
+    from redisops.ops import attach, detach, drift, failover, fence, sentinel, switchover  # noqa: F401
 
 
 def execute(ctx: RunContext) -> PlanResult:

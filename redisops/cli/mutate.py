@@ -54,10 +54,12 @@ def run_operation(
     force: bool,
     audit_path: Path | None,
     facts: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
     replan: Callable[[], Any] | None = None,
 ) -> None:
     """Render, gate, execute and exit with the documented code (raises typer.Exit).
 
+    ``extra`` is added to the JSON document (e.g. the drift report a fix plan came from).
     ``replan`` rebuilds the plan from a fresh read of the cluster: the executor calls it
     once the lock is held and stops if the cluster changed since the plan was approved.
     """
@@ -74,7 +76,7 @@ def run_operation(
     from redisops.plan import RunContext, execute
     from redisops.testhooks import hold
 
-    doc: dict[str, Any] = plan.to_dict()
+    doc: dict[str, Any] = {**plan.to_dict(), **(extra or {})}
     if plan.nothing_to_do:
         _emit(fmt, doc, plan.summary)
         raise typer.Exit(int(ExitCode.OK))
