@@ -433,9 +433,9 @@ def _group_findings(
                 "warn",
                 "membership_incomplete",
                 f"{d} is dead, so it cannot list its replicas: this plan knows only the ones "
-                f"reached from {known.source} ({', '.join(seen) or 'none'}); another replica of "
-                f"{d} would be left behind, still pointing at it: give every replica as a SEED, "
-                f"or use --cluster",
+                f"reached from {known.source} ({', '.join(seen) or 'none'}); any other replica "
+                f"of {d} is left behind, still pointing at it (give every replica as a SEED, "
+                f"or use --cluster)",
             )
         )
     return out

@@ -4,9 +4,16 @@ snapshots: the dead master is simply absent from the world (unreachable)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from redisops.model import Address, NodeInfo, Topology
-from redisops.ops.failover import Candidate, KnownMembers, plan_failover, rank_candidates
+from redisops.ops.failover import (
+    Candidate,
+    KnownMembers,
+    known_members,
+    plan_failover,
+    rank_candidates,
+)
 from redisops.session import build_session
 from tests.builders import master, replica, rid, topology
 
@@ -230,6 +237,7 @@ def test_without_an_inventory_the_plan_says_other_replicas_of_the_dead_master_ar
     plan = plan_failover(topo, Address.parse(DEAD), session(), known=known)
     [warning] = [f for f in plan.findings if f.code == "membership_incomplete"]
     assert "give every replica as a SEED, or use --cluster" in warning.message
+    assert "reachable from the seeds" in plan.summary
     assert f"({A}, {C})" in warning.message
     assert DEAD in plan.members and f"run:{rid('run:' + A)}" in plan.members
 
@@ -292,3 +300,16 @@ def test_an_unreachable_seed_is_a_warning_not_a_candidate() -> None:
     assert warning.node == B and warning.level == "warn"
     assert plan.prediction is not None
     assert [c["address"] for c in plan.prediction["candidates"]] == [A]
+
+
+def test_the_inventory_node_list_is_the_known_membership_of_the_group(tmp_path: Path) -> None:
+    inventory = tmp_path / "redisops.yml"
+    inventory.write_text(f"clusters:\n  cache:\n    nodes: [{A}, {B}, {C}]\n")
+    sess = build_session(cluster="cache", inventory=inventory)
+    topo = world(down(A, offset=100))
+    known = known_members(sess, topo, Address.parse(DEAD))
+    assert known.complete
+    assert {str(a) for a in known.addresses} == {DEAD, A, B, C}
+    plan = plan_failover(topo, Address.parse(DEAD), sess, known=known)
+    assert "membership_incomplete" not in [f.code for f in plan.findings]
+    assert {B, C} <= set(plan.members)  # locked too, though unread
