@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -193,6 +193,15 @@ def failover(
             "choose the new master with --to REPLICA, or let redisops choose with --auto"
         )
     dead = parse_target(master).address
+    if not seeds and conn.cluster is None:
+        # the dead master cannot name its replicas: use the ones it was last seen with
+        from redisops.output import note
+        from redisops.state import group_of
+
+        record = group_of(dead)
+        if record is not None:
+            seeds = [a for a in record.members() if a != str(dead)]
+            note(known_note(record, str(dead)))
     session = conn.session([*(seeds or []), master])
     with session:
         down = confirm_down(session, dead, probes=3, interval=0.3)
@@ -271,6 +280,22 @@ def fence(
             audit_path=audit_log,
             replan=make_plan,
         )
+
+
+def known_note(known: Any, dead: str) -> str:
+    """One line saying which last-known replicas of ``dead`` are used, and how old that is."""
+    import time
+
+    now = time.time()
+    reps = known.replicas_of(dead)
+    listed = (
+        ", ".join(f"{a} (seen {now - (known.seen_at(a) or now):.0f}s ago)" for a in reps) or "none"
+    )
+    return (
+        f"no seeds given: using the last-known topology of {known.group} (recorded "
+        f"{now - known.recorded_at:.0f}s ago by {known.source}); replicas of {dead} then: {listed}; "
+        f"probing them now"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -139,7 +139,11 @@ def run_operation(
         replan=replan,
         force=force,
     )
+    from redisops.state import mark_plan, note_final_state
+
+    mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
     result = execute(ctx)
+    note_final_state(result.final_state)
     audit.record(
         step=len(plan.steps) + 1,
         action="result",

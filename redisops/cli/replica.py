@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -76,7 +76,9 @@ def attach(
     wr = parse_rate(write_rate, option="--write-rate") if write_rate else None
     session = conn.session([replica, to])
     with session:
-        topo = session.discover()
+        # a replica of REPLICA that is reconnecting is not listed by it: the last-known
+        # topology names it (probed again if it answers, predicted from what was seen if not)
+        topo = session.with_last_known(session.discover())
         master_node = topo.get(mspec.address)
         rate = wr
         if rate is None:
@@ -100,7 +102,10 @@ def attach(
         creds = session.options_for(mspec.address).credentials
 
         def make_plan(topo: Topology) -> Plan:
-            return plan_attach(topo, rspec.address, mspec.address, opts, creds, session, rate)
+            known = known_followers(topo, rspec.address)
+            return plan_attach(
+                topo, rspec.address, mspec.address, opts, creds, session, rate, known
+            )
 
         run_operation(
             make_plan(topo),
@@ -110,7 +115,7 @@ def attach(
             yes=yes,
             force=force,
             audit_path=audit_log,
-            replan=lambda: make_plan(session.discover()),
+            replan=lambda: make_plan(session.with_last_known(session.discover())),
         )
 
 
@@ -151,6 +156,29 @@ def detach(
             audit_path=audit_log,
             replan=make_plan,
         )
+
+
+def known_followers(topo: Any, replica: Any) -> list[tuple[Any, float]]:
+    """Nodes last seen replicating from ``replica`` that do not answer now, each as last
+    seen with the age of that knowledge (see :mod:`redisops.state`)."""
+    import time
+
+    from redisops.model import Address
+    from redisops.state import group_of
+
+    known = group_of(replica)
+    if known is None:
+        return []
+    now = time.time()
+    out = []
+    for addr in known.replicas_of(str(replica)):
+        node = topo.get(Address.parse(addr))
+        if node is not None and node.reachable:
+            continue  # it answers: the topology has it as it is now
+        last = known.node(addr)
+        if last is not None:
+            out.append((last, now - last.read_at))
+    return out
 
 
 def register(app: typer.Typer) -> None:

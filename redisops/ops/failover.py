@@ -58,6 +58,7 @@ from redisops.ops.switchover import (
 from redisops.plan import RunContext, action
 from redisops.retry import RetryPolicy
 from redisops.session import Session
+from redisops.state import KNOWN_MAX_AGE, KnownGroup, group_index
 from redisops.topology import FENCE_KEY
 
 
@@ -99,26 +100,40 @@ class KnownMembers:
     addresses: tuple[Address, ...]
     source: str
     complete: bool  # False: replicas of the dead master the seeds do not reach are unseen
+    record: KnownGroup | None = None  # the last-known topology it came from, if any
 
 
 def known_members(session: Session, topo: Topology, dead: Address) -> KnownMembers:
-    """The members the group of dead master ``dead`` is known to have.
-
-    HOOK for the last-known topology (issue 14): once that store exists, its record of
-    this group is merged in here, so a failover seeded with one replica still repoints the
-    others and sees a master that another failover already promoted. Today it reads the
-    live cluster only: the nodes reached from the seeds (a dead master cannot list its
-    replicas), plus the inventory's node list when the cluster was named with --cluster.
-    """
+    """The members the group of dead master ``dead`` is known to have: the nodes reached
+    from the seeds (a dead master cannot list its replicas), plus the inventory's node list
+    when the cluster was named with --cluster, plus the members the last-known topology
+    (:mod:`redisops.state`) saw in its group within :data:`KNOWN_MAX_AGE`. With one of the
+    last two, a failover seeded with one replica still repoints the others and sees a
+    master another failover already promoted; with neither, the plan says what it cannot
+    see."""
     addresses = [n.address for n in topo.nodes]
+    sources: list[str] = []
     if session.cluster is not None:
         addresses += [spec.address for spec in session.cluster.nodes]
-        return KnownMembers(
-            tuple(dict.fromkeys(addresses)),
-            f"the inventory's node list of {session.cluster.name}",
-            True,
-        )
-    return KnownMembers(tuple(dict.fromkeys([*addresses, dead])), "the seeds", False)
+        sources.append(f"the inventory's node list of {session.cluster.name}")
+    index = group_index()
+    record = index.get(str(dead)) or next(
+        (index[str(n.address)] for n in topo.nodes if str(n.address) in index), None
+    )
+    if record is not None:
+        now = time.time()
+        addresses += [
+            Address.parse(a)
+            for a in record.members()
+            if now - (record.seen_at(a) or 0) <= KNOWN_MAX_AGE
+        ]
+        sources.append(f"the last-known topology of {record.group}")
+    return KnownMembers(
+        tuple(dict.fromkeys([*addresses, dead])),
+        " and ".join(sources) or "the seeds",
+        bool(sources),
+        record,
+    )
 
 
 # ----------------------------------------------------------------------------- ranking
@@ -311,6 +326,9 @@ def plan_failover(
     dead = topo.canonical(dead)  # as its replicas name it
     d = str(dead)
     members = group_members(topo, dead, *(known.addresses if known else ()))
+    record = known.record if known is not None else None
+    if record is not None:
+        findings.extend(known_replica_findings(topo, dead, record))
     findings += _group_findings(topo, dead, dead_confirmed, known)
     cands = rank_candidates(topo, dead, max_disconnect)
     if not cands:
@@ -319,7 +337,13 @@ def plan_failover(
                 "refuse",
                 "no_replicas",
                 f"no reachable replica of {d} was found "
-                f"(give replica addresses as seeds, or --cluster)",
+                f"(give replica addresses as seeds, or --cluster"
+                + (
+                    ""
+                    if record is not None
+                    else f"; no command has recorded {d} in the last-known topology"
+                )
+                + ")",
             )
         )
         return Plan(
@@ -414,8 +438,15 @@ def _group_findings(
                     str(other.address),
                 )
             )
+    # replicas the last-known topology lists are reported by known_replica_findings
+    listed = set(known.record.replicas_of(d)) if known and known.record else set()
     for lost in topo.nodes:
-        if not lost.reachable and lost.address != dead and lost.unfit is None:
+        if (
+            not lost.reachable
+            and lost.address != dead
+            and lost.unfit is None
+            and str(lost.address) not in listed
+        ):
             out.append(
                 Finding(
                     "warn",
@@ -868,6 +899,35 @@ class _CatchUpPlan(_DirectPlan):
         if self.ping_note is not None:
             findings.append(self.ping_note)
         return super().build(findings, prediction, accept_data_loss, members)
+
+
+def known_replica_findings(topo: Topology, dead: Address, known: KnownGroup) -> list[Finding]:
+    """What the last-known topology adds: how old it is, and replicas of ``dead`` seen then
+    that do not answer now (they are neither candidates nor repointed)."""
+    now = time.time()
+    age = now - known.recorded_at
+    out = [
+        Finding(
+            "info",
+            "last_known",
+            f"replicas taken from the last-known topology of {known.group}, recorded {age:.0f}s ago "
+            f"by {known.source}, and probed again now",
+        )
+    ]
+    for addr in known.replicas_of(str(dead)):
+        node = topo.get(Address.parse(addr))
+        if node is None or not node.reachable:
+            seen = known.seen_at(addr) or now
+            out.append(
+                Finding(
+                    "warn",
+                    "known_replica_unreachable",
+                    f"{addr} was a replica of {dead} {now - seen:.0f}s ago and does not answer now: "
+                    f"not a candidate; attach it to the new master once it is back",
+                    addr,
+                )
+            )
+    return out
 
 
 def confirm_down(
