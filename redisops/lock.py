@@ -1,10 +1,16 @@
-"""One mutating operation per cluster at a time.
+"""One mutating operation per replication group at a time.
 
-Two layers: a local ``flock`` (``$XDG_STATE_HOME/redisops/locks/<cluster>.lock``) that
-stops two operators on one host at once, even when the master is dead; and a key on the
-master, ``redisops:lock`` (``SET NX PX``, owner token, expiry), that stops operators on
-different hosts. A second attempt fails with who holds it and since when. The key is
-released only by its owner (``WATCH``/``MULTI``/``DEL``), wherever the master is by then.
+The lock's identity is the replication group, not the way it was named on the command
+line: every member (each address, hostnames resolved, and each run id) is one name, and an
+operation holds all of its group's names. Two operations whose groups share any member
+exclude each other, whatever seeds, address spellings or order they were given.
+
+Two layers: a local ``flock`` per name (``$XDG_STATE_HOME/redisops/locks/<name>.lock``)
+that stops two operators on one host at once, even when the master is dead; and a key on
+the master, ``redisops:lock`` (``SET NX PX``, owner token, expiry), that stops operators on
+different hosts. A second attempt fails with who holds it and since when. A key that
+cannot be written (ACL, OOM, not a Redis master) stops the operation. The key is released
+only by its owner (``WATCH``/``MULTI``/``DEL``), wherever the master is by then.
 """
 
 from __future__ import annotations
@@ -16,13 +22,20 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from redisops.errors import CommandFailed, Locked, RedisopsError, Unreachable
+from redisops.errors import BadInput, CommandFailed, Locked, RedisopsError, Refused, Unreachable
+from redisops.model import Address
 from redisops.redis_node import RedisNode
+from redisops.resolve import resolve_host
 
 LOCK_KEY = "redisops:lock"
+
+
+class LockUnavailable(Refused):
+    """The lock key could not be written on the master: the operation does not start."""
 
 
 def locks_dir() -> Path:
@@ -32,6 +45,31 @@ def locks_dir() -> Path:
 
 def _safe_name(cluster: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", cluster)[:120] or "cluster"
+
+
+def identities(names: Iterable[str]) -> list[str]:
+    """The lock names for group members: ``run:<id>`` as given; an address becomes one
+    ``addr:<ip>:<port>`` per address its host resolves to (so ``localhost:7000`` and
+    ``127.0.0.1:7000`` meet); anything else is a cluster name. Names already in this form
+    are kept.
+
+    >>> identities(["run:abc", "127.0.0.1:7000", "cache-prod/x"])
+    ['addr:127.0.0.1:7000', 'cluster:cache-prod/x', 'run:abc']
+    >>> identities(identities(["127.0.0.1:7000"]))
+    ['addr:127.0.0.1:7000']
+    """
+    out: set[str] = set()
+    for name in names:
+        if name.startswith(("run:", "addr:", "cluster:")):
+            out.add(name)
+            continue
+        try:
+            addr = Address.parse(name)
+        except BadInput:
+            out.add(f"cluster:{name}")
+            continue
+        out.update(f"addr:{ip}:{addr.port}" for ip in resolve_host(addr.host))
+    return sorted(out)
 
 
 def _describe(holder: dict[str, Any]) -> str:
@@ -51,9 +89,9 @@ def _describe(holder: dict[str, Any]) -> str:
 def take_file_lock(path: Path, holder: dict[str, Any], cluster: str) -> IO[str]:
     """``flock`` the file at ``path`` (created if missing) and write ``holder`` into it.
 
-    The file is removed again on release (no lock file per cluster left behind), so a
-    lock taken on a file that was unlinked meanwhile is not the lock: after ``flock`` the
-    path must still name the same file, or the attempt starts over.
+    The file is removed again on release (no lock file left behind per name), so a lock
+    taken on a file that was unlinked meanwhile is not the lock: after ``flock`` the path
+    must still name the same file, or the attempt starts over.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -99,6 +137,10 @@ def drop_file_lock(path: Path, f: IO[str]) -> None:
 
 
 class ClusterLock:
+    """The lock of one replication group. ``members`` are the group's addresses and
+    ``run:<id>`` names (see :func:`identities`); without them the cluster name is the
+    only name."""
+
     def __init__(
         self,
         cluster: str,
@@ -106,6 +148,7 @@ class ClusterLock:
         operator: str,
         ttl_s: int = 900,
         directory: Path | None = None,
+        members: Iterable[str] = (),
     ) -> None:
         self.cluster = cluster
         self.token = uuid.uuid4().hex
@@ -118,48 +161,62 @@ class ClusterLock:
             "operation": operation,
             "since": time.time(),
         }
-        self.path = (directory or locks_dir()) / f"{_safe_name(cluster)}.lock"
-        self._file: IO[str] | None = None
-        self._others: list[ClusterLock] = []
+        self.directory = directory or locks_dir()
+        self.names = identities(list(members) or [cluster])
+        self._files: dict[str, IO[str]] = {}
+        self._also: list[RedisNode] = []  # other groups' masters holding our key
         self.key_on: RedisNode | None = None
         self.warnings: list[str] = []
 
+    @property
+    def path(self) -> Path:
+        """The file of the lock's first name (all live in :attr:`directory`)."""
+        return self._path(self.names[0])
+
+    @property
+    def held(self) -> bool:
+        """Whether any layer is still held."""
+        return bool(self._files) or self.key_on is not None or bool(self._also)
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{_safe_name(name)}.lock"
+
     # ------------------------------------------------------------------ local layer
     def _acquire_local(self) -> None:
-        self._file = take_file_lock(self.path, self.holder, self.cluster)
+        self.extend(self.names)
+
+    def extend(self, members: Iterable[str]) -> None:
+        """Hold the local lock of more members too (the group grew on a fresh read);
+        raise :class:`Locked` naming the holder when one is taken, holding no new name."""
+        wanted = [n for n in identities(members) if n not in self._files]
+        self.directory.mkdir(parents=True, exist_ok=True)
+        taken: list[str] = []
+        for name in wanted:
+            try:
+                self._files[name] = take_file_lock(self._path(name), self.holder, self.cluster)
+            except Locked:
+                for other in taken:
+                    self._drop(other)
+                raise
+            taken.append(name)
+        self.names = sorted({*self.names, *wanted})
+
+    def _drop(self, name: str) -> None:
+        f = self._files.pop(name, None)
+        if f is not None:
+            drop_file_lock(self._path(name), f)
 
     def _release_local(self) -> None:
-        if self._file is not None:
-            try:
-                drop_file_lock(self.path, self._file)
-            finally:
-                self._file = None
-        for other in self._others:
-            other.release()
-        self._others.clear()
-
-    def acquire_also(self, name: str, master: RedisNode | None) -> None:
-        """Hold the lock of a second group too (e.g. the one a replica leaves when it is
-        attached elsewhere): its local file and its key on ``master``; released with this
-        lock. Raises :class:`Locked` naming that group's holder."""
-        if name == self.cluster or any(o.cluster == name for o in self._others):
-            return
-        other = ClusterLock(
-            name,
-            str(self.holder["operation"]),
-            str(self.holder["operator"]),
-            self.ttl_ms // 1000,
-            self.path.parent,
-        )
-        other.token = self.token
-        other.holder = {**self.holder, "token": self.token}
-        other.acquire(master)
-        self.warnings.extend(w for w in other.warnings if w not in self.warnings)
-        self._others.append(other)
+        for name in list(self._files):
+            self._drop(name)
 
     # ------------------------------------------------------------------ key on the master
-    def acquire(self, master: RedisNode | None) -> None:
-        """Take both layers; raise :class:`Locked` naming the holder when taken."""
+    def acquire(self, master: RedisNode | None, *, local_only_ok: bool = False) -> None:
+        """Take both layers; raise :class:`Locked` naming the holder when taken.
+
+        A key that cannot be written raises :class:`LockUnavailable` (nothing is held
+        then), unless ``local_only_ok`` (``--force``), which goes on with the local layer.
+        """
         self._acquire_local()
         if master is None:
             self.warnings.append("no reachable master: only the local lock is held")
@@ -169,11 +226,19 @@ class ClusterLock:
             ok = master.execute("SET", LOCK_KEY, value, "NX", "PX", self.ttl_ms)
         except CommandFailed as exc:
             reason = exc.message.rsplit(" failed: ", 1)[-1]  # Redis's answer, not our command
-            self.warnings.append(
-                f"could not write the lock key on {master.address} ({reason}); "
-                f"only the local lock is held"
-            )
-            return
+            if local_only_ok:
+                self.warnings.append(
+                    f"could not write the lock key on {master.address} ({reason}); "
+                    f"only the local lock is held (--force)"
+                )
+                return
+            self._release_local()
+            raise LockUnavailable(
+                f"cannot take the cluster lock: SET {LOCK_KEY} on {master.address} failed "
+                f"({reason}); nothing was changed",
+                hint="let the operator's user write that key (ACL), free memory, or pass "
+                "--force to go on with only this host's lock",
+            ) from None
         except Unreachable:
             self._release_local()
             raise
@@ -194,14 +259,47 @@ class ClusterLock:
             )
         self.key_on = master
 
+    def acquire_also(self, name: str, master: RedisNode | None) -> None:
+        """Hold the key on a second group's master too (the group a replica leaves when it
+        is attached elsewhere: both change, so neither may be changed meanwhile; its
+        members' local locks are already among this lock's names). Released with this
+        lock; raises :class:`Locked` naming that group's holder."""
+        if master is None or any(n.address == master.address for n in self._also):
+            return
+        if self.key_on is not None and self.key_on.address == master.address:
+            return
+        try:
+            ok = master.execute("SET", LOCK_KEY, json.dumps(self.holder), "NX", "PX", self.ttl_ms)
+        except CommandFailed as exc:
+            reason = exc.message.rsplit(" failed: ", 1)[-1]
+            self.warnings.append(
+                f"could not write the lock key on {master.address} ({reason}): the group "
+                f"{name} is locked on this host only"
+            )
+            return
+        if ok is None:
+            raw = master.execute("GET", LOCK_KEY)
+            try:
+                holder = json.loads(raw) if raw else {}
+            except ValueError:
+                holder = {}
+            raise Locked(
+                f"cluster {name} is locked by {_describe(holder)}",
+                hint="wait for that operation to finish",
+            )
+        self._also.append(master)
+
     def release(self, master: RedisNode | None = None) -> None:
         """Drop the key (on ``master``, or where it was taken) if still ours, then the local lock."""
         try:
             node = master or self.key_on
             if node is not None and self.key_on is not None:
                 self._release_key(node)
+            for other in self._also:
+                self._delete_if_ours(other, "release the lock key")
         finally:
             self.key_on = None
+            self._also.clear()
             self._release_local()
 
     def _release_key(self, node: RedisNode) -> None:

@@ -194,6 +194,11 @@ def status_data(topo: Topology) -> dict[str, Any]:
 
 
 def _tree_label(topo: Topology, node: NodeInfo) -> str:
+    if node.unfit is not None:
+        what = node.role if node.reachable else "not Redis"
+        if node.redis_mode == "cluster":
+            what = f"cluster-mode {node.role}"
+        return f"{node.address}  ({what}: not a data node)"
     if not node.reachable:
         return f"{node.address}  UNREACHABLE ({node.error})"
     parts = [node.role]
@@ -286,6 +291,8 @@ STATUS_COMPACT_HEADERS = ("ADDRESS", "ROLE", "MASTER", "LINK", "LAG", "OFFSET")
 
 def _unreachable_role(node: NodeInfo) -> str:
     """What stands in a table's ROLE column for a node that could not be read: the cause."""
+    if node.service == "not-redis":
+        return "not-redis"
     return {
         "auth": "auth-failed",
         "not_redis": "not-redis",
@@ -571,6 +578,8 @@ def render_result(result: Any, width: int | None = None) -> str:
         lines += wrap(duration_line(obs["sync_duration"]), width, "", "    ")
     for w in result.warnings:
         lines += wrap(f"warning: {w}", width, "", "    ")
+    if obs.get("interrupt_note"):  # a wait was cut short: what goes on without redisops
+        lines += wrap(f"Note: {obs['interrupt_note']}", width, "", "    ")
     if result.final_state:
         lines.append("State now:")
         for n in result.final_state:
@@ -602,17 +611,6 @@ def state_line(n: dict[str, Any]) -> str:
     where = f" of {n['master']} (link {n['link']})" if n.get("master") else ""
     sync = f"; {n['sync']}" if n.get("sync") else ""
     return f"{n['address']}: {n['role']}{where}, offset {n['offset']}{sync}"
-
-
-def render_interrupted(
-    text: str, states: Sequence[dict[str, Any]], width: int | None = None
-) -> str:
-    """What Ctrl-C left: the note on what continues without redisops, then every node."""
-    width = terminal_width() if width is None else width
-    lines = ["", *wrap(f"Interrupted: {text}", width, "", "    "), "State now:"]
-    for n in states:
-        lines += wrap(state_line(n), width, "  ", "      ")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- progress

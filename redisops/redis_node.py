@@ -10,11 +10,12 @@ messages that never contain a secret.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from redisops.errors import CommandFailed, Unreachable
+from redisops.errors import CommandFailed, CommandUnavailable, NotRedis, RedisopsError, Unreachable
 from redisops.info import parse_info, parse_role
 from redisops.inventory import ConnectOptions
 from redisops.model import Address, NodeInfo
@@ -49,6 +50,10 @@ PROBE_CONFIG = (
     "replica-announce-port",
     "masteruser",
 )
+
+#: Commands redisops sends that hardened nodes often rename or disable (``rename-command``):
+#: every probe asks ``COMMAND INFO`` about them, under the names the session maps them to.
+CHECKED_COMMANDS = ("CONFIG", "REPLICAOF", "CLIENT", "FAILOVER")
 
 SENTINEL_HELLO = "__sentinel__:hello"
 FENCE_KEY = "redisops:fence"  # see redisops.topology
@@ -196,10 +201,13 @@ class RedisNode:
 
     def _transport_failure(self, exc: BaseException) -> Unreachable:
         """The :class:`Unreachable` for a transport error, with its cause named: nothing
-        listening, something other than Redis on the port, or a dropped connection."""
+        listening, no route, or something other than Redis on the port (a connection
+        merely closed is looked into by :meth:`_unreadable`)."""
         import redis
 
         text = _safe(exc)
+        if isinstance(exc, redis.InvalidResponse):
+            return NotRedis(f"{self.address}: not a Redis server ({text})", kind="not_redis")
         if text == "connection refused":
             return Unreachable(
                 f"{self.address}: connection refused (nothing listens there: is the server running?)",
@@ -209,13 +217,6 @@ class RedisNode:
             return Unreachable(
                 f"{self.address}: {text}", kind="down" if "route" in text else "unknown"
             )
-        if isinstance(exc, redis.InvalidResponse) or text in (
-            "connection closed by server",
-            "connection reset",
-        ):
-            other = None if self.options.tls is not None else sniff(self.address, self.options)
-            if other is not None:
-                return Unreachable(f"{self.address}: {other}", kind="not_redis")
         return Unreachable(f"{self.address}: {text}")
 
     def close(self) -> None:
@@ -232,6 +233,27 @@ class RedisNode:
         self.close()
 
     # ------------------------------------------------------------------ commands
+    def command_name(self, name: str) -> str | None:
+        """The name this node knows ``name`` by (``rename-command``), None when disabled."""
+        new = self.options.renamed_commands.get(name.upper())
+        if new is None:
+            return name
+        return new or None
+
+    def _translate(self, cmd: Sequence[Any]) -> list[Any]:
+        """The command as it goes on the wire: the one place renamed commands are applied."""
+        words = list(cmd)
+        name = str(_text(words[0]))
+        wire = self.command_name(name)
+        if wire is None:
+            raise CommandUnavailable(
+                f"{self.address}: {_describe(cmd)} cannot run: {name.upper()} is disabled on "
+                f'this node (rename-command {name.upper()} "")'
+            )
+        if wire != name:
+            words[0] = wire
+        return words
+
     def execute(self, *args: Any, timeout: float | None = None) -> Any:
         """Send one command; return the raw reply (bytes decoded to str)."""
         return self.pipeline([args], timeout=timeout, raise_errors=True)[0]
@@ -248,12 +270,23 @@ class RedisNode:
         """Send several commands in one write and read every reply.
 
         ``timeout`` bounds each read; ``deadline`` (a ``time.monotonic()`` instant) bounds
-        all of them together. With ``raise_errors=False`` an error reply is returned in
-        place as a :class:`CommandFailed` instance instead of raised. ``decode=False``
-        keeps bulk replies as bytes (binary payloads such as ``DUMP``).
+        all of them together. With ``raise_errors=False`` an error reply (or a command
+        disabled on this node) is returned in place as a :class:`CommandFailed` instance
+        instead of raised. ``decode=False`` keeps bulk replies as bytes (binary payloads
+        such as ``DUMP``).
         """
         import redis
 
+        wire: list[list[Any]] = []
+        skipped: list[CommandFailed | None] = []
+        for cmd in commands:
+            try:
+                wire.append(self._translate(cmd))
+                skipped.append(None)
+            except CommandUnavailable as exc:
+                if raise_errors:
+                    raise
+                skipped.append(exc)
         self.connect()
         conn = self._conn
         assert conn is not None
@@ -261,9 +294,15 @@ class RedisNode:
         if deadline is not None:  # the whole budget, for the message
             waited = min(waited, max(deadline - time.monotonic(), 0.001))
         try:
-            conn.send_packed_command(conn.pack_commands([list(c) for c in commands]))
+            if wire:
+                conn.send_packed_command(conn.pack_commands(wire))
             out: list[Any] = []
-            for cmd in commands:
+            unread = len(wire)
+            for cmd, unavailable in zip(commands, skipped, strict=True):
+                if unavailable is not None:
+                    out.append(unavailable)
+                    continue
+                unread -= 1
                 try:
                     kwargs: dict[str, Any] = {}
                     if deadline is not None:
@@ -274,10 +313,10 @@ class RedisNode:
                     reply = conn.read_response(**kwargs)
                     out.append(_text(reply) if decode else reply)
                 except redis.ResponseError as exc:
-                    err = CommandFailed(f"{self.address}: {_describe(cmd)} failed: {_safe(exc)}")
+                    err = self._command_error(cmd, exc)
                     if raise_errors:
                         # drain the remaining replies so the connection stays usable
-                        for _ in range(len(commands) - len(out) - 1):
+                        for _ in range(unread):
                             try:
                                 conn.read_response()
                             except redis.ResponseError:
@@ -285,6 +324,8 @@ class RedisNode:
                         raise err from None
                     out.append(err)
             return out
+        except RedisopsError:
+            raise
         except redis.AuthenticationError as exc:  # NOAUTH: a reply, but redis-py raises
             self.close()
             given = self.options.credentials.present and not self._skip_password
@@ -305,6 +346,23 @@ class RedisNode:
         except (redis.ConnectionError, OSError, redis.InvalidResponse) as exc:
             self.close()
             raise self._transport_failure(exc) from None
+        except BaseException:
+            # interrupted between a command and its reply (Ctrl-C): the reply may still
+            # arrive, so this connection cannot be trusted with the next command
+            self.close()
+            raise
+
+    def _command_error(self, cmd: Sequence[Any], exc: Exception) -> CommandFailed:
+        reason = _safe(exc)
+        text = f"{self.address}: {_describe(cmd)} failed: {reason}"
+        if reason.lower().startswith("unknown command"):
+            name = str(_text(cmd[0])).upper()
+            return CommandUnavailable(
+                text,
+                hint=f"{name} may be renamed or disabled on this node (rename-command): "
+                f"pass --rename-command {name}=NEWNAME, or renamed_commands in the inventory",
+            )
+        return CommandFailed(text)
 
     # ------------------------------------------------------------------ reads
     def probe(self, timeout: float | None = None) -> NodeInfo:
@@ -314,6 +372,7 @@ class RedisNode:
         """
         t0 = time.perf_counter()
         deadline = None if timeout is None else time.monotonic() + timeout
+        checked = [c for c in CHECKED_COMMANDS if self.command_name(c)]
         try:
             replies = self.pipeline(
                 [
@@ -322,22 +381,16 @@ class RedisNode:
                     ("CONFIG", "GET", *PROBE_CONFIG),
                     ("PUBSUB", "NUMSUB", SENTINEL_HELLO),
                     ("GET", FENCE_KEY),
+                    ("COMMAND", "INFO", *(self.command_name(c) for c in checked)),
                     ("GET", DETACH_KEY),
                 ],
                 raise_errors=False,
                 deadline=deadline,
             )
         except Unreachable as exc:
-            reason = exc.message.removeprefix(f"{self.address}: ")
-            return NodeInfo(
-                address=self.address,
-                reachable=False,
-                error=reason,
-                read_at=time.time(),
-                error_kind=exc.kind,
-            )
+            return self._unreadable(exc)
         rtt = (time.perf_counter() - t0) * 1000.0
-        info_reply, role_reply, config_reply, numsub, fence, detached = replies
+        info_reply, role_reply, config_reply, numsub, fence, command_info, detached = replies
         if isinstance(info_reply, CommandFailed):
             text = info_reply.message.removeprefix(f"{self.address}: ")
             kind = "unknown"
@@ -384,6 +437,26 @@ class RedisNode:
             role_reply=role,
             read_at=time.time(),
             rtt_ms=rtt,
+            unavailable=_unavailable(checked, command_info, config_reply),
+        )
+
+    def _unreadable(self, exc: Unreachable) -> NodeInfo:
+        """The snapshot of a node that could not be read: unreachable, or not Redis at all."""
+        reason = exc.message.removeprefix(f"{self.address}: ")
+        service = "not-redis" if isinstance(exc, NotRedis) else "redis"
+        kind = "not_redis" if service == "not-redis" else exc.kind
+        closed = reason in ("connection closed by server", "connection reset")
+        if service == "redis" and closed and not self.options.tls:
+            other = identify_non_redis(self.address, self.options.connect_timeout)
+            if other is not None:
+                service, kind, reason = "not-redis", "not_redis", f"not a Redis server ({other})"
+        return NodeInfo(
+            address=self.address,
+            reachable=False,
+            error=reason,
+            read_at=time.time(),
+            service=service,
+            error_kind=kind,
         )
 
     def info(self, *sections: str) -> dict[str, str]:
@@ -397,6 +470,18 @@ class RedisNode:
 
     def ping(self) -> bool:
         return self.execute("PING") in ("PONG", b"PONG")
+
+
+def _unavailable(checked: Sequence[str], command_info: Any, config_reply: Any) -> frozenset[str]:
+    """Which of ``checked`` the node does not know (``COMMAND INFO`` answers nil for a name
+    that is renamed or disabled), plus those disabled in the session's rename map; when
+    ``COMMAND`` itself is unavailable, the ``CONFIG GET`` reply still tells about CONFIG."""
+    missing = {c for c in CHECKED_COMMANDS if c not in checked}
+    if isinstance(command_info, list) and len(command_info) == len(checked):
+        missing.update(c for c, entry in zip(checked, command_info, strict=True) if entry is None)
+    elif isinstance(config_reply, CommandUnavailable):
+        missing.add("CONFIG")
+    return frozenset(missing)
 
 
 _NO_PASSWORD_SET = "called without any password configured"
@@ -415,33 +500,30 @@ class _NoPasswordSet(Exception):
     """The node has no password: AUTH was refused because there is nothing to check."""
 
 
-def sniff(address: Address, options: ConnectOptions) -> str | None:
-    """What answers on ``address`` when it is not Redis: an inline ``PING`` and the first
-    bytes of the reply. None when it looks like Redis after all (or says nothing).
+def identify_non_redis(address: Address, timeout: float) -> str | None:
+    """What answers at ``address`` when it is positively not Redis, else None.
 
-    Hand-written (a dozen lines of socket code): redis-py only says "Protocol Error" or
-    "connection closed", which does not tell an operator that a web server holds the port.
+    Sends an inline ``PING`` on a raw socket: every Redis reply starts with a RESP type byte
+    (``+PONG``, ``-NOAUTH``...), so anything else is another service. Silence or a closed
+    connection proves nothing (a stopped or dying Redis looks the same) and gives None.
+    Hand-written because redis-py only reports such peers as a closed connection.
     """
-    import socket
-
     try:
-        with socket.create_connection(
-            (address.host, address.port), timeout=options.connect_timeout
-        ) as s:
-            s.settimeout(min(options.socket_timeout, 2.0))
-            s.sendall(b"PING\r\n")
-            head = s.recv(256)
+        with socket.create_connection((address.host, address.port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"PING\r\n")
+            head = sock.recv(64)
     except OSError:
         return None
-    if not head:
-        return "not a Redis server: it closed the connection without answering PING (TLS only?)"
-    if head[:1] in (b"+", b"-"):
+    if not head or head[:1] in (b"+", b"-", b":", b"$", b"*", b"_", b"%", b"~", b">"):
         return None
-    text = head.decode("latin-1")
-    if text.startswith("HTTP/") or "<html" in text.lower() or "<!doctype html" in text.lower():
-        return "not a Redis server: an HTTP server answers on this port"
-    shown = "".join(c if c.isprintable() else "." for c in text[:40])
-    return f"not a Redis server: it answered PING with {shown!r}"
+    if head.startswith(b"HTTP/") or head.lstrip().startswith(b"<"):
+        return "an HTTP server answers there"
+    if head.startswith(b"SSH-"):
+        return "an SSH server answers there"
+    if head[:1] == b"\x15":
+        return "a TLS endpoint answers there: use --tls or a rediss:// address"
+    return f"it answered {head[:24]!r} to PING"
 
 
 _KNOWN_TRANSPORT = (
@@ -459,16 +541,20 @@ _KNOWN_TRANSPORT = (
 
 def _safe(exc: BaseException) -> str:
     """An exception's text, shortened to its first line; common transport errors named plainly.
+    Redis quotes the arguments of an unknown command (a password, for ``CONFIG SET
+    masterauth``): they are cut off.
 
     >>> _safe(OSError("Error 111 connecting to 127.0.0.1:1. Connection refused."))
     'connection refused'
+    >>> _safe(Exception("unknown command 'CONFIG', with args beginning with: 'SET' 'masterauth' 'pw'"))
+    "unknown command 'CONFIG'"
     """
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     for needle, plain in _KNOWN_TRANSPORT:
         if needle in first:
             return plain
-    return first
+    return first.split(", with args beginning with:", 1)[0]
 
 
 _SECRET_ARGS = {"AUTH": "all", "MASTERAUTH": "all"}

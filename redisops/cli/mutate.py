@@ -8,6 +8,7 @@ Exit codes: 0 done (or dry run, or nothing to do), 3 a needed node is unreachabl
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,10 +55,14 @@ def run_operation(
     audit_path: Path | None,
     facts: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    replan: Callable[[], Any] | None = None,
 ) -> None:
     """Render, gate, execute and exit with the documented code (raises typer.Exit).
 
-    ``extra`` is added to the JSON document (e.g. the drift report a fix plan came from)."""
+    ``extra`` is added to the JSON document (e.g. the drift report a fix plan came from).
+    ``replan`` rebuilds the plan from a fresh read of the cluster: the executor calls it
+    once the lock is held and stops if the cluster changed since the plan was approved.
+    """
     from redisops.audit import AuditLog, operator
     from redisops.lock import ClusterLock
     from redisops.output import (
@@ -70,6 +75,7 @@ def run_operation(
         write,
     )
     from redisops.plan import RunContext, execute
+    from redisops.testhooks import hold
 
     for warning in getattr(session, "warnings", []):
         note(f"warning: {warning}")
@@ -109,6 +115,7 @@ def run_operation(
         if not typer.confirm("Proceed?", default=False):
             error_line("not confirmed; nothing was changed")
             raise typer.Exit(int(ExitCode.REFUSED))
+    hold("approved")
     audit = AuditLog(audit_path, plan.operation, plan.cluster)
     audit.record(
         step=0,
@@ -119,17 +126,26 @@ def run_operation(
         prediction=plan.prediction,
     )
     lock = ClusterLock(
-        plan.cluster, plan.operation, audit.operator or operator(), ttl_s=lock_ttl(plan)
+        plan.cluster,
+        plan.operation,
+        audit.operator or operator(),
+        ttl_s=lock_ttl(plan),
+        members=plan.members,
     )
-    ctx = RunContext(session, plan, audit, lock, make_progress(fmt), facts=dict(facts or {}))
+    ctx = RunContext(
+        session,
+        plan,
+        audit,
+        lock,
+        make_progress(fmt),
+        facts=dict(facts or {}),
+        replan=replan,
+        force=force,
+    )
     from redisops.state import mark_plan, note_final_state, note_members
 
     mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
-    try:
-        result = execute(ctx)
-    except KeyboardInterrupt:
-        _report_interrupt(ctx, fmt, doc)
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    result = execute(ctx)
     note_final_state(result.final_state)
     note_members([*plan.touched, *(s.node for s in plan.steps)], plan.operation)
     audit.record(
@@ -147,52 +163,6 @@ def run_operation(
     if result.exit_code is not ExitCode.OK:
         error_line(result.message)
     raise typer.Exit(int(result.exit_code))
-
-
-def _report_interrupt(ctx: Any, fmt: Format, doc: dict[str, Any]) -> None:
-    """Ctrl-C: what every touched node is doing now, and what goes on without us.
-
-    The lock is already released (``execute`` does it on the way out). A sync that
-    ``REPLICAOF`` started continues on the servers: the note says so, and how to stop it.
-    """
-    from redisops.model import Address
-    from redisops.output import note, render_interrupted, to_json, write
-
-    names = list(dict.fromkeys(ctx.plan.touched or [s.node for s in ctx.plan.steps]))
-    try:
-        nodes = ctx.session.probe_all([Address.parse(n) for n in names])
-    except Exception:  # a second Ctrl-C or a bug must not hide the first one
-        nodes = []
-    states = [node_state(n) for n in nodes]
-    text = ctx.facts.get("interrupt_note") or (
-        "interrupted between steps: the steps above that ran are in effect; nothing else "
-        "continues in the background"
-    )
-    if fmt is Format.json:
-        write(to_json({**doc, "interrupted": True, "note": text, "final_state": states}))
-    else:
-        write(render_interrupted(text, states))
-    note("interrupted: " + text)
-
-
-def node_state(info: Any) -> dict[str, Any]:
-    """One node's state for a report: role, master, link, offset, and a sync under way."""
-    if not info.reachable:
-        return {"address": str(info.address), "reachable": False, "error": info.error}
-    state: dict[str, Any] = {
-        "address": str(info.address),
-        "reachable": True,
-        "role": info.role,
-        "master": str(info.master_address) if info.master_address and info.is_replica else None,
-        "link": info.link,
-        "offset": info.offset,
-    }
-    if info.loading:
-        state["sync"] = "loading the RDB"
-    elif info.sync_in_progress:
-        p = info.sync_progress or {}
-        state["sync"] = f"full sync in progress, {p.get('read_bytes', 0)} bytes received"
-    return state
 
 
 def lock_ttl(plan: Any, floor: int = 900, margin: int = 300) -> int:

@@ -25,7 +25,11 @@ from redisops.inventory import Credentials
 from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import (
     Options,
+    config_unavailable,
+    group_members,
+    group_nodes,
     lock_steps,
+    persist_refusal,
     persist_step,
     reachable_or_finding,
     sentinel_finding,
@@ -72,7 +76,7 @@ def plan_attach(
     if session.cluster is None:
         # name the lock after the master it is taken on: every operation on this cluster
         # (whatever its seeds, e.g. a standalone node that sorts first) excludes the others
-        cluster = _lock_node(topo, master)
+        cluster = _lock_node(topo, master)[0]
     if replica.address == master.address or (replica.run_id and replica.run_id == master.run_id):
         findings.append(Finding("refuse", "same_node", _same_node(r, m, as_written), r))
         return Plan(
@@ -99,6 +103,17 @@ def plan_attach(
     returning = [predict_returning(replica, k, age, prediction) for k, age in known_followers]
     prediction.followers = followers + returning
     findings += _preflight(topo, replica, master, prediction, session, opts)
+    if _rollback_command(replica) is None:
+        findings.append(
+            Finding(
+                "refuse",
+                "unknown_role",
+                f"{r} is neither a master nor a replica with a known master (role "
+                f"{replica.role}): there would be nothing to roll back to",
+                r,
+            )
+        )
+    findings += _hardened_findings(replica, master, creds, opts)
     for ret, (_, age) in zip(returning, known_followers, strict=True):
         findings.append(
             Finding(
@@ -117,7 +132,8 @@ def plan_attach(
         tuple(findings),
         prediction.to_dict(),
         _summary(r, m, prediction, findings),
-        touched=(r, m, *[str(s.address) for s in subs]),
+        touched=tuple(dict.fromkeys((r, m, *[str(s.address) for s in subs], *group_nodes(topo)))),
+        members=group_members(topo),
     )
 
 
@@ -305,8 +321,8 @@ def _steps(
     write_rate: float,
 ) -> list[Step]:
     r, m = str(replica.address), str(master.address)
-    lock_on = _lock_node(topo, master)
-    steps: list[Step] = [lock_steps(lock_on, 1)]
+    lock_on, local_only = _lock_node(topo, master)
+    steps: list[Step] = [lock_steps(lock_on, 1, local_only=local_only)]
     leaving = topo.root(replica) if replica.is_replica else None
     if leaving is not None and str(leaving.address) != lock_on:
         steps.append(
@@ -331,7 +347,8 @@ def _steps(
             verify="sync_full / sync_partial_ok read",
         ),
     ]
-    steps += _auth_steps(replica, master, creds, len(steps) + 1)
+    if replica.can_run("CONFIG"):  # else it must have masterauth already (a finding says so)
+        steps += _auth_steps(replica, master, creds, len(steps) + 1)
     steps.append(
         Step(
             len(steps) + 1,
@@ -372,13 +389,10 @@ def _steps(
                 "wait-sync",
                 f"follow the {prediction.sync} sync until {r} is in sync",
                 verify="link up and offset equal to the master's",
-                args={
-                    "master": m,
-                    "timeout": opts.timeout,
-                    "predicted_seconds": round(prediction.estimated_seconds, 3),
-                    "predicted_bytes": prediction.transfer_bytes,
-                    "loop_hint": next((x for x in prediction.risks if "resync loop" in x), ""),
-                },
+                # what was predicted is read from the plan at run time (ctx.plan.prediction):
+                # step arguments are compared when the plan is rebuilt under the lock, and
+                # estimates move with every write
+                args={"master": m, "timeout": opts.timeout},
             )
         )
     if opts.persist:
@@ -440,16 +454,45 @@ def _auth_steps(replica: NodeInfo, master: NodeInfo, creds: Credentials, n: int)
     return out
 
 
-def _lock_node(topo: Topology, master: NodeInfo) -> str:
+def _hardened_findings(
+    replica: NodeInfo, master: NodeInfo, creds: Credentials, opts: Options
+) -> list[Finding]:
+    """What cannot be checked or done on nodes where CONFIG is renamed or disabled."""
+    out = [
+        config_unavailable(
+            master, "whether it persists its data (save, appendonly) cannot be checked"
+        ),
+        config_unavailable(
+            replica,
+            "its replication settings cannot be read (the prediction assumes Redis defaults)"
+            + (
+                ", and it cannot be given the master's password (CONFIG SET masterauth): it "
+                "must already have masterauth in its redis.conf"
+                if creds.password is not None
+                else ""
+            ),
+        ),
+        persist_refusal([replica]) if opts.persist else None,
+    ]
+    return [f for f in out if f is not None]
+
+
+def _lock_node(topo: Topology, master: NodeInfo) -> tuple[str, str | None]:
+    """Where the lock key goes (the top master above ``master``), or why only the local
+    layer can be taken (that master is unreachable)."""
     top = topo.root(master)
-    return str(top.address if top is not None else master.address)
+    if top is not None and top.is_master:
+        return str(top.address), None
+    return str(master.address), f"the master above {master.address} is unreachable"
 
 
-def _rollback_command(replica: NodeInfo) -> tuple[str, ...]:
+def _rollback_command(replica: NodeInfo) -> tuple[str, ...] | None:
+    """What puts ``replica`` back where it is, or None when its role is unknown."""
     if replica.is_master:
         return ("REPLICAOF", "NO", "ONE")
     addr = replica.master_address
-    assert addr is not None
+    if not replica.is_replica or addr is None:
+        return None
     return ("REPLICAOF", addr.host, str(addr.port))
 
 
@@ -668,7 +711,7 @@ def _replica_omem(mnode: RedisNode) -> int:
     return peak
 
 
-@action("wait-sync")
+@action("wait-sync", waits=True)
 def wait_sync(ctx: RunContext, step: Step) -> str:
     """Follow handshake -> waiting for the RDB -> transfer -> loading -> catching up, with
     bytes, rate and ETA; stop early on a resync loop; record what each phase took."""
@@ -718,7 +761,7 @@ def wait_sync(ctx: RunContext, step: Step) -> str:
         if watch.looping():
             _record(ctx, step, watch, now)
             raise ResyncLoop(
-                _loop_message(step, master, watch, mnode), hint=_STOP_HINT.format(r=step.node)
+                _loop_message(ctx, step, master, watch, mnode), hint=_STOP_HINT.format(r=step.node)
             )
         if now - start > timeout:
             _record(ctx, step, watch, now)
@@ -744,19 +787,22 @@ def _interrupt_note(replica: str, master: str) -> str:
 def _record(ctx: RunContext, step: Step, watch: SyncWatch, now: float) -> None:
     """The measured sync beside the prediction, for the result JSON (``observed``)."""
     ctx.facts.pop("interrupt_note", None)
+    predicted = ctx.plan.prediction or {}
     measured = watch.measured(now)
     ctx.facts["phases_seen"] = [p["phase"] for p in measured["phases"]]
     ctx.facts["sync_duration"] = {
-        "predicted_seconds": step.args.get("predicted_seconds"),
+        "predicted_seconds": predicted.get("estimated_seconds"),
         "measured_seconds": measured["seconds"],
-        "predicted_bytes": step.args.get("predicted_bytes"),
+        "predicted_bytes": predicted.get("transfer_bytes"),
         "measured_rdb_bytes": measured["rdb_bytes"],
         "phases": measured["phases"],
         "full_syncs_started": measured["full_syncs_started"],
     }
 
 
-def _loop_message(step: Step, master: str, watch: SyncWatch, mnode: RedisNode) -> str:
+def _loop_message(
+    ctx: RunContext, step: Step, master: str, watch: SyncWatch, mnode: RedisNode
+) -> str:
     """The resync loop, named, with its likely cause and the setting to change."""
     from redisops.output import human_bytes
 
@@ -771,7 +817,8 @@ def _loop_message(step: Step, master: str, watch: SyncWatch, mnode: RedisNode) -
         f"{time.monotonic() - watch.started:.0f}s and dropped it each time (the replica's "
         f"transfer started over {watch.restarts} time(s)); stopped waiting"
     )
-    hint = str(step.args.get("loop_hint") or "")
+    risks = (ctx.plan.prediction or {}).get("risks", [])
+    hint = next((str(r) for r in risks if "resync loop" in str(r)), "")
     if watch.obuf_drops or watch.omem_peak or hint:
         peak = (
             f"; its output buffer for the replica reached {human_bytes(watch.omem_peak)}"
@@ -866,7 +913,7 @@ def run_baseline(ctx: RunContext, step: Step) -> str:
     return "counters " + ", ".join(f"{k}={v}" for k, v in ctx.facts["baseline"].items())
 
 
-@action("verify-sync")
+@action("verify-sync", waits=True)
 def verify_sync(ctx: RunContext, step: Step) -> str:
     """Which sync happened (counter deltas) vs the prediction; offsets converge; DBSIZE equal."""
     master = str(step.args["master"])

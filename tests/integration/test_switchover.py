@@ -209,7 +209,8 @@ def test_switchover_of_an_inventory_cluster_is_locked_and_audited_under_its_name
         for line in (tmp_path / "state" / "redisops" / "audit.log").read_text().splitlines()
     ]
     assert {r.get("cluster") for r in records} == {"cache"}
-    # the lock (named after the cluster: see the audit records) left no file behind
+    # the lock is the group's members, whatever the cluster is called (one file per
+    # member while it is held: tests/unit/test_lock_audit.py); released, no file is left
     assert list((tmp_path / "state" / "redisops" / "locks").iterdir()) == []
 
 

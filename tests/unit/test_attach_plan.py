@@ -487,10 +487,9 @@ def test_the_timeout_reaches_the_wait_step() -> None:
     p = plan(
         master(M, offset=10), master(X, replid=rid("x")), rep=X, to=M, opts=Options(timeout=7.5)
     )
-    args = step(p, "wait-sync").args
-    assert args["master"] == M and args["timeout"] == 7.5
-    # the prediction travels with it, so the result can show it beside what was measured
-    assert args["predicted_bytes"] > 0 and args["predicted_seconds"] >= 0
+    # only what does not move with the data: the plan is rebuilt under the lock and its
+    # steps compared; the wait reads what was predicted from the plan's prediction
+    assert step(p, "wait-sync").args == {"master": M, "timeout": 7.5}
 
 
 # ----------------------------------------------------------------------------- diagnosis

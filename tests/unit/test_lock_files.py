@@ -9,12 +9,13 @@ import pytest
 
 from redisops.errors import Locked
 from redisops.inventory import ConnectOptions, Credentials
-from redisops.lock import ClusterLock, drop_file_lock, take_file_lock
+from redisops.lock import LOCK_KEY, ClusterLock, drop_file_lock, take_file_lock
 from redisops.model import Address
 from redisops.ops.attach import plan_attach
 from redisops.ops.common import Options
 from redisops.session import Session
 from tests.builders import master, replica, rid, topology
+from tests.unit.test_plan_executor import FakeNode
 
 
 def test_no_lock_file_is_left_behind_however_many_clusters_were_locked(tmp_path: Path) -> None:
@@ -29,7 +30,7 @@ def test_a_waiter_on_a_file_its_holder_removed_takes_the_new_file(tmp_path: Path
     """The race the removal opens: B opened the file A holds; A releases and removes it;
     B's flock then succeeds on a file no path names. B must notice and start over, or two
     operations would hold 'the' lock at once."""
-    path = tmp_path / "c.lock"
+    path = ClusterLock("c", "x", "carol", directory=tmp_path).path
     held = take_file_lock(path, {"operator": "a"}, "c")
     stale = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - B's open, before A releases
     drop_file_lock(path, held)
@@ -42,20 +43,26 @@ def test_a_waiter_on_a_file_its_holder_removed_takes_the_new_file(tmp_path: Path
     drop_file_lock(path, again)
 
 
-def test_a_second_group_locked_with_the_first_excludes_its_operations_until_released(
+def test_the_key_of_a_second_group_excludes_its_operations_until_released(
     tmp_path: Path,
 ) -> None:
-    lock = ClusterLock("10.0.0.1:6379", "attach", "alice", directory=tmp_path)
-    lock.acquire(None)
-    lock.acquire_also("10.0.0.9:6379", None)
-    other = ClusterLock("10.0.0.9:6379", "switchover", "bob", directory=tmp_path)
+    """A replica moving out of group X changes X too: the operation holds X's key as well
+    (X's members' local locks are among its own names already)."""
+    main_master = FakeNode(Address.parse("10.0.0.1:6379"), {})
+    other_master = FakeNode(Address.parse("10.0.0.9:6379"), {})
+    lock = ClusterLock("10.0.0.1:6379", "attach", "alice", directory=tmp_path / "this-host")
+    lock.acquire(main_master)  # type: ignore[arg-type]
+    lock.acquire_also("10.0.0.9:6379", other_master)  # type: ignore[arg-type]
+    assert LOCK_KEY in other_master.store
+    other = ClusterLock("10.0.0.9:6379", "switchover", "bob", directory=tmp_path / "other-host")
     with pytest.raises(Locked) as exc:
-        other.acquire(None)
+        other.acquire(other_master)  # type: ignore[arg-type]
     assert "alice@" in str(exc.value) and "attach" in str(exc.value)
     lock.release()
-    other.acquire(None)  # both released together
+    assert LOCK_KEY not in other_master.store and LOCK_KEY not in main_master.store
+    other.acquire(other_master)  # type: ignore[arg-type]
     other.release()
-    assert list(tmp_path.iterdir()) == []
+    assert [list(d.iterdir()) for d in tmp_path.iterdir()] == [[], []]  # no lock file left
 
 
 def test_attaching_a_replica_of_another_group_locks_that_group_too() -> None:
