@@ -147,7 +147,8 @@ def run_operation(
     mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
     result = execute(ctx)
     note_final_state(result.final_state)
-    note_members([*plan.touched, *(s.node for s in plan.steps)], plan.operation)
+    if result.outcome in ("applied", "partial", "verify-failed", "timeout"):  # it changed things
+        note_members([*plan.touched, *(s.node for s in plan.steps)], plan.operation)
     audit.record(
         step=len(plan.steps) + 1,
         action="result",

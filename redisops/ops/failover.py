@@ -59,7 +59,7 @@ from redisops.plan import RunContext, action
 from redisops.retry import RetryPolicy
 from redisops.session import Session
 from redisops.state import KNOWN_MAX_AGE, KnownGroup, group_index
-from redisops.topology import FENCE_KEY
+from redisops.topology import FENCE_KEY, detach_record
 
 
 @dataclass
@@ -427,6 +427,8 @@ def _group_findings(
             )
         )
     for other in topo.nodes:
+        if detach_record(other) is not None:
+            continue  # made a separate master on purpose ('redisops detach'): not in the group
         if other.reachable and other.unfit is None and other.is_master and other.address != dead:
             out.append(
                 Finding(
