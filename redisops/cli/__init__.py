@@ -124,6 +124,7 @@ COMMAND_MODULES: dict[str, str] = {
     "fence": "master",
     "lab": "lab",
     "backup": "backup",
+    "restore": "backup",
 }
 
 

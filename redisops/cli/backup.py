@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
+from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, TimeoutOpt, YesOpt
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -343,5 +344,129 @@ def render_verify(results: list[VerifyResult]) -> str:
     return "\n".join(lines)
 
 
+@with_connection
+def restore(
+    conn: Connection,
+    backup: Annotated[
+        str,
+        typer.Argument(
+            metavar="BACKUP",
+            help="A backup file, a backup id at --dest, or 'latest' (with --dest, --group).",
+        ),
+    ],
+    to: Annotated[str, typer.Option("--to", metavar="NODE", help="The node to restore onto.")],
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            metavar="METHOD",
+            help="online (a throwaway server the node full-syncs from) or file (restart on it).",
+        ),
+    ] = "online",
+    dest: DestOpt = None,
+    group: GroupOpt = None,
+    key_file: KeyFileOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    force: ForceOpt = False,
+    timeout: TimeoutOpt = 3600.0,
+    audit_log: AuditOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Put a backup back on NODE: plan, refusals, confirmation, lock, audit, verify.
+
+    Example: redisops restore latest --dest /var/backups/redis --to 10.0.0.1:6379 --dry-run
+    """
+    from redisops.backup.crypto import load_key
+    from redisops.backup.restore import BACKUP_KEY, METHODS, RestoreOptions, plan_restore
+    from redisops.cli.mutate import run_operation
+    from redisops.errors import BadInput
+    from redisops.inventory import Secret
+    from redisops.model import parse_target
+
+    if method not in METHODS:
+        raise BadInput(f"--method {method!r} is not known", hint="use online or file")
+    spec = parse_target(to)
+    source = _restore_source(backup, dest, group)
+    key = load_key(key_file) if key_file else None
+    if source.encrypted and key is None:
+        raise BadInput(f"backup {source.record.id} is encrypted", hint="pass --key-file FILE")
+    remembered = {BACKUP_KEY: Secret(key.hex())} if key is not None else {}
+    with conn.session([to]) as session:
+        topo = session.discover()
+        plan = plan_restore(
+            topo, spec.address, source, RestoreOptions(method, force, timeout), session
+        )
+        run_operation(
+            plan,
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_log,
+            remembered=remembered,
+        )
+
+
+def _restore_source(backup: str, dest: str | None, group: str | None) -> Any:
+    """The backup named on the command line: a file (catalogued or not), an id, or latest."""
+    from redisops.backup.catalogue import BackupRecord
+    from redisops.backup.dest import open_destination
+    from redisops.backup.rdbfile import digest_file
+    from redisops.backup.restore import RestoreSource
+    from redisops.backup.verify import locate
+    from redisops.errors import BadInput
+
+    path = Path(backup)
+    if path.is_file():
+        found = locate(path)
+        if found is not None:
+            return _usable(RestoreSource(found[2], path.resolve()))
+        facts = digest_file(str(path))
+        if facts.problems():
+            raise BadInput(f"{path} is not a usable RDB file: {facts.problems()[0]}")
+        aux = facts.aux
+        rec = BackupRecord(
+            path.name, "", str(path), "verified", path.stat().st_mtime, facts.size, facts.sha256
+        )
+        rec.rdb_version, rec.redis_version = facts.format_version, aux.get("redis-ver", "")
+        return RestoreSource(rec, path.resolve())
+    spec = _dest(dest)
+    d = open_destination(spec)
+    try:
+        if not d.is_local:
+            raise BadInput(
+                "restore reads the backup file on this machine",
+                hint="copy it here first, or give its path",
+            )
+        groups = [group] if group else d.groups()
+        for g in groups:
+            cat = d.read_catalogue(g)
+            found_rec = cat.newest_verified() if backup == "latest" else cat.get(backup)
+            if found_rec is not None:
+                local = d.local_path(g, found_rec.file)
+                assert local is not None
+                return _usable(RestoreSource(found_rec, local))
+    finally:
+        d.close()
+    if backup == "latest" and len(groups) > 1 and not group:
+        raise BadInput("several groups at --dest", hint="name one with --group")
+    raise BadInput(f"no backup {backup!r} at {spec.url}", hint="see 'redisops backup list'")
+
+
+def _usable(source: Any) -> Any:
+    from redisops.errors import BadInput
+
+    if source.record.status != "verified":
+        raise BadInput(
+            f"backup {source.record.id} failed verification ({source.record.failure}); "
+            f"it is not restored",
+            hint="pick another: redisops backup list",
+        )
+    return source
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(backup_app, name="backup")
+    app.command("restore")(restore)

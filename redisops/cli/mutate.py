@@ -53,6 +53,7 @@ def run_operation(
     force: bool,
     audit_path: Path | None,
     facts: dict[str, Any] | None = None,
+    remembered: dict[str, Any] | None = None,
 ) -> None:
     """Render, gate, execute and exit with the documented code (raises typer.Exit)."""
     from redisops.audit import AuditLog, operator
@@ -116,6 +117,7 @@ def run_operation(
         plan.cluster, plan.operation, audit.operator or operator(), ttl_s=lock_ttl(plan)
     )
     ctx = RunContext(session, plan, audit, lock, make_progress(fmt), facts=dict(facts or {}))
+    ctx.remembered.update(remembered or {})  # secrets a step needs (never shown)
     result = execute(ctx)
     audit.record(
         step=len(plan.steps) + 1,
