@@ -144,7 +144,7 @@ def test_a_replica_is_refused_as_a_restore_target(
     backed_up: tuple[Path, str], redis_factory: RedisFactory, env: dict[str, str]
 ) -> None:
     dest, _ = backed_up
-    master, replica = star_of([redis_factory.start(FAST_SYNC), redis_factory.start(FAST_SYNC)])
+    _master, replica = star_of([redis_factory.start(FAST_SYNC), redis_factory.start(FAST_SYNC)])
     result = invoke(env, "restore", "latest", "--dest", str(dest), "--to", replica.address, "--yes")
     assert result.exit_code == ExitCode.REFUSED
     assert "detach it first" in result.stderr
