@@ -59,7 +59,7 @@ from redisops.session import Session
 
 @dataclass(frozen=True)
 class BackupRequest:
-    node: Address
+    node: Address | None  # None: the master of the session's cluster
     dest: DestSpec
     copy_to: tuple[DestSpec, ...] = ()
     group: str | None = None
@@ -390,7 +390,13 @@ def run_backup(
     """Take one backup as :class:`BackupRequest` says; raises on failure (one-line errors)."""
     prog = progress or NullProgress()
     topo = session.discover()
-    named = topo.get(req.node)
+    if req.node is None:
+        masters = topo.masters
+        if not masters:
+            raise Unreachable(f"cluster {session.cluster_name}: no reachable master")
+        named: NodeInfo | None = masters[0]
+    else:
+        named = topo.get(req.node)
     if named is None or not named.reachable:
         why = named.error if named is not None else "not found"
         raise Unreachable(f"{req.node}: {why}")

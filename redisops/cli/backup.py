@@ -91,11 +91,13 @@ def _dest(text: str | None) -> DestSpec:
 def take(
     conn: Connection,
     node: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            metavar="NODE", help="A node of the group (a replica is used unless --from-master)."
+            metavar="[NODE]",
+            help="A node of the group (a replica is used unless --from-master); "
+            "default: the master of --cluster.",
         ),
-    ],
+    ] = None,
     dest: DestOpt = None,
     copy_to: Annotated[
         list[str] | None,
@@ -149,12 +151,14 @@ def take(
     from redisops.backup.crypto import load_key
     from redisops.backup.retention import Policy
     from redisops.backup.take import BackupRequest, run_backup
+    from redisops.errors import BadInput
     from redisops.model import parse_target
     from redisops.output import make_progress, note, to_json, write
 
-    spec = parse_target(node)
+    if node is None and conn.cluster is None:
+        raise BadInput("no node given", hint="name a NODE (HOST:PORT) or use --cluster NAME")
     req = BackupRequest(
-        node=spec.address,
+        node=parse_target(node).address if node else None,
         dest=_dest(dest),
         copy_to=tuple(_dest(c) for c in copy_to or []),
         group=group,
@@ -165,7 +169,7 @@ def take(
         timeout=timeout,
     )
     key = load_key(encrypt_key_file) if encrypt_key_file else None
-    with conn.session([node]) as session:
+    with conn.session([node] if node else []) as session:
         outcome = run_backup(session, req, key=key, progress=make_progress(fmt), note=note)
     write(to_json(outcome.to_dict()) if fmt is Format.json else render_outcome(outcome, req.policy))
 

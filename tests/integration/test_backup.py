@@ -304,3 +304,17 @@ def test_backup_without_a_destination_is_bad_input_in_one_line(env: dict[str, st
         "redisops: error: no backup destination; pass --dest DIR (or sftp://host/path) or set "
         "REDISOPS_BACKUP_DEST"
     ]
+
+
+def test_with_cluster_the_group_is_the_inventory_name_and_no_node_is_needed(
+    pair: list[RedisProc], tmp_path: Path, env: dict[str, str]
+) -> None:
+    master, replica = pair
+    inventory = tmp_path / "redisops.yml"
+    inventory.write_text(f"clusters:\n  cache-prod:\n    nodes: [{master.address}]\n")
+    code, doc, err = backup_json(
+        env, "--cluster", "cache-prod", "--inventory", str(inventory), "--dest", str(tmp_path / "d")
+    )
+    assert code == 0, err
+    assert doc["group"] == "cache-prod" and doc["backup"]["node"] == replica.address
+    assert (tmp_path / "d" / "cache-prod" / "catalogue.json").is_file()
