@@ -143,11 +143,24 @@ def remembered(node: str, param: str) -> str:
 
 ActionFn = Callable[[RunContext, Step], str]
 ACTIONS: dict[str, ActionFn] = {}
+#: how to undo a step whose effect is not undone by a Redis command (a server it started,
+#: a file it staged): run on rollback like ``Step.rollback``, returns what it did
+UNDOS: dict[str, ActionFn] = {}
 
 
 def action(name: str) -> Callable[[ActionFn], ActionFn]:
     def register(fn: ActionFn) -> ActionFn:
         ACTIONS[name] = fn
+        return fn
+
+    return register
+
+
+def undo(name: str) -> Callable[[ActionFn], ActionFn]:
+    """Register the rollback routine of action ``name`` (see :data:`UNDOS`)."""
+
+    def register(fn: ActionFn) -> ActionFn:
+        UNDOS[name] = fn
         return fn
 
     return register
@@ -244,14 +257,14 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
     """Undo completed steps in reverse order; returns what could not be undone."""
     failures = []
     for step in reversed(done):
-        if step.rollback is None:
+        undo_fn = UNDOS.get(step.action)
+        if step.rollback is None and undo_fn is None:
             continue
         t0 = time.perf_counter()
 
         def record(
             result: str, detail: str, audit_result: str, step: Step = step, t0: float = t0
         ) -> None:
-            assert step.rollback is not None
             outcomes.append(
                 StepOutcome(
                     step.n,
@@ -266,11 +279,19 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
                 step=step.n,
                 node=step.node,
                 action=f"rollback:{step.action}",
-                command=list(step.rollback),
+                command=list(step.rollback) if step.rollback else None,
                 result=audit_result,
                 detail=detail,
             )
 
+        if step.rollback is None and undo_fn is not None:
+            try:
+                record("rolled-back", undo_fn(ctx, step), "ok")
+            except RedisopsError as exc:
+                failures.append(f"step {step.n} on {step.node}: {exc}")
+                record("failed", str(exc), "failed")
+            continue
+        assert step.rollback is not None
         try:
             ctx.node(step.node).execute(*_materialise(ctx, step, step.rollback, "rollback_secret"))
             record("rolled-back", " ".join(step.rollback), "ok")

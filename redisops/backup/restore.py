@@ -41,7 +41,7 @@ from redisops.errors import CommandFailed, RedisopsError, Unreachable, VerifyFai
 from redisops.host import Host, HostError, LocalHost, is_local_address
 from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import lock_steps, reachable_or_finding, sentinel_finding, unlock_step
-from redisops.plan import RunContext, action, remembered
+from redisops.plan import RunContext, action, remembered, undo
 from redisops.session import Session
 
 METHODS = ("online", "file")
@@ -488,6 +488,25 @@ def run_throwaway_start(ctx: RunContext, step: Step) -> str:
     return f"{server.address} loaded {facts['keys']} keys"
 
 
+@undo("throwaway-start")
+def undo_throwaway_start(ctx: RunContext, step: Step) -> str:
+    return run_throwaway_stop(ctx, step)
+
+
+@undo("restore-stage")
+def undo_stage(ctx: RunContext, step: Step) -> str:
+    """Remove a staged copy (never the backup itself, which is staged in place)."""
+    if not ctx.facts.get("staged_copy"):
+        return "nothing was copied"
+    staged = str(ctx.facts["staged"])
+    host = _host(ctx, step.node)
+    if step.args.get("method") == "file":
+        host.run(["rm", "-f", "--", staged], timeout=60).check(host.name)
+    else:
+        host.run(["rm", "-rf", "--", posixpath.dirname(staged)], timeout=60).check(host.name)
+    return f"removed {staged}"
+
+
 @action("restore-replicaof")
 def run_replicaof(ctx: RunContext, step: Step) -> str:
     address = Address.parse(str(ctx.facts["throwaway"]["address"]))
@@ -523,6 +542,7 @@ def run_throwaway_stop(ctx: RunContext, step: Step) -> str:
         staged = str(ctx.facts["staged"])
         with contextlib.suppress(HostError):
             server.host.run(["rm", "-rf", "--", posixpath.dirname(staged)], timeout=60)
+        ctx.facts["staged_copy"] = False
     return f"{server.address} stopped"
 
 

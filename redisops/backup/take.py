@@ -410,7 +410,7 @@ def run_backup(
     outcome = BackupOutcome(req.dry_run, group, str(src.address), reason, source_file, dest.url)
     try:
         if req.dry_run:
-            return _dry_run(outcome, req, src, host, dest, copies, clock())
+            return _dry_run(outcome, req, src, host, dest, copies, clock(), key is not None)
         return _take(
             outcome, session, req, topo, src, node, host, dest, copies, key, prog, clock, note
         )
@@ -427,6 +427,7 @@ def _dry_run(
     dest: Destination,
     copies: list[Destination],
     now: float,
+    encrypt: bool,
 ) -> BackupOutcome:
     st = host.stat(outcome.rdb_file)
     cats = [d.read_catalogue(outcome.group) for d in (dest, *copies)]
@@ -437,7 +438,9 @@ def _dry_run(
         "current_rdb_size": st.size if st else None,
         "current_rdb_age_s": round(now - st.mtime) if st else None,
         "copies": [c.url for c in copies],
-        "encrypted_copies": [c.url for c in copies],
+        "encrypted": [
+            d.url for d in (dest, *copies) if encrypt and (d is not dest or d.spec.offhost)
+        ],
     }
     for d, cat in zip((dest, *copies), cats, strict=True):
         cat.backups.append(

@@ -184,3 +184,32 @@ def test_an_rdb_format_too_new_for_the_node_is_refused(
     assert result.exit_code == ExitCode.REFUSED
     assert "loads RDB formats up to 10; this backup is format 11" in result.stderr
     assert target.client().dbsize() == 0
+
+
+def test_a_failure_before_the_sync_stops_the_throwaway_and_puts_masterauth_back(
+    backed_up: tuple[Path, str], redis_factory: RedisFactory, env: dict[str, str]
+) -> None:
+    dest, _ = backed_up
+    target = fresh_master_with_other_data(redis_factory)
+    c = target.client()
+    c.config_set("masterauth", "kept-secret")
+    # an operator account that may do everything but REPLICAOF: the commit step fails
+    c.execute_command(
+        "ACL", "SETUSER", "ops", "on", ">opspw", "~*", "&*", "+@all", "-replicaof", "-slaveof"
+    )
+    result = invoke(
+        {**env, "REDISCLI_AUTH": "opspw"},
+        "restore", "latest", "--dest", str(dest), "--to", target.address,
+        "--user", "ops", "--yes", "-o", "json",
+    )  # fmt: skip
+    assert result.exit_code == ExitCode.ROLLED_BACK, result.stderr
+    steps = json.loads(result.stdout)["result"]["steps"]
+    undone = {s["action"]: s["result"] for s in steps if s["action"].startswith("rollback")}
+    assert undone["rollback throwaway-start"] == "rolled-back"
+    assert undone["rollback command"] == "rolled-back"
+    started = next(s for s in steps if s["action"] == "throwaway-start")["detail"]
+    port = int(started.split()[0].rsplit(":", 1)[1])
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=port, socket_connect_timeout=1).ping()
+    assert c.config_get("masterauth")["masterauth"] == "kept-secret"
+    assert sorted(c.keys()) == ["other", "unrelated"]
