@@ -184,7 +184,7 @@ def plan_restore(
         cluster,
         tuple(steps),
         tuple(findings),
-        {"sync": "full", "reason": how, "transfer_bytes": rec.size, "risks": []},
+        None,
         summary,
         touched=(n,),
     )

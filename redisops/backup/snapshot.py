@@ -196,15 +196,16 @@ def take_snapshot(
         sleep(0.1)
 
 
-def existing_snapshot(node: RedisNode, now: float) -> Snapshot:
-    """``--no-bgsave``: the RDB file as it is, with its age."""
+def existing_snapshot(node: RedisNode, now: float, mtime: float | None) -> Snapshot:
+    """``--no-bgsave``: the RDB file as it is, dated by its modification time (LASTSAVE
+    also moves when a node starts, without writing the file)."""
     p = _persistence(node)
-    last = as_int(p.get("rdb_last_save_time"), 0) or 0
     if p.get("rdb_last_bgsave_status") not in (None, "ok"):
         raise CommandFailed(
             f"{node.address}: its last save failed (rdb_last_bgsave_status:"
             f"{p.get('rdb_last_bgsave_status')}); the RDB on disk is older than that",
             hint="run without --no-bgsave to take a new one",
         )
-    age = max(0, int(now) - last)
-    return Snapshot(last, f"existing RDB ({age} s old, --no-bgsave)")
+    when = int(mtime) if mtime is not None else as_int(p.get("rdb_last_save_time"), 0) or 0
+    age = max(0, int(now) - when)
+    return Snapshot(when, f"existing RDB ({age} s old, --no-bgsave)")

@@ -434,9 +434,7 @@ def run_backup(
     try:
         if req.dry_run:
             return _dry_run(outcome, req, src, host, dest, copies, clock(), key is not None)
-        return _take(
-            outcome, session, req, topo, src, node, host, dest, copies, key, prog, clock, note
-        )
+        return _take(outcome, req, topo, src, node, host, dest, copies, key, prog, clock, note)
     finally:
         for d in (dest, *copies):
             d.close()
@@ -477,7 +475,6 @@ def _dry_run(
 
 def _take(
     outcome: BackupOutcome,
-    session: Session,
     req: BackupRequest,
     topo: Topology,
     src: NodeInfo,
@@ -497,12 +494,8 @@ def _take(
         backup_id = _unique_id(f"{stamp(started)}-{safe_name(str(src.address))}", [catalogue])
         name = f"{backup_id}.rdb"
         if req.no_bgsave:
-            snap = existing_snapshot(node, started)
             st = host.stat(outcome.rdb_file)
-            if st is not None:
-                snap = Snapshot(
-                    int(st.mtime), f"existing RDB ({int(started - st.mtime)} s old, --no-bgsave)"
-                )
+            snap = existing_snapshot(node, started, st.mtime if st else None)
             note(f"{src.address}: using the existing RDB: {snap.how}")
         else:
             prog.phase(f"BGSAVE on {src.address}")
