@@ -42,6 +42,7 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     load: dict[str, Any] | None = None
+    moved: bool = False  # moved into failed/ by this verification
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class VerifyResult:
             "problems": self.problems,
             "notes": self.notes,
             "load_test": self.load,
+            "moved_to_failed": self.moved,
         }
 
 
@@ -216,6 +218,7 @@ def settle(dest: Destination, cat: Catalogue, rec: BackupRecord, res: VerifyResu
             dest.move(rec.group, rec.file, f"{FAILED_DIR}/{name}")
             rec.file = f"{FAILED_DIR}/{name}"
             res.path = dest.path(rec.group, rec.file)
+            res.moved = True
         rec.status, rec.failure = "failed", "; ".join(res.problems)
         rec.verified_at = None
     elif rec.status == "verified":

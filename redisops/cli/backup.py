@@ -323,7 +323,9 @@ def verify(
     if failed:
         error_line(
             "; ".join(
-                f"{r.id} failed verification: {r.problems[0]} (moved to {r.path})" for r in failed
+                f"{r.id} failed verification: {r.problems[0]}"
+                + (f" (moved to {r.path})" if r.moved else "")
+                for r in failed
             )
         )
         raise typer.Exit(int(ExitCode.VERIFY_FAILED))

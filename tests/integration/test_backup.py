@@ -318,3 +318,21 @@ def test_with_cluster_the_group_is_the_inventory_name_and_no_node_is_needed(
     assert code == 0, err
     assert doc["group"] == "cache-prod" and doc["backup"]["node"] == replica.address
     assert (tmp_path / "d" / "cache-prod" / "catalogue.json").is_file()
+
+
+def test_verify_of_a_corrupt_file_outside_any_catalogue_is_one_line_and_exit_9(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    from redisops.engine.rdb import crc64
+
+    body = b"REDIS0010\xfa\x09redis-ver\x067.0.15\xfe\x00\xfb\x01\x00\x00\x01a\x01b\xff"
+    good = tmp_path / "good.rdb"
+    good.write_bytes(body + crc64(body).to_bytes(8, "little"))
+    ok = invoke(env, "backup", "verify", str(good))
+    assert ok.exit_code == 0, ok.stderr
+    assert "crc64" in ok.stdout and "not in a catalogue" in ok.stdout
+    bad = tmp_path / "bad.rdb"
+    bad.write_bytes(body.replace(b"\x01b", b"\x01c") + crc64(body).to_bytes(8, "little"))
+    result = invoke(env, "backup", "verify", str(bad))
+    assert result.exit_code == ExitCode.VERIFY_FAILED
+    assert result.stderr.count("\n") == 1 and "CRC64 mismatch" in result.stderr
