@@ -213,3 +213,31 @@ def test_a_failure_before_the_sync_stops_the_throwaway_and_puts_masterauth_back(
         redis.Redis(port=port, socket_connect_timeout=1).ping()
     assert c.config_get("masterauth")["masterauth"] == "kept-secret"
     assert sorted(c.keys()) == ["other", "unrelated"]
+
+
+def test_an_encrypted_copy_is_restored_with_its_key_and_refused_without(
+    redis_factory: RedisFactory, tmp_path: Path, env: dict[str, str]
+) -> None:
+    import os
+
+    source = redis_factory.start(FAST_SYNC)
+    source.client().execute_command("DEBUG", "POPULATE", 500, "e")
+    expected = digest(source.client())
+    key = tmp_path / "k"
+    key.write_text(os.urandom(32).hex())
+    key.chmod(0o600)
+    dest, far = tmp_path / "d", tmp_path / "far"
+    taken = invoke(
+        env, "backup", source.address, "--dest", str(dest), "--copy-to", str(far),
+        "--encrypt-key-file", str(key), "--group", "g",
+    )  # fmt: skip
+    assert taken.exit_code == 0, taken.stderr
+    target = redis_factory.start(FAST_SYNC)
+    without = invoke(env, "restore", "latest", "--dest", str(far), "--to", target.address, "--yes")
+    assert without.exit_code == ExitCode.BAD_INPUT and "is encrypted" in without.stderr
+    result = invoke(
+        env, "restore", "latest", "--dest", str(far), "--to", target.address,
+        "--key-file", str(key), "--yes",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert digest(target.client()) == expected
