@@ -336,3 +336,24 @@ def test_verify_of_a_corrupt_file_outside_any_catalogue_is_one_line_and_exit_9(
     result = invoke(env, "backup", "verify", str(bad))
     assert result.exit_code == ExitCode.VERIFY_FAILED
     assert result.stderr.count("\n") == 1 and "CRC64 mismatch" in result.stderr
+
+
+def test_a_dry_run_shows_what_retention_would_prune_and_deletes_nothing(
+    pair: list[RedisProc], tmp_path: Path, env: dict[str, str]
+) -> None:
+    import time
+
+    dest = tmp_path / "d"
+    fabricate(dest, "g", [1, 40, 41], time.time())
+    before = (dest / "g" / "catalogue.json").read_text()
+    result = invoke(
+        env, "backup", pair[0].address, "--dest", str(dest), "--group", "g", "--dry-run"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "would prune 2: old1" in result.stdout and "old2" in result.stdout
+    assert (dest / "g" / "catalogue.json").read_text() == before
+    assert sorted(p.name for p in (dest / "g").glob("*.rdb")) == [
+        "old0.rdb",
+        "old1.rdb",
+        "old2.rdb",
+    ]

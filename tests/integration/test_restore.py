@@ -171,6 +171,7 @@ def test_a_master_with_replicas_is_refused_unless_forced(
         "--force",
     )
     assert forced.exit_code == 0 and "OVERRIDDEN (--force)" in forced.stdout
+    assert master.info()["role"] == "master" and master.client().dbsize() == 0  # dry run
 
 
 def test_an_rdb_format_too_new_for_the_node_is_refused(
