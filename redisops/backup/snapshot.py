@@ -187,6 +187,8 @@ def take_snapshot(
                 )
             if last > before:
                 how = "BGSAVE after waiting for the save in progress" if waited else "BGSAVE"
+                if aof_busy:
+                    how += " (scheduled after the AOF rewrite in progress)"
                 return Snapshot(last, how, waited)
         if time.monotonic() > deadline:
             raise WaitTimeout(

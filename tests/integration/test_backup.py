@@ -357,3 +357,22 @@ def test_a_dry_run_shows_what_retention_would_prune_and_deletes_nothing(
         "old1.rdb",
         "old2.rdb",
     ]
+
+
+def test_during_an_aof_rewrite_the_backup_schedules_its_bgsave_after_it(
+    redis_factory: RedisFactory, tmp_path: Path, env: dict[str, str]
+) -> None:
+    node = redis_factory.start({"appendonly": "yes", "rdb-key-save-delay": "500"})
+    populate(node)
+    from tests.harness import wait_until
+
+    wait_until(lambda: node.info("persistence")["aof_rewrite_in_progress"] == 0, what="first AOF")
+    before = rdb_saves(node)
+    node.client().bgrewriteaof()
+    assert node.info("persistence")["aof_rewrite_in_progress"] == 1
+    code, doc, err = backup_json(env, node.address, "--dest", str(tmp_path / "d"))
+    assert code == 0, err
+    assert doc["backup"]["keys"] == KEYS
+    assert "scheduled after the AOF rewrite" in doc["backup"]["snapshot"]
+    assert rdb_saves(node) == before + 1
+    assert node.info("persistence")["aof_last_bgrewrite_status"] == "ok"
