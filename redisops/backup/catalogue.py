@@ -238,11 +238,13 @@ def newest_verified_backup(dest_or_catalogue: str | Path, group: str) -> BackupR
     """The newest verified backup of ``group``, or None when there is none.
 
     ``dest_or_catalogue`` is a destination (a local directory, or ``sftp://…`` through the
-    SSH layer) or the path of a ``catalogue.json``. The record's ``taken_at`` is when the
+    SSH layer) or the path of a ``catalogue.json``; ``group`` is the group's name as given to
+    ``backup`` (``--group``, the inventory cluster, or the master's ``host:port``). The record's ``taken_at`` is when the
     snapshot was made (seconds since the epoch, UTC), ``verified_at`` when it last passed
     verification, and ``offhost_copy`` whether a verified copy exists off the backup host.
     A missing catalogue means no backup (None); an unreadable one raises ``BadInput``.
     """
+    group = safe_name(group)  # as the backup named its directory (e.g. a master address)
     text = str(dest_or_catalogue)
     if text.endswith(".json") and "://" not in text:
         path = Path(text)

@@ -376,3 +376,17 @@ def test_during_an_aof_rewrite_the_backup_schedules_its_bgsave_after_it(
     assert "scheduled after the AOF rewrite" in doc["backup"]["snapshot"]
     assert rdb_saves(node) == before + 1
     assert node.info("persistence")["aof_last_bgrewrite_status"] == "ok"
+
+
+def test_redisops_check_reads_the_backup_age_from_the_catalogue(
+    pair: list[RedisProc], tmp_path: Path, env: dict[str, str]
+) -> None:
+    master, _ = pair
+    dest = tmp_path / "d"
+    assert backup_json(env, master.address, "--dest", str(dest))[0] == 0
+    run = invoke({**env, "REDISOPS_BACKUP_DEST": str(dest)}, "check", master.address, "-o", "json")
+    doc = json.loads(run.stdout)
+    (age,) = [r for r in doc["results"] if r["id"] == "persist.backup_age"]
+    assert "newest verified backup" in age["message"], age
+    assert "off-host" in age["message"]  # the catalogue says no copy left the machine
+    assert age["value"] is not None and age["value"] < 600
