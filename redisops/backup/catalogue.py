@@ -134,6 +134,7 @@ class BackupRecord:
     used_memory: int | None = None
     used_memory_rss: int | None = None
     source_file: str = ""
+    source_host: str = ""  # the machine the file was read from: local, or user@host:port
     snapshot: str = ""  # how it was made: "BGSAVE", "existing RDB (N s old)"
     started_at: float | None = None
     finished_at: float | None = None

@@ -222,6 +222,7 @@ def build_record(
     snap: Snapshot,
     fetched: Fetched,
     source_file: str,
+    source_host: str,
     started: float,
     now: float,
 ) -> BackupRecord:
@@ -266,6 +267,7 @@ def build_record(
         used_memory=as_int(info.get("used_memory")),
         used_memory_rss=as_int(info.get("used_memory_rss")),
         source_file=source_file,
+        source_host=source_host,
         snapshot=snap.how,
         started_at=started,
         finished_at=now,
@@ -522,6 +524,7 @@ def _take(
             snap=snap,
             fetched=fetched,
             source_file=outcome.rdb_file,
+            source_host=host.name,
             started=started,
             now=clock(),
         )

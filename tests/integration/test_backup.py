@@ -69,6 +69,7 @@ def test_a_backup_of_a_master_is_taken_from_its_replica_and_verified(
     assert code == 0, err
     rec = doc["backup"]
     assert rec["node"] == replica.address and rec["role"] == "replica"
+    assert rec["source_host"] == "local"
     assert rec["status"] == "verified" and rec["keys"] == KEYS
     assert rec["rdb_version"] == 10 and rec["redis_version"].startswith("7.0")
     assert "crc64" in rec["verified_by"] and any("redis-check-rdb" in v for v in rec["verified_by"])
