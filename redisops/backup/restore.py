@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import random
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -391,33 +392,36 @@ def run_stage(ctx: RunContext, step: Step) -> str:
     else:
         made = host.run(["mktemp", "-d", "/tmp/redisops-restore-XXXXXX"], timeout=30)
         target = posixpath.join(made.check(host.name).text().strip(), "backup.rdb")
-    upload = path
-    with contextlib.ExitStack() as stack:
-        if encrypted:
-            key = ctx.remembered.get(BACKUP_KEY)
-            if key is None:
-                raise CommandFailed("the backup is encrypted and no key was given (--key-file)")
-            import tempfile
-
-            spool = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="redisops-")))
-            upload = spool / "backup.rdb"
-            with open(path, "rb") as src, open(upload, "wb") as out:
-                for block in crypto.iter_decrypt(src, bytes.fromhex(key.reveal())):
-                    out.write(block)
-        host.put(upload, target)
-    if host.sha256(target) != sha or (host.stat(target) or _NO_STAT).size != size:
-        host.run(["rm", "-f", "--", target], timeout=30)
-        raise VerifyFailed(f"the staged copy on {host.name} does not match the backup's SHA-256")
+    try:
+        _upload(ctx, host, path, target, encrypted)
+        st = host.stat(target)
+        if st is None or st.size != size or host.sha256(target) != sha:
+            raise VerifyFailed(
+                f"the staged copy on {host.name} does not match the backup's SHA-256"
+            )
+    except RedisopsError:
+        cleanup = target if file_method else posixpath.dirname(target)
+        host.run(["rm", "-rf", "--", cleanup], timeout=60)
+        raise
     ctx.facts["staged"] = target
     ctx.facts["staged_copy"] = True
     return f"staged at {host.name}:{target} (SHA-256 checked there)"
 
 
-class _NoStat:
-    size = -1
-
-
-_NO_STAT = _NoStat()
+def _upload(ctx: RunContext, host: Host, path: Path, target: str, encrypted: bool) -> None:
+    """Put the backup at ``target`` on the host, decrypted (and authenticated) on the way."""
+    if not encrypted:
+        host.put(path, target)
+        return
+    key = ctx.remembered.get(BACKUP_KEY)
+    if key is None:
+        raise CommandFailed("the backup is encrypted and no key was given (--key-file)")
+    with tempfile.TemporaryDirectory(prefix="redisops-restore-") as spool:
+        plain = Path(spool) / "backup.rdb"
+        with open(path, "rb") as src, open(plain, "wb") as out:
+            for block in crypto.iter_decrypt(src, bytes.fromhex(key.reveal())):
+                out.write(block)
+        host.put(plain, target)
 
 
 def _node_binary(ctx: RunContext, name: str, host: Host) -> str:
