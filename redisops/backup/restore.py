@@ -68,6 +68,9 @@ class RestoreOptions:
     method: str = "online"
     force: bool = False
     timeout: float = 3600.0
+    #: the plan is rebuilt with our lock key on the node (see ``plan.RunContext.replan``):
+    #: that key is not data the restore replaces
+    lock_key_held: bool = False
 
 
 def _findings(
@@ -124,12 +127,13 @@ def _findings(
                 n,
             )
         )
-    if node.keys:
+    keys = max(node.keys - (1 if opts.lock_key_held else 0), 0)
+    if keys:
         out.append(
             Finding(
                 "confirm",
                 "replaces_data",
-                f"{n} holds {node.keys} keys that the restore replaces with the backup's "
+                f"{n} holds {keys} keys that the restore replaces with the backup's "
                 f"{rec.keys if rec.keys is not None else '?'}",
                 n,
             )
@@ -518,7 +522,7 @@ def run_replicaof(ctx: RunContext, step: Step) -> str:
     return f"REPLICAOF {address.host} {address.port}"
 
 
-@action("restore-compare")
+@action("restore-compare", waits=True)
 def run_compare(ctx: RunContext, step: Step) -> str:
     server = _throwaway(ctx)
     assert server is not None
@@ -652,7 +656,7 @@ def run_aof_enable(ctx: RunContext, step: Step) -> str:
         ctx.sleep(0.1)
 
 
-@action("verify-restore")
+@action("verify-restore", waits=True)
 def run_verify_restore(ctx: RunContext, step: Step) -> str:
     node = ctx.node(step.node)
     role = node.info("replication").get("role")

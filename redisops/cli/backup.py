@@ -383,6 +383,8 @@ def restore(
 
     Example: redisops restore latest --dest /var/backups/redis --to 10.0.0.1:6379 --dry-run
     """
+    from dataclasses import replace
+
     from redisops.backup.crypto import load_key
     from redisops.backup.restore import BACKUP_KEY, METHODS, RestoreOptions, plan_restore
     from redisops.cli.mutate import run_operation
@@ -398,11 +400,9 @@ def restore(
     if source.encrypted and key is None:
         raise BadInput(f"backup {source.record.id} is encrypted", hint="pass --key-file FILE")
     remembered = {BACKUP_KEY: Secret(key.hex())} if key is not None else {}
+    opts = RestoreOptions(method, force, timeout)
     with conn.session([to]) as session:
-        topo = session.discover()
-        plan = plan_restore(
-            topo, spec.address, source, RestoreOptions(method, force, timeout), session
-        )
+        plan = plan_restore(session.discover(), spec.address, source, opts, session)
         run_operation(
             plan,
             session,
@@ -412,6 +412,9 @@ def restore(
             force=force,
             audit_path=audit_log,
             remembered=remembered,
+            replan=lambda: plan_restore(
+                session.discover(), spec.address, source, replace(opts, lock_key_held=True), session
+            ),
         )
 
 
