@@ -714,14 +714,22 @@ def _replica_omem(mnode: RedisNode) -> int:
 @action("wait-sync", waits=True)
 def wait_sync(ctx: RunContext, step: Step) -> str:
     """Follow handshake -> waiting for the RDB -> transfer -> loading -> catching up, with
-    bytes, rate and ETA; stop early on a resync loop; record what each phase took."""
-    master = str(step.args["master"])
+    bytes, rate and ETA; stop early on a resync loop; record what each phase took.
+
+    The master is ``args["master"]``, or, for a server the operation starts itself (a
+    restore's throwaway server), the ``address`` in the fact named by ``args["master_fact"]``.
+    """
+    if "master" in step.args:
+        master = str(step.args["master"])
+    else:
+        master = str(ctx.facts[str(step.args["master_fact"])]["address"])
     timeout = float(step.args.get("timeout", 300))
     rnode, mnode = ctx.node(step.node), ctx.node(master)
     start = time.monotonic()
     base = ctx.facts.get("baseline") or baseline(ctx, master)
     watch = SyncWatch(start, base.get("sync_full"), base.get("obuf_disconnections"))
-    ctx.facts["interrupt_note"] = _interrupt_note(step.node, master)
+    if "master" in step.args:  # not a restore's throwaway server (its undo stops it)
+        ctx.facts["interrupt_note"] = _interrupt_note(step.node, master)
     catch_from: int | None = None
     polls = 0
     while True:
