@@ -327,7 +327,7 @@ def _load_key(path: str, passphrase_env: str | None, notes: list[str]) -> Any | 
         return None
     try:
         # positional (``passphrase`` in paramiko 3/4, ``password`` in 5), as bytes (cryptography)
-        return paramiko.PKey.from_path(path, passphrase.encode())
+        return paramiko.PKey.from_path(path, passphrase.encode())  # type: ignore[arg-type]
     except Exception:
         notes.append(f"cannot decrypt {path} with ${passphrase_env} (wrong passphrase?)")
         return None
