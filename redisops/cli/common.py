@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from redisops.session import Session
 
 CONN = "Connection"
+SSH = "SSH (see docs/ssh.md)"
 
 FormatOpt = Annotated[
     Format,
@@ -136,6 +137,54 @@ SentinelMasterOpt = Annotated[
 ]
 
 
+SSHUserOpt = Annotated[
+    str | None,
+    typer.Option("--ssh-user", metavar="NAME", help="SSH login name.", rich_help_panel=SSH),
+]
+SSHPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--ssh-port", metavar="PORT", help="SSH port.", rich_help_panel=SSH, min=1, max=65535
+    ),
+]
+SSHKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssh-key",
+        metavar="FILE",
+        help="SSH private key (passphrase: SSH agent or passphrase_env in the inventory).",
+        rich_help_panel=SSH,
+        dir_okay=False,
+    ),
+]
+SSHKnownHostsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssh-known-hosts",
+        metavar="FILE",
+        help="known_hosts file to verify host keys with (default ~/.ssh/known_hosts).",
+        rich_help_panel=SSH,
+        dir_okay=False,
+    ),
+]
+SSHAcceptNewOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ssh-accept-new",
+        help="Record unknown host keys (OpenSSH accept-new); a changed key is still refused.",
+        rich_help_panel=SSH,
+    ),
+]
+ViaSSHOpt = Annotated[
+    bool,
+    typer.Option(
+        "--via-ssh",
+        help="Reach Redis through an SSH tunnel to each node's host.",
+        rich_help_panel=SSH,
+    ),
+]
+
+
 # ----------------------------------------------------------------------------- one bundle
 
 _CONNECTION_PARAMS: list[tuple[str, Any, Any]] = [
@@ -150,6 +199,12 @@ _CONNECTION_PARAMS: list[tuple[str, Any, Any]] = [
     ("sentinel", SentinelOpt, None),
     ("sentinel_master", SentinelMasterOpt, None),
     ("connect_timeout", ConnectTimeoutOpt, 1.5),
+    ("ssh_user", SSHUserOpt, None),
+    ("ssh_port", SSHPortOpt, None),
+    ("ssh_key", SSHKeyOpt, None),
+    ("ssh_known_hosts", SSHKnownHostsOpt, None),
+    ("ssh_accept_new", SSHAcceptNewOpt, False),
+    ("via_ssh", ViaSSHOpt, False),
 ]
 
 
@@ -168,10 +223,26 @@ class Connection:
     sentinel: list[str] | None = None
     sentinel_master: str | None = None
     connect_timeout: float = 1.5
+    ssh_user: str | None = None
+    ssh_port: int | None = None
+    ssh_key: Path | None = None
+    ssh_known_hosts: Path | None = None
+    ssh_accept_new: bool = False
+    via_ssh: bool = False
 
     def session(self, seeds: Sequence[str], **kwargs: Any) -> Session:
+        from redisops.output import note
         from redisops.session import build_session
+        from redisops.ssh.settings import SSHOptions
 
+        ssh = SSHOptions(
+            user=self.ssh_user,
+            port=self.ssh_port,
+            key=str(self.ssh_key) if self.ssh_key else None,
+            known_hosts=str(self.ssh_known_hosts) if self.ssh_known_hosts else None,
+            accept_new=self.ssh_accept_new,
+            via_ssh=self.via_ssh,
+        )
         return build_session(
             seeds=seeds,
             cluster=self.cluster,
@@ -185,6 +256,8 @@ class Connection:
             sentinels=self.sentinel or [],
             sentinel_master=self.sentinel_master,
             connect_timeout=self.connect_timeout,
+            ssh=ssh,
+            notify=note,
             **kwargs,
         )
 

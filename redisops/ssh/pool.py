@@ -11,12 +11,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redisops.retry import RetryPolicy
 from redisops.ssh.connect import CONNECT_RETRY, Notify, SSHConnection, connect
 from redisops.ssh.settings import NodeSSH, SSHTarget
 from redisops.ssh.tunnel import Forwarder
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.ssh.remote import SSHHost
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -42,7 +45,7 @@ class SSHPool:
         self._failed: dict[Any, BaseException] = {}
         self._order: list[Any] = []
         self._forwarders: dict[Any, Forwarder] = {}
-        self._hosts: dict[Any, Any] = {}
+        self._hosts: dict[Any, SSHHost] = {}
 
     def connection(self, target: SSHTarget) -> SSHConnection:
         """The run's connection to ``target`` (connected, through its jump hosts, on first use)."""
@@ -80,7 +83,12 @@ class SSHPool:
                 fwd = self._forwarders[key] = Forwarder(conn, host, port)
         return fwd
 
-    def host(self, node: NodeSSH) -> Any:
+    def forwarders(self) -> list[Forwarder]:
+        """The local forwards open now."""
+        with self._lock:
+            return list(self._forwarders.values())
+
+    def host(self, node: NodeSSH) -> SSHHost:
         """The :class:`~redisops.ssh.remote.SSHHost` of a node (connected lazily)."""
         from redisops.ssh.remote import SSHHost
 

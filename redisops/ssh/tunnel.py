@@ -119,14 +119,14 @@ class Forwarder:
                             data = client.recv(BUFFER)
                             if not data:
                                 return
-                            chan.sendall(data)
                             self.bytes_out += len(data)
+                            chan.sendall(data)
                         else:
                             data = chan.recv(BUFFER)
                             if not data:
                                 return
-                            client.sendall(data)
                             self.bytes_in += len(data)
+                            client.sendall(data)
                     except OSError:
                         return
 
