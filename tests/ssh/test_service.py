@@ -1,0 +1,225 @@
+"""``redisops service`` over SSH, with a fake service command that really starts and stops
+redis-server (daemonized, with a pid file) on the sshd's machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+from typer.testing import CliRunner
+
+from redisops.cli import app
+from tests.harness import FAST_SYNC, REDIS_SERVER, RedisFactory, free_port, wait_link_up, wait_until
+from tests.ssh.sshd import SSHServer, SSHWorld
+
+pytestmark = [pytest.mark.sshd, pytest.mark.redis_server]
+
+runner = CliRunner()
+
+FAKE_SERVICE = """#!/bin/sh
+# a service manager for one redis-server: $1 is the verb
+pidfile={dir}/redis.pid
+running() {{ [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }}
+echo "$1" >> {dir}/calls.log
+case "$1" in
+  start) running && exit 0
+         exec {server} --port {port} --bind 127.0.0.1 --daemonize yes --pidfile "$pidfile" \\
+              --dir {dir} --save '' --logfile {dir}/redis.log --repl-diskless-sync-delay 0 ;;
+  stop) running || exit 0
+        kill "$(cat "$pidfile")"
+        while running; do sleep 0.05; done ;;
+  restart) "$0" stop && "$0" start ;;
+  status) running ;;
+  *) echo "unknown verb $1" >&2; exit 2 ;;
+esac
+"""
+
+
+class ServicedNode:
+    """A redis-server only the fake service command starts and stops."""
+
+    def __init__(self, base: Path) -> None:
+        self.dir = base / "serviced node"  # a space: every path is quoted on the way
+        self.dir.mkdir(parents=True)
+        self.port = free_port()
+        self.script = self.dir / "fake service.sh"
+        self.script.write_text(
+            FAKE_SERVICE.format(dir=_sh(self.dir), server=REDIS_SERVER, port=self.port)
+        )
+        self.script.chmod(0o755)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def template(self) -> str:
+        return f"{_sh(self.script)} {{verb}}"
+
+    def calls(self) -> list[str]:
+        path = self.dir / "calls.log"
+        return path.read_text().split() if path.exists() else []
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
+
+    def up(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except redis.RedisError:
+            return False
+
+    def start(self) -> None:
+        subprocess.run([str(self.script), "start"], check=True)
+        wait_until(self.up, what="the serviced redis-server")
+
+    def kill(self) -> None:
+        pidfile = self.dir / "redis.pid"
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+
+
+def _sh(path: Path) -> str:
+    return "'" + str(path).replace("'", "'\\''") + "'"
+
+
+@pytest.fixture
+def serviced(tmp_path: Path) -> Iterator[ServicedNode]:
+    node = ServicedNode(tmp_path)
+    try:
+        yield node
+    finally:
+        node.kill()
+
+
+def inventory(path: Path, srv: SSHServer, world: SSHWorld, *nodes: ServicedNode | str) -> Path:
+    entries: list[object] = []
+    for n in nodes:
+        if isinstance(n, ServicedNode):
+            entries.append({"address": n.address, "ssh": {"service": n.template}})
+        else:
+            entries.append(n)
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": {
+                    "c": {
+                        "nodes": entries,
+                        "ssh": {"port": srv.port, "identity_file": str(world.client_key.path)},
+                    }
+                }
+            }
+        )
+    )
+    return path
+
+
+def service(world: SSHWorld, inv: Path, *args: str) -> tuple[int, dict[str, object], str]:
+    result = runner.invoke(
+        app,
+        ["service", *args, "--cluster", "c", "--inventory", str(inv), "-o", "json"],
+        env=world.env(),
+    )
+    doc = json.loads(result.stdout) if result.stdout.strip() else {}
+    return result.exit_code, doc, result.stderr
+
+
+def test_service_start_runs_the_inventory_command_over_ssh_and_waits_for_ping(
+    ssh_world: SSHWorld, serviced: ServicedNode, tmp_path: Path
+) -> None:
+    srv = ssh_world.server()
+    ssh_world.trust(srv)
+    inv = inventory(tmp_path / "inv.yml", srv, ssh_world, serviced)
+    code, doc, _ = service(ssh_world, inv, serviced.address, "status")
+    assert code == 4 and doc["state"] == "stopped" and "not answering" in str(doc["redis"])
+    code, doc, err = service(ssh_world, inv, serviced.address, "start", "--yes")
+    assert code == 0, err
+    assert serviced.up()
+    steps = {s["action"]: s for s in doc["result"]["steps"]}  # type: ignore[index]
+    assert (
+        steps["service"]["result"] == "ok"
+        and f"root@127.0.0.1:{srv.port}" in steps["service"]["detail"]
+    )
+    assert steps["verify-service"]["detail"].startswith("answers PING")
+    assert serviced.calls() == ["status", "start"]
+    code, doc, _ = service(ssh_world, inv, serviced.address, "status")
+    assert code == 0 and doc["state"] == "running" and doc["redis"] == "answers PING"
+
+
+def test_service_restart_is_verified_by_a_new_run_id(
+    ssh_world: SSHWorld, serviced: ServicedNode, tmp_path: Path
+) -> None:
+    srv = ssh_world.server()
+    ssh_world.trust(srv)
+    serviced.start()
+    before = serviced.client().info("server")["run_id"]
+    inv = inventory(tmp_path / "inv.yml", srv, ssh_world, serviced)
+    code, doc, err = service(ssh_world, inv, serviced.address, "restart", "--yes")
+    assert code == 0, err
+    after = serviced.client().info("server")["run_id"]
+    assert after != before
+    assert serviced.calls() == ["start", "restart", "stop", "start"]
+
+
+def test_stopping_a_master_with_replicas_is_refused_without_force(
+    ssh_world: SSHWorld, serviced: ServicedNode, redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    srv = ssh_world.server()
+    ssh_world.trust(srv)
+    serviced.start()
+    replica = redis_factory.start({**FAST_SYNC, "replicaof": f"127.0.0.1 {serviced.port}"})
+    wait_link_up(replica)
+    inv = inventory(tmp_path / "inv.yml", srv, ssh_world, serviced, replica.address)
+    code, doc, err = service(ssh_world, inv, serviced.address, "stop", "--yes")
+    assert code == 5
+    assert "switchover" in err and replica.address in err
+    assert serviced.up() and "stop" not in serviced.calls()
+    code, doc, err = service(ssh_world, inv, serviced.address, "stop", "--yes", "--force")
+    assert code == 0, err
+    assert not serviced.up()
+    steps = {s["action"]: s for s in doc["result"]["steps"]}  # type: ignore[index]
+    assert steps["verify-service"]["detail"].startswith("stopped")
+
+
+def test_a_failing_service_command_reports_its_exit_status_and_stderr(
+    ssh_world: SSHWorld, serviced: ServicedNode, tmp_path: Path
+) -> None:
+    srv = ssh_world.server()
+    ssh_world.trust(srv)
+    serviced.start()
+    broken = tmp_path / "broken.sh"
+    broken.write_text('#!/bin/sh\necho "cannot $1: unit masked" >&2\nexit 5\n')
+    broken.chmod(0o755)
+    inv = tmp_path / "inv.yml"
+    inv.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": {
+                    "c": {
+                        "nodes": [serviced.address],
+                        "ssh": {
+                            "port": srv.port,
+                            "identity_file": str(ssh_world.client_key.path),
+                            "service": f"{broken} {{verb}}",
+                        },
+                    }
+                }
+            }
+        )
+    )
+    code, doc, err = service(ssh_world, inv, serviced.address, "restart", "--yes")
+    assert code != 0
+    assert "exited 5" in err and "cannot restart: unit masked" in err
+    assert serviced.up()
+    time.sleep(0)  # the node was never touched
