@@ -446,3 +446,12 @@ def render_service_status(status: Any, fmt: Format) -> str:
         f"{status.node} on {status.host}: service {status.state} "
         f"(`{' '.join(status.command)}` exited {_dash(status.exit_status)}); redis {status.redis}"
     )
+
+
+def render_config_file(doc: dict[str, Any], fmt: Format) -> str:
+    """A config file's effective directives (secrets already redacted by the caller)."""
+    if fmt is Format.json:
+        return to_json(doc)
+    rows = [[d["name"], d["line"], d["where"]] for d in doc["directives"]]
+    head = f"{doc['path']} on {doc['host']} (found by {doc['found_by']})"
+    return "\n".join([head, "", table(["DIRECTIVE", "VALUE", "WHERE"], rows)])

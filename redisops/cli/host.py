@@ -97,6 +97,59 @@ def service(
         )
 
 
+@with_connection
+def config_file(
+    conn: Connection,
+    node: Annotated[str, typer.Argument(metavar="NODE", help="The node (HOST:PORT).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="'DIRECTIVE ARGS'",
+            help="Set a directive, quoted as in redis.conf (repeat for save, "
+            "client-output-buffer-limit...).",
+        ),
+    ] = None,
+    unset: Annotated[
+        list[str] | None,
+        typer.Option("--unset", metavar="DIRECTIVE", help="Remove a directive."),
+    ] = None,
+    no_backup: Annotated[
+        bool, typer.Option("--no-backup", help="Do not keep a timestamped copy of the old file.")
+    ] = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    audit_log: AuditOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Show a node's redis.conf, or edit it atomically (diff, confirm, backup, check).
+
+    The file is the inventory's config_file for the node, else INFO server config_file. It
+    is read with Redis's rules (quoting, include, repeated lines) on the node's machine
+    (SSH, or locally). Edits change the file only, like CONFIG REWRITE does: written to a
+    temporary file in the same directory, fsynced, owner and mode kept, the old file kept
+    as FILE.redisops-TIMESTAMP.bak, renamed into place, then read back. Secrets are shown
+    as *** and cannot be set here.
+    """
+    from redisops.cli.mutate import run_operation
+    from redisops.model import parse_target
+    from redisops.ops.confedit import plan_config_edit, show_config
+
+    address = parse_target(node).address
+    session = conn.session([node])
+    with session:
+        if not set_ and not unset:
+            from redisops.output import render_config_file, write
+
+            write(render_config_file(show_config(session, address), fmt))
+            return
+        plan = plan_config_edit(session, address, set_ or [], unset or [], backup=not no_backup)
+        run_operation(
+            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=False, audit_path=audit_log
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.command("host-facts")(host_facts)
     app.command("service")(service)
+    app.command("config-file")(config_file)

@@ -265,23 +265,27 @@ class SSHHost:
 
 
 def _collect(chan: paramiko.Channel, deadline: float) -> tuple[bytes | None, bytes]:
-    """Read stdout to EOF and stderr alongside; (None, stderr) when the deadline passes."""
+    """Read stdout to EOF and stderr alongside; (None, stderr) when the deadline passes.
+
+    The channel's selectable pipe wakes for data on either stream (and for EOF), so each
+    wake drains whatever is there without ever blocking on one stream while the other
+    one fills up."""
     out, err = bytearray(), bytearray()
     with selectors.DefaultSelector() as sel:
         sel.register(chan, selectors.EVENT_READ)
         while True:
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(_RECV)
+            while chan.recv_ready():
+                out += chan.recv(_RECV)
+            if chan.eof_received or chan.closed:
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None, bytes(err)
-            # stderr does not wake the selector: poll it at least every 50 ms
-            ready = sel.select(timeout=min(remaining, 0.05))
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(_RECV)
-            if ready:
-                data = chan.recv(_RECV)
-                if not data:
-                    break
-                out += data
+            sel.select(timeout=min(remaining, 1.0))
+    while chan.recv_ready():
+        out += chan.recv(_RECV)
     while chan.recv_stderr_ready():
         err += chan.recv_stderr(_RECV)
     return bytes(out), bytes(err)

@@ -77,7 +77,7 @@ class SSHServer:
         base: Path,
         host_keys: list[KeyPair],
         authorized: list[KeyPair],
-        log_level: str = "DEBUG1",
+        log_level: str = "INFO",
     ) -> None:
         self.base = base
         self.host_keys = host_keys
@@ -198,8 +198,10 @@ class SSHWorld:
         self,
         host_keys: list[KeyPair] | None = None,
         authorized: list[KeyPair] | None = None,
-        log_level: str = "DEBUG1",
+        log_level: str = "INFO",
     ) -> SSHServer:
+        """Start an sshd. ``log_level="DEBUG1"`` logs every direct-tcpip channel (the tunnel
+        tests read that), but also sends debug lines into sessions' stderr."""
         n = len(self.servers)
         srv = SSHServer(
             self.base / f"sshd{n}",

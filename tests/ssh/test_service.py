@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,7 +164,7 @@ def test_service_restart_is_verified_by_a_new_run_id(
     serviced.start()
     before = serviced.client().info("server")["run_id"]
     inv = inventory(tmp_path / "inv.yml", srv, ssh_world, serviced)
-    code, doc, err = service(ssh_world, inv, serviced.address, "restart", "--yes")
+    code, _, err = service(ssh_world, inv, serviced.address, "restart", "--yes")
     assert code == 0, err
     after = serviced.client().info("server")["run_id"]
     assert after != before
@@ -218,8 +217,7 @@ def test_a_failing_service_command_reports_its_exit_status_and_stderr(
             }
         )
     )
-    code, doc, err = service(ssh_world, inv, serviced.address, "restart", "--yes")
-    assert code != 0
+    code, _, err = service(ssh_world, inv, serviced.address, "restart", "--yes")
+    assert code == 1
     assert "exited 5" in err and "cannot restart: unit masked" in err
     assert serviced.up()
-    time.sleep(0)  # the node was never touched

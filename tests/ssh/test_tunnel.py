@@ -44,7 +44,7 @@ def forwarded_ports(srv: SSHServer) -> list[int]:
 def test_status_via_ssh_reaches_every_node_through_the_tunnel(
     ssh_world: SSHWorld, redis_factory: RedisFactory
 ) -> None:
-    srv = ssh_world.server()
+    srv = ssh_world.server(log_level="DEBUG1")
     ssh_world.trust(srv)
     master = redis_factory.start(FAST_SYNC)
     replica = redis_factory.start({**FAST_SYNC, "replicaof": f"127.0.0.1 {master.port}"})
@@ -76,7 +76,7 @@ def test_status_via_ssh_reaches_every_node_through_the_tunnel(
 def test_tunnel_carries_the_bytes_and_is_closed_with_the_session(
     ssh_world: SSHWorld, redis_factory: RedisFactory
 ) -> None:
-    srv = ssh_world.server()
+    srv = ssh_world.server(log_level="DEBUG1")
     ssh_world.trust(srv)
     node = redis_factory.start()
     node.client().set("through", "the tunnel")
@@ -99,7 +99,7 @@ def test_tunnel_carries_the_bytes_and_is_closed_with_the_session(
 def test_inventory_tunnel_setting_and_an_unreachable_port_is_reported_with_sshd_reason(
     ssh_world: SSHWorld, redis_factory: RedisFactory, tmp_path: Path
 ) -> None:
-    srv = ssh_world.server()
+    srv = ssh_world.server(log_level="DEBUG1")
     ssh_world.trust(srv)
     node = redis_factory.start()
     dead_port = redis_factory.start().port
@@ -137,8 +137,8 @@ def test_inventory_tunnel_setting_and_an_unreachable_port_is_reported_with_sshd_
 def test_jump_host_carries_the_connection_and_checks_its_own_host_key(
     ssh_world: SSHWorld, tmp_path: Path
 ) -> None:
-    bastion = ssh_world.server()
-    inner = ssh_world.server()
+    bastion = ssh_world.server(log_level="DEBUG1")
+    inner = ssh_world.server(log_level="DEBUG1")
     ssh_world.trust(inner)
     settings = SSHSettings(
         port=inner.port,
