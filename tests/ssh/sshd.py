@@ -219,15 +219,25 @@ class SSHWorld:
         with open(self.known_hosts, "a") as fh:
             fh.write(server.known_hosts_line(key))
 
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment for a redisops run: this HOME, no agent, audit log kept here."""
-        env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-        env.update(
-            HOME=str(self.home),
-            XDG_STATE_HOME=str(self.base / "state"),
-            REDISCLI_AUTH="",
+    def cli_env(self, **extra: str) -> dict[str, str | None]:
+        """Overrides for an in-process run (CliRunner): this HOME, no SSH agent, the audit
+        log and locks kept here, no password unless given."""
+        return {
+            "HOME": str(self.home),
+            "XDG_STATE_HOME": str(self.base / "state"),
+            "REDISCLI_AUTH": "",
+            "SSH_AUTH_SOCK": None,
             **extra,
-        )
+        }
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The whole environment for a redisops subprocess (same overrides)."""
+        env = dict(os.environ)
+        for key, value in self.cli_env(**extra).items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
         return env
 
     def close(self) -> None:

@@ -128,7 +128,7 @@ def service(world: SSHWorld, inv: Path, *args: str) -> tuple[int, dict[str, obje
     result = runner.invoke(
         app,
         ["service", *args, "--cluster", "c", "--inventory", str(inv), "-o", "json"],
-        env=world.env(),
+        env=world.cli_env(),
     )
     doc = json.loads(result.stdout) if result.stdout.strip() else {}
     return result.exit_code, doc, result.stderr

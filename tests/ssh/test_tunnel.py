@@ -62,7 +62,7 @@ def test_status_via_ssh_reaches_every_node_through_the_tunnel(
             "-o",
             "json",
         ],
-        env=ssh_world.env(),
+        env=ssh_world.cli_env(),
     )
     assert result.exit_code == 0, result.stderr
     nodes = {n["address"]: n for n in json.loads(result.stdout)["nodes"]}
@@ -124,7 +124,7 @@ def test_inventory_tunnel_setting_and_an_unreachable_port_is_reported_with_sshd_
     result = runner.invoke(
         app,
         ["status", "--cluster", "c", "--inventory", str(inv), "-o", "json"],
-        env=ssh_world.env(),
+        env=ssh_world.cli_env(),
     )
     doc = json.loads(result.stdout)
     nodes = {n["address"]: n for n in doc["nodes"]}
