@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
-from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
+from redisops.cli.mutate import (
+    AuditOpt,
+    DryRunOpt,
+    FenceOpt,
+    ForceOpt,
+    PersistOpt,
+    TimeoutOpt,
+    YesOpt,
+)
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -189,21 +197,33 @@ def fence(
     yes: YesOpt = False,
     force: ForceOpt = False,
     persist: PersistOpt = False,
+    fence_mode: FenceOpt = None,
     timeout: TimeoutOpt = 300.0,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Make a returning old master a replica of the new one (--persist keeps it across restarts)."""
+    """Make a returning old master a replica of the new one (--persist keeps it across restarts).
+
+    With --fence config its config file also gets replicaof NEW (over SSH); with
+    --fence stop its service is stopped instead, and it stays recorded as fenced.
+    """
     from redisops.cli.mutate import run_operation
     from redisops.model import parse_target
-    from redisops.ops.fence import plan_fence
+    from redisops.ops.fence import check_fence_mode, plan_fence
 
+    check_fence_mode(fence_mode)
     ospec, nspec = parse_target(old), parse_target(to)
     session = conn.session([old, to])
     with session:
         topo = session.discover()
         plan = plan_fence(
-            topo, ospec.address, nspec.address, session, persist=persist, timeout=timeout
+            topo,
+            ospec.address,
+            nspec.address,
+            session,
+            persist=persist,
+            timeout=timeout,
+            fence_mode=fence_mode,
         )
         run_operation(
             plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log

@@ -356,6 +356,25 @@ def persist_via_file(session: Session, address: Address, reason: str) -> str:
     return done
 
 
+def fence_config(session: Session, address: Address, master: Address) -> str:
+    """Point the node's config file at ``master`` (``replicaof``), so that whenever it
+    restarts it comes back as a replica, whatever its running state is now."""
+    path, source = locate(session, address)
+    host = session.host(address)
+    text, cfg = read_config(host, path)
+    want: Lines = [[master.host, str(master.port)]]
+    if effective(cfg, "replicaof") == want:
+        return f"{path} on {host.name} ({source}) already says replicaof {master}"
+    edit = ConfigEdit(
+        host.name, path, text, edit_text(text, {"replicaof": want}), {"replicaof": want}
+    )
+    kept = apply_edit(host, edit)
+    return (
+        f"{path} on {host.name} ({source}) now says replicaof {master}: a restart brings "
+        f"{address} back as its replica" + (f"; backup {kept}" if kept else "")
+    )
+
+
 def show_config(session: Session, address: Address) -> dict[str, Any]:
     """The node's config file and its effective directives (secrets redacted)."""
     path, source = locate(session, address)

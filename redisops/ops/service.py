@@ -65,29 +65,8 @@ def plan_service(
     if master is not None:
         steps.append(lock_steps(master, 1))
     n = len(steps) + 1
-    steps.append(
-        Step(
-            n,
-            name,
-            "service",
-            f"{verb} the redis-server service of {name}",
-            command=argv,
-            precondition=f"{name} is {'up' if up else 'down'}",
-            verify="the command exits 0",
-            idempotent=False,
-            commit=True,
-            args={"verb": verb},
-        )
-    )
-    steps.append(
-        Step(
-            n + 1,
-            name,
-            "verify-service",
-            f"check that {name} {'stopped' if verb == 'stop' else 'answers PING'}",
-            verify=_promise(verb, run_id),
-            args={"verb": verb, "run_id": run_id, "timeout": timeout, "on_failure": "continue"},
-        )
+    steps += service_steps(
+        session, topo.canonical(address), verb, n, run_id=run_id, timeout=timeout
     )
     if master is not None:
         steps.append(unlock_step(master, n + 2))
@@ -99,6 +78,46 @@ def plan_service(
         summary=f"{verb} {name}: {' '.join(argv)}",
         touched=(name,),
     )
+
+
+def service_steps(
+    session: Session,
+    address: Address,
+    verb: str,
+    n: int,
+    *,
+    run_id: str | None = None,
+    timeout: float = 60.0,
+    why: str = "",
+    keep_going: bool = False,
+) -> list[Step]:
+    """Run the node's service command for ``verb`` (step ``n``), then check the result
+    (step ``n + 1``). ``keep_going``: both steps continue on failure (fencing after a
+    failover, when the host may be as dead as the node)."""
+    name = str(address)
+    argv = tuple(service_argv(service_template(session, address), verb))
+    cont = {"on_failure": "continue"} if keep_going else {}
+    return [
+        Step(
+            n,
+            name,
+            "service",
+            f"{verb} the redis-server service of {name}{why}",
+            command=argv,
+            verify="the command exits 0",
+            idempotent=False,
+            commit=not keep_going,
+            args={"verb": verb, **cont},
+        ),
+        Step(
+            n + 1,
+            name,
+            "verify-service",
+            f"check that {name} {'stopped' if verb == 'stop' else 'answers PING'}",
+            verify=_promise(verb, run_id),
+            args={"verb": verb, "run_id": run_id, "timeout": timeout, "on_failure": "continue"},
+        ),
+    ]
 
 
 def _replicas(topo: Topology, node: NodeInfo) -> list[str]:

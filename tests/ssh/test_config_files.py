@@ -4,76 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import yaml
 from typer.testing import CliRunner, Result
 
 from redisops.cli import app
 from redisops.redisconf import parse_config
-from tests.harness import REDIS_SERVER, free_port, wait_until
+from tests.harness import wait_until
+from tests.ssh.nodes import ConfRedis
 from tests.ssh.sshd import SSHServer, SSHWorld
 
 pytestmark = [pytest.mark.sshd, pytest.mark.redis_server]
 
 runner = CliRunner()
 SECRET = "s3cr3t pass'word"
-
-
-class ConfRedis:
-    """redis-server started from a config file we write (so there is a file to edit)."""
-
-    def __init__(self, base: Path, lines: list[str], password: str | None = None) -> None:
-        self.port = free_port()
-        self.dir = base / f"conf redis {self.port}"
-        self.dir.mkdir(parents=True)
-        self.conf = self.dir / "redis.conf"
-        self.password = password
-        head = [
-            f"port {self.port}",
-            "bind 127.0.0.1",
-            f'dir "{self.dir}"',
-            'save ""',
-            "repl-diskless-sync-delay 0",
-            f'logfile "{self.dir / "redis.log"}"',
-        ]
-        self.conf.write_text("\n".join([*head, *lines]) + "\n")
-        os.chmod(self.conf, 0o640)
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        wait_until(self.up, what=f"redis-server from {self.conf}")
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(
-            port=self.port, password=self.password, socket_timeout=2, decode_responses=True
-        )
-
-    def up(self) -> bool:
-        try:
-            return bool(self.client().ping())
-        except redis.RedisError:
-            return False
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def restart(self) -> None:
-        """Kill it and start it again from its config file (as a service restart would)."""
-        self.stop()
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
-        wait_until(self.up, what=f"redis-server restarted from {self.conf}")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,8 @@ def _client_home(ssh_world: SSHWorld, monkeypatch: pytest.MonkeyPatch) -> None:
 def target(
     world: SSHWorld, srv: SSHServer, *, accept_new: bool = False, **settings: object
 ) -> SSHTarget:
-    s = SSHSettings(port=srv.port, identity_file=str(world.client_key.path))
-    s = SSHSettings(**{**{k: getattr(s, k) for k in s.__slots__}, **settings})  # type: ignore[arg-type]
+    base = SSHSettings(port=srv.port, identity_file=str(world.client_key.path))
+    s = dataclasses.replace(base, **settings)  # type: ignore[arg-type]
     return Resolver(SSHOptions(accept_new=accept_new)).node(srv.host, s).target
 
 

@@ -4,93 +4,21 @@ redis-server (daemonized, with a pid file) on the sshd's machine."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import yaml
 from typer.testing import CliRunner
 
 from redisops.cli import app
-from tests.harness import FAST_SYNC, REDIS_SERVER, RedisFactory, free_port, wait_link_up, wait_until
+from tests.harness import FAST_SYNC, RedisFactory, wait_link_up
+from tests.ssh.nodes import ServicedNode
 from tests.ssh.sshd import SSHServer, SSHWorld
 
 pytestmark = [pytest.mark.sshd, pytest.mark.redis_server]
 
 runner = CliRunner()
-
-FAKE_SERVICE = """#!/bin/sh
-# a service manager for one redis-server: $1 is the verb
-pidfile={dir}/redis.pid
-running() {{ [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }}
-echo "$1" >> {dir}/calls.log
-case "$1" in
-  start) running && exit 0
-         exec {server} --port {port} --bind 127.0.0.1 --daemonize yes --pidfile "$pidfile" \\
-              --dir {dir} --save '' --logfile {dir}/redis.log --repl-diskless-sync-delay 0 ;;
-  stop) running || exit 0
-        kill "$(cat "$pidfile")"
-        while running; do sleep 0.05; done ;;
-  restart) "$0" stop && "$0" start ;;
-  status) running ;;
-  *) echo "unknown verb $1" >&2; exit 2 ;;
-esac
-"""
-
-
-class ServicedNode:
-    """A redis-server only the fake service command starts and stops."""
-
-    def __init__(self, base: Path) -> None:
-        self.dir = base / "serviced node"  # a space: every path is quoted on the way
-        self.dir.mkdir(parents=True)
-        self.port = free_port()
-        self.script = self.dir / "fake service.sh"
-        self.script.write_text(
-            FAKE_SERVICE.format(dir=_sh(self.dir), server=REDIS_SERVER, port=self.port)
-        )
-        self.script.chmod(0o755)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def template(self) -> str:
-        return f"{_sh(self.script)} {{verb}}"
-
-    def calls(self) -> list[str]:
-        path = self.dir / "calls.log"
-        return path.read_text().split() if path.exists() else []
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
-
-    def up(self) -> bool:
-        try:
-            return bool(self.client().ping())
-        except redis.RedisError:
-            return False
-
-    def start(self) -> None:
-        subprocess.run([str(self.script), "start"], check=True)
-        wait_until(self.up, what="the serviced redis-server")
-
-    def kill(self) -> None:
-        pidfile = self.dir / "redis.pid"
-        if pidfile.exists():
-            try:
-                os.kill(int(pidfile.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-
-
-def _sh(path: Path) -> str:
-    return "'" + str(path).replace("'", "'\\''") + "'"
 
 
 @pytest.fixture
