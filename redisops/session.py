@@ -125,6 +125,13 @@ class Session:
                 found = self._ssh_nodes[key] = self._ssh_resolver.node(address.host, settings)
             return found
 
+    def open_host(self, address: Address) -> None:
+        """Connect to the node's machine now (SSH handshake, host key, login), so that the
+        connection is ready when :meth:`host` is used; nothing to do for local nodes."""
+        node_ssh = self.ssh_for(address)
+        if node_ssh is not None:
+            self.ssh_pool().connection(node_ssh.target)
+
     def ssh_pool(self) -> SSHPool:
         """The run's SSH connections (one per host), created on first use."""
         with self._ssh_lock:

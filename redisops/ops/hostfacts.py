@@ -21,7 +21,7 @@ from redisops.model import Address
 from redisops.session import Session
 from redisops.ssh.settings import DEFAULT_SERVICE
 
-WORKERS = 8
+WORKERS = 16
 FACTS_TIMEOUT_S = 30.0
 
 
@@ -45,19 +45,50 @@ def service_template(session: Session, address: Address) -> str:
 def host_facts(
     session: Session, addresses: Sequence[Address], *, workers: int = WORKERS
 ) -> dict[Address, HostFacts]:
-    """Facts for each node, gathered in parallel (at most ``workers`` hosts at a time)."""
+    """Facts for each node, gathered in parallel (at most ``workers`` threads).
+
+    Two rounds: first every SSH handshake and every Redis query at once (they wait on
+    different machines), then one shell command per host on the ready connections."""
     todo = list(dict.fromkeys(addresses))
-    if len(todo) <= 1:
-        return {a: node_facts(session, a) for a in todo}
-    with ThreadPoolExecutor(min(workers, len(todo)), "host-facts") as pool:
-        return dict(zip(todo, pool.map(lambda a: node_facts(session, a), todo), strict=True))
+    if not todo:
+        return {}
+    for address in todo:
+        # resolve the SSH settings here first (this reads ssh_config, importing paramiko),
+        # so the handshakes start at once and the Redis client is imported while they wait
+        session.ssh_for(address)
+    with ThreadPoolExecutor(min(workers, 2 * len(todo)), "host-facts") as pool:
+        opened = {a: pool.submit(_open, session, a) for a in todo}
+        from_redis = {a: pool.submit(_from_redis, session, a) for a in todo}
+        ready = {a: (opened[a].result(), from_redis[a].result()) for a in todo}
+        done = {a: pool.submit(_gather, session, a, *ready[a]) for a in todo}
+        return {a: done[a].result() for a in todo}
 
 
 def node_facts(session: Session, address: Address) -> HostFacts:
     """The facts of one node's machine (see the module docstring)."""
-    pid, binary, redis_dir, backlog, redis_error = _from_redis(session, address)
+    return _gather(session, address, _open(session, address), _from_redis(session, address))
+
+
+def _open(session: Session, address: Address) -> str:
+    """Connect to the node's host ahead of use; the error text when that fails."""
+    try:
+        session.open_host(address)
+    except HostKeyError:
+        raise
+    except RedisopsError as exc:
+        return str(exc)
+    return ""
+
+
+RedisFacts = tuple[str, str, str, int | None, str]
+
+
+def _gather(session: Session, address: Address, host_error: str, redis: RedisFacts) -> HostFacts:
+    pid, binary, redis_dir, backlog, redis_error = redis
     node = str(address)
     try:
+        if host_error:
+            raise RedisopsError(host_error)
         host = session.host(address)
         argv = ["sh", "-c", FACTS_SCRIPT, "sh", pid, redis_dir, binary]
         argv += service_argv(service_template(session, address), "status")
@@ -78,7 +109,7 @@ def node_facts(session: Session, address: Address) -> HostFacts:
     )
 
 
-def _from_redis(session: Session, address: Address) -> tuple[str, str, str, int | None, str]:
+def _from_redis(session: Session, address: Address) -> RedisFacts:
     """(pid, binary, dir, tcp-backlog, error) from the node itself; empty when it is down."""
     try:
         with session.fresh_node(address) as node:

@@ -78,11 +78,13 @@ class SSHServer:
         host_keys: list[KeyPair],
         authorized: list[KeyPair],
         log_level: str = "INFO",
+        session_env: dict[str, str] | None = None,
     ) -> None:
         self.base = base
         self.host_keys = host_keys
         self.authorized = authorized
         self.log_level = log_level
+        self.session_env = session_env or {}
         self.host = "127.0.0.1"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -113,6 +115,7 @@ class SSHServer:
             "MaxSessions 100",
             "Subsystem sftp internal-sftp",
             f"LogLevel {self.log_level}",
+            *(f"SetEnv {k}={v}" for k, v in self.session_env.items()),
         ]
         cfg = self.base / "sshd_config"
         cfg.write_text("\n".join(lines) + "\n")
@@ -199,6 +202,7 @@ class SSHWorld:
         host_keys: list[KeyPair] | None = None,
         authorized: list[KeyPair] | None = None,
         log_level: str = "INFO",
+        session_env: dict[str, str] | None = None,
     ) -> SSHServer:
         """Start an sshd. ``log_level="DEBUG1"`` logs every direct-tcpip channel (the tunnel
         tests read that), but also sends debug lines into sessions' stderr."""
@@ -210,6 +214,7 @@ class SSHWorld:
             else [self.keys["host_ed25519"], self.keys["host_rsa"]],
             authorized if authorized is not None else [self.client_key],
             log_level,
+            session_env,
         )
         self.servers.append(srv)
         return srv.start()

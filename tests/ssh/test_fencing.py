@@ -69,7 +69,9 @@ def test_fence_config_makes_the_old_master_a_replica_now_and_after_a_restart(
     old = ConfRedis(tmp_path, [])
     procs += [new, old]
     inv = write_inventory(tmp_path / "inv.yml", srv, ssh_world, [new.address, old.address])
-    result = cli(ssh_world, inv, "fence", old.address, "--to", new.address, "--fence", "config", "--yes")
+    result = cli(
+        ssh_world, inv, "fence", old.address, "--to", new.address, "--fence", "config", "--yes"
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
     steps = {s["action"]: s for s in json.loads(result.stdout)["result"]["steps"]}
     assert "now says replicaof" in steps["fence-config"]["detail"]
@@ -92,7 +94,9 @@ def test_fence_stop_stops_the_returning_master_through_its_service(
         ssh_world,
         [new.address, {"address": old.address, "ssh": {"service": old.template}}],
     )
-    result = cli(ssh_world, inv, "fence", old.address, "--to", new.address, "--fence", "stop", "--yes")
+    result = cli(
+        ssh_world, inv, "fence", old.address, "--to", new.address, "--fence", "stop", "--yes"
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
     assert not old.up()
     assert old.calls()[-1] == "stop"
@@ -131,8 +135,16 @@ def test_failover_fences_the_dead_master_on_its_host(
     dead.kill()  # the master dies; its host (the sshd) is still there
     wait_until(lambda: not dead.up(), what="master gone")
     result = cli(
-        ssh_world, inv, "failover", "--master", dead.address, "--to", replica.address,
-        "--fence", mode, "--yes",
+        ssh_world,
+        inv,
+        "failover",
+        "--master",
+        dead.address,
+        "--to",
+        replica.address,
+        "--fence",
+        mode,
+        "--yes",
     )
     assert result.exit_code == 0, result.stdout + result.stderr
     assert replica.client().info("replication")["role"] == "master"
