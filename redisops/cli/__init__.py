@@ -110,7 +110,8 @@ def _root(
     Every change can be planned with --dry-run; every command speaks --format json.
     Use --debug anywhere for tracebacks. Exit codes: 0 ok, 1 error, 2 bad input,
     3 unreachable, 4 problems found, 5 refused, 6 locked, 7 rolled back,
-    8 partially applied, 9 verification failed, 10 timed out, 12 SSH host key refused.
+    8 partially applied, 9 verification failed, 10 timed out, 11 drift found,
+    12 SSH host key refused.
     """
 
 
@@ -123,6 +124,8 @@ COMMAND_MODULES: dict[str, str] = {
     "failover": "master",
     "fence": "master",
     "lab": "lab",
+    "drift": "drift",
+    "advise": "advise",
     "host-facts": "host",
     "service": "host",
     "config-file": "host",
