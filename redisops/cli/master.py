@@ -153,15 +153,20 @@ def failover(
     yes: YesOpt = False,
     force: ForceOpt = False,
     persist: PersistOpt = False,
+    fence_mode: FenceOpt = None,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Unplanned: the master is dead. Confirm it, promote the best replica (REPLICAOF NO ONE),
-    repoint the others, and record the old master as fenced."""
+    repoint the others, and record the old master as fenced (--fence stop|config also fences
+    it on its machine over SSH)."""
     from redisops.cli.mutate import run_operation
     from redisops.errors import BadInput
     from redisops.model import parse_target
     from redisops.ops.failover import confirm_down, plan_failover
+    from redisops.ops.fence import check_fence_mode
+
+    check_fence_mode(fence_mode)
 
     if (to is None) == (not auto):
         raise BadInput(
@@ -182,6 +187,7 @@ def failover(
             max_disconnect=max_disconnect,
             dead_confirmed=down,
             persist=persist,
+            fence_mode=fence_mode,
         )
         run_operation(
             plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log

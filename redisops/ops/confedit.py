@@ -44,9 +44,6 @@ SECRET_DIRECTIVES = frozenset({"requirepass", "masterauth", "user"})
 #: what a replication change (attach, detach, switchover, failover, fence) alters
 REPLICATION_DIRECTIVES = ("replicaof", "masteruser", "masterauth")
 
-#: ``sh -c GLOB_SCRIPT sh PATTERN``: the existing paths an ``include`` pattern matches
-GLOB_SCRIPT = 'for f in $1; do [ -e "$f" ] && printf "%s\\n" "$f"; done; exit 0'
-
 Lines = list[list[str]]
 
 
@@ -76,15 +73,10 @@ def locate(session: Session, address: Address) -> tuple[str, str]:
 
 def read_config(host: Host, path: str) -> tuple[str, ConfigFile]:
     """The main file's text, and the whole configuration (includes read on the host)."""
+    from redisops.ops.drift import host_reader
+
     text = _read_text(host, path)
-
-    def reader(p: str) -> str:
-        return _read_text(host, p)
-
-    def globber(pattern: str) -> list[str]:
-        r = host.run(["sh", "-c", GLOB_SCRIPT, "sh", pattern], sudo=True).check(host.name)
-        return [line for line in r.text().splitlines() if line]
-
+    reader, globber = host_reader(host)
     return text, parse_config(text, path, reader=reader, globber=globber)
 
 

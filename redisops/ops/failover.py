@@ -20,7 +20,7 @@ from redisops.errors import Refused
 from redisops.lock import LOCK_KEY
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import persist_step, sentinel_finding
-from redisops.ops.fence import write_fence_record
+from redisops.ops.fence import host_fence_steps, write_fence_record
 from redisops.ops.switchover import _at_offset, _promoted_view, followers_of
 from redisops.plan import RunContext, action
 from redisops.retry import RetryPolicy
@@ -145,6 +145,7 @@ def plan_failover(
     max_disconnect: int = 60,
     dead_confirmed: bool = True,
     persist: bool = False,
+    fence_mode: str | None = None,
 ) -> Plan:
     findings: list[Finding] = []
     cluster = session.cluster_name
@@ -381,6 +382,12 @@ def plan_failover(
         for name in [new, *[str(x.address) for x in others]]:
             steps.append(persist_step(n, name, "its new role"))
             n += 1
+    if fence_mode is not None:
+        # on the dead master's machine (SSH): stop its service, or point its config file at
+        # the new master; after the point of no return, so a dead host only warns (exit 8)
+        fenced = host_fence_steps(fence_mode, dead, new_node.address, n, session)
+        steps += fenced
+        n += len(fenced)
     steps.append(
         Step(
             n,

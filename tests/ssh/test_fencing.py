@@ -138,6 +138,7 @@ def test_failover_fences_the_dead_master_on_its_host(
         ssh_world,
         inv,
         "failover",
+        replica.address,  # the seed to find candidates from
         "--master",
         dead.address,
         "--to",
