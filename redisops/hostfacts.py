@@ -182,17 +182,24 @@ def parse_facts(output: str, *, node: str, host: str) -> HostFacts:
 
 
 def service_state(text: str) -> str:
-    """The state a service *status* command's exit code means (LSB: 0 running, 1-3 not).
+    """The state a service *status* command's exit code means (LSB init scripts and
+    ``systemctl status``: 0 running, 3 stopped, 1/2 dead, 4 unknown service).
 
-    >>> service_state("exit=0"), service_state("exit=3"), service_state("exit=127")
-    ('running', 'stopped', 'unknown (command not found)')
+    >>> service_state("exit=0"), service_state("exit=3"), service_state("exit=1")
+    ('running', 'stopped', 'not running (exit 1)')
+    >>> service_state("exit=4"), service_state("exit=127")
+    ('unknown service (exit 4)', 'unknown (command not found)')
     """
     m = re.search(r"exit=(\d+)", text)
     code = int(m.group(1)) if m else -1
     if code == 0:
         return "running"
-    if code in (1, 2, 3):
+    if code == 3:
         return "stopped"
+    if code in (1, 2):
+        return f"not running (exit {code})"
+    if code == 4:
+        return "unknown service (exit 4)"
     if code == 127:
         return "unknown (command not found)"
     return f"unknown (exit {code})"

@@ -78,7 +78,7 @@ case "$1" in
         kill "$(cat "$pidfile")"
         while running; do sleep 0.05; done ;;
   restart) "$0" stop && "$0" start ;;
-  status) running ;;
+  status) running || exit 3 ;;
   *) echo "unknown verb $1" >&2; exit 2 ;;
 esac
 """
