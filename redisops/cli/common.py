@@ -20,6 +20,7 @@ from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.session import Session
+    from redisops.ssh.settings import SSHOptions
 
 CONN = "Connection"
 SSH = "SSH (see docs/ssh.md)"
@@ -233,16 +234,7 @@ class Connection:
     def session(self, seeds: Sequence[str], **kwargs: Any) -> Session:
         from redisops.output import note
         from redisops.session import build_session
-        from redisops.ssh.settings import SSHOptions
 
-        ssh = SSHOptions(
-            user=self.ssh_user,
-            port=self.ssh_port,
-            key=str(self.ssh_key) if self.ssh_key else None,
-            known_hosts=str(self.ssh_known_hosts) if self.ssh_known_hosts else None,
-            accept_new=self.ssh_accept_new,
-            via_ssh=self.via_ssh,
-        )
         return build_session(
             seeds=seeds,
             cluster=self.cluster,
@@ -256,9 +248,33 @@ class Connection:
             sentinels=self.sentinel or [],
             sentinel_master=self.sentinel_master,
             connect_timeout=self.connect_timeout,
-            ssh=ssh,
+            ssh=self.ssh_options(),
             notify=note,
             **kwargs,
+        )
+
+    def ssh_options(self) -> SSHOptions | None:
+        """The --ssh-* options, or None when none was given (then only the inventory's
+        ssh: settings make a node use SSH, and the SSH modules are not even imported)."""
+        given = (
+            self.ssh_user,
+            self.ssh_port,
+            self.ssh_key,
+            self.ssh_known_hosts,
+            self.ssh_accept_new,
+            self.via_ssh,
+        )
+        if not any(given):
+            return None
+        from redisops.ssh.settings import SSHOptions
+
+        return SSHOptions(
+            user=self.ssh_user,
+            port=self.ssh_port,
+            key=str(self.ssh_key) if self.ssh_key else None,
+            known_hosts=str(self.ssh_known_hosts) if self.ssh_known_hosts else None,
+            accept_new=self.ssh_accept_new,
+            via_ssh=self.via_ssh,
         )
 
 
