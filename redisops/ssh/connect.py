@@ -34,6 +34,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CONNECT_RETRY = RetryPolicy(attempts=3, wait_initial=0.2, wait_max=1.0)
 KEEPALIVE_S = 30
+#: Rekey after 2**32 cipher blocks (64 GiB) or 2**31 packets, RFC 4344's bounds for
+#: 128-bit block ciphers, instead of paramiko's 512 MiB: a rekey that paramiko starts in the
+#: middle of a long exec-channel stream can deadlock its transport thread (paramiko#822,
+#: open), which would cut off a multi-GB copy.
+REKEY_BYTES = 2**36
+REKEY_PACKETS = 2**31
 CHANNEL_TIMEOUT_S = 10.0
 
 Notify = Callable[[str], None]
@@ -221,6 +227,8 @@ def connect(
         _verify(target, known, transport, notify)
         _authenticate(target, transport)
         transport.set_keepalive(KEEPALIVE_S)
+        transport.packetizer.REKEY_BYTES = REKEY_BYTES
+        transport.packetizer.REKEY_PACKETS = REKEY_PACKETS
     except BaseException:
         transport.close()
         raise
