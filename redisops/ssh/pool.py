@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from redisops.errors import RedisopsError
 from redisops.retry import RetryPolicy
 from redisops.ssh.connect import CONNECT_RETRY, Notify, SSHConnection, connect
 from redisops.ssh.settings import NodeSSH, SSHTarget
@@ -54,7 +55,7 @@ class SSHPool:
         with key_lock:
             failed = self._failed.get(target.key)
             if failed is not None:
-                raise failed
+                raise _again(failed)
             conn = self._conns.get(target.key)
             if conn is not None and conn.alive:
                 return conn
@@ -128,3 +129,11 @@ class SSHPool:
             fwd.close()
         for conn in conns:
             conn.close()
+
+
+def _again(exc: BaseException) -> BaseException:
+    """The error a host failed with, as a new exception (the first one's traceback is not
+    shared between the threads that ask again)."""
+    if isinstance(exc, RedisopsError):
+        return type(exc)(exc.message, hint=exc.hint)
+    return exc

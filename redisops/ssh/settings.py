@@ -236,28 +236,8 @@ class Resolver:
             port = opts.port or s.port or port
         user = user or cfg.get("user") or _local_user()
         port = port or _port(str(cfg.get("port", 22)), f"Port of {host}")
-        identities: list[str] = []
-        if opts.key:
-            identities.append(os.path.expanduser(opts.key))
-        if s.identity_file:
-            identities.append(os.path.expanduser(s.identity_file))
-        identities += _files(cfg.get("identityfile"))
-        explicit = bool(identities)
-        if not identities:
-            identities = [os.path.expanduser(p) for p in DEFAULT_IDENTITIES]
-        if opts.known_hosts:
-            user_kh = [os.path.expanduser(opts.known_hosts)]
-        elif s.known_hosts:
-            user_kh = [os.path.expanduser(s.known_hosts)]
-        elif "userknownhostsfile" in cfg:
-            user_kh = _files(cfg.get("userknownhostsfile"))
-        else:
-            user_kh = [os.path.expanduser(p) for p in DEFAULT_USER_KNOWN_HOSTS]
-        global_kh = (
-            _files(cfg.get("globalknownhostsfile"))
-            if "globalknownhostsfile" in cfg
-            else list(DEFAULT_GLOBAL_KNOWN_HOSTS)
-        )
+        identities, explicit = _identities(opts, s, cfg)
+        user_kh, global_kh = _known_hosts_files(opts, s, cfg)
         jump_spec = (s.proxy_jump if final else None) or cfg.get("proxyjump")
         via: SSHTarget | None = None
         if jump_spec and str(jump_spec).lower() != "none" and not no_jump:
@@ -307,6 +287,31 @@ class Resolver:
             last = hop if last is None else replace(hop, via=last)
         assert last is not None
         return last
+
+
+def _identities(opts: SSHOptions, s: SSHSettings, cfg: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """Key files to try, most specific first, and whether any was named (OpenSSH tries its
+    default files only when no IdentityFile is given)."""
+    named = [os.path.expanduser(k) for k in (opts.key, s.identity_file) if k]
+    named += _files(cfg.get("identityfile"))
+    if named:
+        return named, True
+    return [os.path.expanduser(p) for p in DEFAULT_IDENTITIES], False
+
+
+def _known_hosts_files(
+    opts: SSHOptions, s: SSHSettings, cfg: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
+    """(user files, system files): the first user file is where accept-new records."""
+    if opts.known_hosts or s.known_hosts:
+        user = [os.path.expanduser(str(opts.known_hosts or s.known_hosts))]
+    elif "userknownhostsfile" in cfg:
+        user = _files(cfg.get("userknownhostsfile"))
+    else:
+        user = [os.path.expanduser(p) for p in DEFAULT_USER_KNOWN_HOSTS]
+    if "globalknownhostsfile" in cfg:
+        return user, _files(cfg.get("globalknownhostsfile"))
+    return user, list(DEFAULT_GLOBAL_KNOWN_HOSTS)
 
 
 def route(target: SSHTarget) -> list[SSHTarget]:
