@@ -122,3 +122,47 @@ def test_put_and_fetch_stream_and_hash_and_agree_with_the_remote_sha256(
     assert remote.fetch(str(dest), back) == (len(data), digest)
     assert back.read_bytes() == data
     assert [p.name for p in remote_dir.iterdir()] == [dest.name]
+
+
+FAKE_SUDO = """#!/bin/sh
+# records how it is called; like sudo -n for a user allowed everything, refuses without -n
+echo "$1 $2 $3" >> {log}
+[ "$1" = -n ] || {{ echo "sudo: a password is required" >&2; exit 1; }}
+shift
+[ "$1" = -- ] && shift
+exec "$@"
+"""
+
+
+def test_sudo_true_runs_privileged_work_and_file_access_through_sudo_n(
+    ssh_world: SSHWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(ssh_world.home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "sudo.log"
+    (bindir / "sudo").write_text(FAKE_SUDO.format(log=log))
+    (bindir / "sudo").chmod(0o755)
+    srv = ssh_world.server(session_env={"PATH": f"{bindir}:/usr/sbin:/usr/bin:/sbin:/bin"})
+    ssh_world.trust(srv)
+    settings = SSHSettings(port=srv.port, identity_file=str(ssh_world.client_key.path), sudo=True)
+    pool = SSHPool(retry=NO_RETRY)
+    try:
+        host = pool.host(Resolver(SSHOptions()).node("127.0.0.1", settings))
+        assert host.run(["id", "-u"]).stdout.strip() == b"0"
+        assert not log.exists()  # not privileged: no sudo
+        assert host.run(["printf", "%s", "a b"], sudo=True).stdout == b"a b"
+        target = tmp_path / "conf dir" / "redis.conf"
+        target.parent.mkdir()
+        target.write_text("port 1\n")
+        st = host.stat(str(target))
+        assert st is not None and st.size == 7
+        assert host.read_bytes(str(target)) == b"port 1\n"
+        backup = host.write_atomic(str(target), b"port 2\n")
+        assert target.read_text() == "port 2\n" and backup is not None
+        assert host.stat(str(target.parent / "missing")) is None
+        calls = log.read_text().splitlines()
+        assert calls == ["-n -- printf", "-n -- stat", "-n -- cat", "-n -- sh", "-n -- stat"]
+    finally:
+        pool.close()

@@ -167,3 +167,69 @@ def test_jump_host_carries_the_connection_and_checks_its_own_host_key(
         pool.close()
     assert inner.port in forwarded_ports(bastion)
     assert not forwarded_ports(inner)
+
+
+def test_two_jump_hosts_in_a_row_each_forward_to_the_next(
+    ssh_world: SSHWorld, redis_factory: RedisFactory
+) -> None:
+    first = ssh_world.server(log_level="DEBUG1")
+    second = ssh_world.server(log_level="DEBUG1")
+    inner = ssh_world.server(log_level="DEBUG1")
+    for srv in (first, second, inner):
+        ssh_world.trust(srv)
+    node = redis_factory.start()
+    node.client().set("hops", "2")
+    inv = {
+        "clusters": {
+            "c": {
+                "nodes": [node.address],
+                "ssh": {
+                    "port": inner.port,
+                    "identity_file": str(ssh_world.client_key.path),
+                    "proxy_jump": f"127.0.0.1:{first.port},root@127.0.0.1:{second.port}",
+                    "tunnel": True,
+                },
+            }
+        }
+    }
+    path = ssh_world.base / "inv.yml"
+    path.write_text(yaml.safe_dump(inv))
+    session = build_session(cluster="c", inventory=path)
+    with session:
+        assert session.node(Address.parse(node.address)).execute("GET", "hops") == "2"
+    assert forwarded_ports(first) == [second.port]
+    assert forwarded_ports(second) == [inner.port]
+    assert forwarded_ports(inner) == [node.port]
+
+
+def test_switchover_works_unchanged_through_the_tunnel(
+    ssh_world: SSHWorld, redis_factory: RedisFactory
+) -> None:
+    srv = ssh_world.server(log_level="DEBUG1")
+    ssh_world.trust(srv)
+    master = redis_factory.start(FAST_SYNC)
+    replica = redis_factory.start({**FAST_SYNC, "replicaof": f"127.0.0.1 {master.port}"})
+    wait_link_up(replica)
+    master.client().set("before", "switchover")
+    result = runner.invoke(
+        app,
+        [
+            "switchover",
+            "--to",
+            replica.address,
+            "--yes",
+            "--via-ssh",
+            "--ssh-port",
+            str(srv.port),
+            "--ssh-key",
+            str(ssh_world.client_key.path),
+            "-o",
+            "json",
+        ],
+        env=ssh_world.cli_env(),
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert replica.info("replication")["role"] == "master"
+    assert master.info("replication")["role"] == "slave"
+    assert replica.client().get("before") == "switchover"
+    assert {master.port, replica.port} <= set(forwarded_ports(srv))
