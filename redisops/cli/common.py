@@ -235,6 +235,7 @@ class Connection:
         from redisops.output import note
         from redisops.session import build_session
 
+        kwargs.setdefault("connect_timeout", self.connect_timeout)
         return build_session(
             seeds=seeds,
             cluster=self.cluster,
@@ -247,7 +248,6 @@ class Connection:
             key=self.key,
             sentinels=self.sentinel or [],
             sentinel_master=self.sentinel_master,
-            connect_timeout=self.connect_timeout,
             ssh=self.ssh_options(),
             notify=note,
             **kwargs,
