@@ -232,6 +232,8 @@ class SSHWorld:
             "XDG_STATE_HOME": str(self.base / "state"),
             "REDISCLI_AUTH": "",
             "SSH_AUTH_SOCK": None,
+            # named so CliRunner restores it: --debug sets it in os.environ
+            "REDISOPS_DEBUG": None,
             **extra,
         }
 
