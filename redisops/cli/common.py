@@ -138,6 +138,18 @@ SentinelMasterOpt = Annotated[
 ]
 
 
+RenameOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rename-command",
+        metavar="CMD=NEWNAME",
+        help="A command the nodes renamed (their rename-command line), e.g. CONFIG=SECRETCFG; "
+        "CONFIG= when disabled (repeatable).",
+        rich_help_panel=CONN,
+    ),
+]
+
+
 SSHUserOpt = Annotated[
     str | None,
     typer.Option("--ssh-user", metavar="NAME", help="SSH login name.", rich_help_panel=SSH),
@@ -200,6 +212,7 @@ _CONNECTION_PARAMS: list[tuple[str, Any, Any]] = [
     ("sentinel", SentinelOpt, None),
     ("sentinel_master", SentinelMasterOpt, None),
     ("connect_timeout", ConnectTimeoutOpt, 1.5),
+    ("rename_command", RenameOpt, None),
     ("ssh_user", SSHUserOpt, None),
     ("ssh_port", SSHPortOpt, None),
     ("ssh_key", SSHKeyOpt, None),
@@ -224,6 +237,7 @@ class Connection:
     sentinel: list[str] | None = None
     sentinel_master: str | None = None
     connect_timeout: float = 1.5
+    rename_command: list[str] | None = None
     ssh_user: str | None = None
     ssh_port: int | None = None
     ssh_key: Path | None = None
@@ -248,6 +262,7 @@ class Connection:
             key=self.key,
             sentinels=self.sentinel or [],
             sentinel_master=self.sentinel_master,
+            renamed_commands=self.rename_command or [],
             ssh=self.ssh_options(),
             notify=note,
             **kwargs,
