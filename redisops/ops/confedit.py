@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redisops.errors import BadInput, CommandFailed, RedisopsError
-from redisops.host import Host
-from redisops.model import Address, Finding, Plan, Step
+from redisops.host import Host, is_local_address
+from redisops.model import Address, Finding, NodeInfo, Plan, Step
 from redisops.plan import RunContext, action
 from redisops.redisconf import (
     ConfigFile,
@@ -48,6 +48,17 @@ Lines = list[list[str]]
 
 
 # ----------------------------------------------------------------------------- finding, reading
+
+
+def can_edit_config_file(session: Session, node: NodeInfo) -> bool:
+    """Whether the ``--persist`` fallback can write the node's config file itself: it has
+    one (inventory ``config_file``, or ``INFO server`` names it) on a machine redisops can
+    reach (SSH settings for the node, or this machine)."""
+    settings = session.ssh_settings(node.address)
+    path = (settings.config_file if settings is not None else None) or node.info.get("config_file")
+    if not path:
+        return False
+    return settings is not None or is_local_address(node.address.host)
 
 
 def locate(session: Session, address: Address) -> tuple[str, str]:

@@ -615,7 +615,7 @@ class _DirectPlan:
             )
         findings += command_refusals(self.command_needs())
         if self.persist:
-            block = persist_refusal([self.new, *self.others])
+            block = persist_refusal([self.new, *self.others], self.session)
             if block is not None:
                 findings.append(block)
         full = sum(1 for p in preds if p.sync == "full")

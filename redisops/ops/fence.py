@@ -208,7 +208,7 @@ def plan_fence(
                 o,
             )
         )
-    persist_block = persist_refusal([old]) if persist else None
+    persist_block = persist_refusal([old], session) if persist else None
     if persist_block is not None:
         findings.append(persist_block)
     steps = [
