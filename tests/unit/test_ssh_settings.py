@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from redisops.errors import BadInput, HostKeyError, InventoryError
-from redisops.inventory import SSHSettings, parse_inventory
-from redisops.model import Address
+from redisops.inventory import ConnectOptions, SSHSettings, parse_inventory
+from redisops.model import Address, NodeInfo
 from redisops.ssh import known_hosts
 from redisops.ssh.settings import Resolver, SSHOptions, route
 
@@ -174,3 +174,40 @@ def test_recorded_lines_are_appended_under_a_lock_with_0600(tmp_path: Path) -> N
     assert lines[1].startswith("|1|") and known_hosts.host_matches("db2", lines[1].split()[0])
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+# ----------------------------------------------------------------------------- --persist
+
+
+def test_persist_is_refused_only_where_no_config_file_can_be_edited(tmp_path: Path) -> None:
+    """CONFIG renamed away: --persist still works when redisops can edit the node's file
+    itself (on this machine, or over SSH with config_file); otherwise preflight refuses."""
+    import dataclasses
+
+    from redisops.inventory import ClusterConfig
+    from redisops.ops.common import persist_refusal
+    from redisops.session import Session
+    from tests.builders import master
+
+    def hardened(address: str, config_file: str = "") -> NodeInfo:
+        node = master(address)
+        info = {**node.info, "config_file": config_file}
+        return dataclasses.replace(node, info=info, unavailable=frozenset({"CONFIG"}))
+
+    remote = Address("192.0.2.7", 6379)
+    cluster = ClusterConfig(
+        "c",
+        (),
+        ssh=SSHSettings(user="ops"),
+        node_ssh={remote: SSHSettings(config_file="/etc/redis/redis.conf")},
+    )
+    with_file = Session(ConnectOptions(), cluster=cluster)
+    bare = Session(ConnectOptions())
+    local = hardened("127.0.0.1:7000", "/etc/redis/7000.conf")
+    far = hardened("192.0.2.7:6379")
+    assert persist_refusal([local], bare) is None
+    assert persist_refusal([far], with_file) is None
+    refusal = persist_refusal([far, hardened("127.0.0.1:7001")], bare)
+    assert refusal is not None and refusal.code == "persist_unavailable"
+    assert "192.0.2.7:6379, 127.0.0.1:7001" in refusal.message
+    assert "config_file" in refusal.message
