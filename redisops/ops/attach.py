@@ -113,7 +113,7 @@ def plan_attach(
                 r,
             )
         )
-    findings += _hardened_findings(replica, master, creds, opts)
+    findings += _hardened_findings(replica, master, creds, opts, session)
     for ret, (_, age) in zip(returning, known_followers, strict=True):
         findings.append(
             Finding(
@@ -455,7 +455,7 @@ def _auth_steps(replica: NodeInfo, master: NodeInfo, creds: Credentials, n: int)
 
 
 def _hardened_findings(
-    replica: NodeInfo, master: NodeInfo, creds: Credentials, opts: Options
+    replica: NodeInfo, master: NodeInfo, creds: Credentials, opts: Options, session: Session
 ) -> list[Finding]:
     """What cannot be checked or done on nodes where CONFIG is renamed or disabled."""
     out = [
@@ -472,7 +472,7 @@ def _hardened_findings(
                 else ""
             ),
         ),
-        persist_refusal([replica]) if opts.persist else None,
+        persist_refusal([replica], session) if opts.persist else None,
     ]
     return [f for f in out if f is not None]
 
