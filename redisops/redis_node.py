@@ -23,7 +23,7 @@ from redisops.retry import CONNECT_RETRY, RetryPolicy
 if TYPE_CHECKING:  # pragma: no cover
     import redis
 
-#: INFO sections every probe reads (Redis 7 accepts several at once).
+#: INFO sections every probe reads, one ``INFO <section>`` each (see :func:`info_commands`).
 PROBE_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "keyspace")
 
 #: CONFIG keys every probe reads. Never a secret (no requirepass, no masterauth).
@@ -48,6 +48,8 @@ PROBE_CONFIG = (
     "replica-announce-ip",
     "replica-announce-port",
     "masteruser",
+    "dual-channel-replication-enabled",  # Valkey 8+
+    "rdb-version-check",  # Valkey 8.1+
 )
 
 SENTINEL_HELLO = "__sentinel__:hello"
@@ -65,6 +67,24 @@ def _text(value: Any) -> Any:
 def _pairs(reply: Sequence[Any]) -> dict[str, str]:
     items = [_text(x) for x in reply]
     return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+
+
+def info_commands(sections: Sequence[str]) -> list[tuple[str, ...]]:
+    """The commands that read ``sections``: one ``INFO <section>`` per section.
+
+    ``INFO a b`` exists only since Redis 7.0 (6.2 answers "syntax error"), and which
+    server a node runs is known only from its INFO reply. One command per section works on
+    every server and, pipelined, costs the same single round trip.
+
+    >>> info_commands(["replication", "stats"])
+    [('INFO', 'replication'), ('INFO', 'stats')]
+    """
+    return [("INFO", s) for s in sections] or [("INFO",)]
+
+
+def config_commands(keys: Sequence[str]) -> list[tuple[str, ...]]:
+    """One ``CONFIG GET <key>`` per key, for the same reason (several keys: 7.0+)."""
+    return [("CONFIG", "GET", k) for k in keys]
 
 
 class RedisNode:
@@ -220,14 +240,21 @@ class RedisNode:
 
     # ------------------------------------------------------------------ reads
     def probe(self) -> NodeInfo:
-        """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O."""
+        """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O.
+
+        A node that answers is never reported unreachable because of its version: every
+        command here exists on each supported server (see :mod:`redisops.versions`), and a
+        section or key a server lacks just comes back empty. Only a node that answers but
+        refuses ``INFO replication`` (an ACL, say) cannot be read; its error says so.
+        """
+        n_info, n_config = len(PROBE_SECTIONS), len(PROBE_CONFIG)
         t0 = time.perf_counter()
         try:
             replies = self.pipeline(
                 [
-                    ("INFO", *PROBE_SECTIONS),
+                    *info_commands(PROBE_SECTIONS),
                     ("ROLE",),
-                    ("CONFIG", "GET", *PROBE_CONFIG),
+                    *config_commands(PROBE_CONFIG),
                     ("PUBSUB", "NUMSUB", SENTINEL_HELLO),
                     ("GET", FENCE_KEY),
                 ],
@@ -239,12 +266,23 @@ class RedisNode:
                 address=self.address, reachable=False, error=reason, read_at=time.time()
             )
         rtt = (time.perf_counter() - t0) * 1000.0
-        info_reply, role_reply, config_reply, numsub, fence = replies
-        if isinstance(info_reply, CommandFailed):
+        info_replies = dict(zip(PROBE_SECTIONS, replies[:n_info], strict=True))
+        role_reply = replies[n_info]
+        config_replies = replies[n_info + 1 : n_info + 1 + n_config]
+        numsub, fence = replies[n_info + 1 + n_config :]
+        refused = info_replies["replication"]
+        if isinstance(refused, CommandFailed):
+            reason = refused.message.removeprefix(f"{self.address}: ")
             return NodeInfo(
-                address=self.address, reachable=False, error=info_reply.message, read_at=time.time()
+                address=self.address,
+                reachable=False,
+                error=f"it answers, but cannot be read: {reason}",
+                read_at=time.time(),
             )
-        info = parse_info(str(info_reply))
+        info: dict[str, str] = {}
+        for reply in info_replies.values():
+            if not isinstance(reply, CommandFailed):
+                info.update(parse_info(str(reply)))
         role = None
         if isinstance(role_reply, list):
             try:
@@ -252,8 +290,9 @@ class RedisNode:
             except (ValueError, IndexError, TypeError):
                 role = None
         config: dict[str, str] = {}
-        if isinstance(config_reply, list):
-            config = _pairs(config_reply)
+        for reply in config_replies:
+            if isinstance(reply, list):
+                config.update(_pairs(reply))
         extra: dict[str, str] = {}
         if isinstance(numsub, list) and len(numsub) == 2:
             extra["redisops_sentinel_subscribers"] = str(numsub[1])
@@ -271,11 +310,18 @@ class RedisNode:
             rtt_ms=rtt,
         )
 
-    def info(self, *sections: str) -> dict[str, str]:
-        return parse_info(str(self.execute("INFO", *sections)))
+    def info(self, *sections: str, timeout: float | None = None) -> dict[str, str]:
+        """INFO fields of ``sections`` (all default sections when none), one round trip."""
+        out: dict[str, str] = {}
+        for reply in self.pipeline(info_commands(sections), timeout=timeout):
+            out.update(parse_info(str(reply)))
+        return out
 
     def config_get(self, *keys: str) -> dict[str, str]:
-        return _pairs(self.execute("CONFIG", "GET", *keys))
+        out: dict[str, str] = {}
+        for reply in self.pipeline(config_commands(keys)):
+            out.update(_pairs(reply))
+        return out
 
     def config_set(self, key: str, value: str) -> None:
         self.execute("CONFIG", "SET", key, value)
