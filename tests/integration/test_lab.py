@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from redisops.lab import free_base_port
-from tests.harness import HAVE_REDIS, SKIP_REASON, wait_until
+from tests.harness import wait_until
+from tests.servers import ServerSpec
 
 
 def raw(port: int, *args: str) -> bytes:
@@ -139,15 +140,21 @@ def test_lab_up_fails_cleanly_on_a_busy_port(lab: Lab) -> None:
 
 
 @pytest.mark.redis_server
-@pytest.mark.skipif(not HAVE_REDIS, reason=SKIP_REASON)
-def test_same_lab_with_real_redis_server(tmp_path: Path) -> None:
+@pytest.mark.every_server
+def test_same_lab_with_real_redis_server(tmp_path: Path, server: ServerSpec) -> None:
     lab = Lab(tmp_path)
     base = free_base_port(3)
+    binary = str(server.binary())
     try:
-        lab.run("lab", "up", "--engine", "redis-server", "--base-port", str(base))
+        up = lab.run(
+            "lab", "up", "--engine", "redis-server", "--binary", binary, "--base-port", str(base)
+        )
+        assert f"lab up ({server.product} {server.version}, star)" in up.stdout
         nodes = json.loads(lab.run("status", f"127.0.0.1:{base}", "-o", "json").stdout)["nodes"]
         assert [n["role"] for n in nodes] == ["master", "replica", "replica"]
-        assert nodes[0]["version"] == "7.0.15"
+        assert nodes[0]["version"] == server.version
+        assert nodes[0]["server"] == server.product
+        assert nodes[0]["rdb_format"] == server.server.rdb_format
         lab.run("lab", "kill", str(base + 2))
         st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
         assert [n["alive"] for n in st["nodes"]] == [True, True, False]
@@ -161,10 +168,7 @@ def test_same_lab_with_real_redis_server(tmp_path: Path) -> None:
         lab.run("lab", "down", check=False)
 
 
-@pytest.mark.skipif(
-    shutil.which("redis-cli") is None,
-    reason="redis-cli not installed (apt-get install redis-tools)",
-)
+@pytest.mark.tool("redis-cli", apt="redis-tools")
 def test_redis_cli_works_against_the_embedded_lab(tmp_path: Path) -> None:
     lab = Lab(tmp_path)
     base = free_base_port(3)
