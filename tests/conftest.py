@@ -12,16 +12,41 @@ is skipped with the reason on a developer's machine, and fails under ``CI=true``
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness import RedisFactory, missing, require
+from tests.integration.predictions import LOG_ENV, summary
 from tests.servers import BY_NAME, DEFAULT, ServerSpec, matrix
 
 SSHD = "/usr/sbin/sshd"
+_OWN_LOG = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One prediction log per run (pytest-xdist workers inherit the variable)."""
+    if LOG_ENV not in os.environ:
+        fd, path = tempfile.mkstemp(prefix="redisops-predictions-", suffix=".jsonl")
+        os.close(fd)
+        os.environ[LOG_ENV] = path
+        config.stash[_OWN_LOG] = path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    path = terminalreporter.config.stash.get(_OWN_LOG, None)
+    if path is None:
+        return
+    lines = summary(Path(path))
+    if lines:
+        terminalreporter.write_sep("-", "engine predictions vs real resyncs, per server")
+        for line in lines:
+            terminalreporter.write_line(line)
+    Path(path).unlink(missing_ok=True)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

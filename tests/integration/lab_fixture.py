@@ -38,6 +38,7 @@ from tests.harness import (
     star_of,
     wait_until,
 )
+from tests.integration.predictions import record
 from tests.servers import BY_NAME
 
 FAST: dict[str, str] = dict(FAST_SYNC)
@@ -347,7 +348,8 @@ def cli(*args: str, env: Mapping[str, str] | None = None, input: str | None = No
 
 
 def attach(replica: Node, master: Node, *extra: str, env: Mapping[str, str] | None = None) -> Run:
-    return cli(
+    """``redisops attach`` in JSON; a prediction it verified is recorded for the summary."""
+    run = cli(
         "attach",
         replica.address,
         "--to",
@@ -359,6 +361,12 @@ def attach(replica: Node, master: Node, *extra: str, env: Mapping[str, str] | No
         *extra,
         env=env,
     )
+    if run.code == 0 and run.stdout.startswith("{"):
+        doc = run.json
+        observed = (doc.get("result") or {}).get("observed") or {}
+        if "observed_sync" in observed:
+            record(replica.backend.name, doc["prediction"]["sync"], observed["observed_sync"])
+    return run
 
 
 def audit_lines(state_home: Path) -> list[dict[str, Any]]:
