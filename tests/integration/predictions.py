@@ -71,12 +71,13 @@ def summary(path: Path) -> list[str]:
             rows[rec["server"]].append(rec)
     if not rows:
         return []
-    out = [f"{'server':<12} {'checked':>7} {'held':>5}  mismatches"]
+    width = max(len(s) for s in rows)
+    out = [f"{'server':<{width}} {'checked':>7} {'held':>5}  mismatches"]
     for server in sorted(rows):
         recs = rows[server]
         bad = [r for r in recs if r["predicted"] != r["observed"]]
         listed = "; ".join(
             f"{r['scenario']}: predicted {r['predicted']}, observed {r['observed']}" for r in bad
         )
-        out.append(f"{server:<12} {len(recs):>7} {len(recs) - len(bad):>5}  {listed or '-'}")
+        out.append(f"{server:<{width}} {len(recs):>7} {len(recs) - len(bad):>5}  {listed or '-'}")
     return out
