@@ -310,10 +310,10 @@ class RedisNode:
             rtt_ms=rtt,
         )
 
-    def info(self, *sections: str, timeout: float | None = None) -> dict[str, str]:
+    def info(self, *sections: str) -> dict[str, str]:
         """INFO fields of ``sections`` (all default sections when none), one round trip."""
         out: dict[str, str] = {}
-        for reply in self.pipeline(info_commands(sections), timeout=timeout):
+        for reply in self.pipeline(info_commands(sections)):
             out.update(parse_info(str(reply)))
         return out
 
