@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redisops.errors import BadInput
 from redisops.inventory import (
@@ -22,6 +23,9 @@ from redisops.model import Address, NodeInfo, NodeSpec, Topology, parse_target
 from redisops.redis_node import RedisNode
 from redisops.retry import CONNECT_RETRY, RetryPolicy
 from redisops.topology import discover
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.host import Host
 
 
 @dataclass
@@ -68,6 +72,16 @@ class Session:
     def fresh_node(self, address: Address, retry: RetryPolicy | None = None) -> RedisNode:
         """A new, uncached adapter (for a second connection, e.g. a writer or a lock holder)."""
         return RedisNode(address, self.options_for(address), retry or self.retry)
+
+    def host(self, address: Address) -> Host:
+        """Shell and file access to the machine that runs ``address`` (see :mod:`redisops.host`).
+
+        Nodes on this machine get a :class:`~redisops.host.LocalHost`; other nodes need the SSH
+        layer, which takes over this method when SSH settings are configured.
+        """
+        from redisops.host import local_host_for
+
+        return local_host_for(address.host, str(address))
 
     def probe(self, address: Address) -> NodeInfo:
         # each probe gets its own connection: discovery probes in parallel threads
