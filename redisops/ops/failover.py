@@ -21,7 +21,12 @@ from redisops.lock import LOCK_KEY
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import persist_step, sentinel_finding
 from redisops.ops.fence import write_fence_record
-from redisops.ops.switchover import _at_offset, _promoted_view, followers_of
+from redisops.ops.switchover import (
+    _at_offset,
+    _promoted_view,
+    followers_of,
+    partial_only_findings,
+)
 from redisops.plan import RunContext, action
 from redisops.retry import RetryPolicy
 from redisops.session import Session
@@ -291,6 +296,7 @@ def plan_failover(
                     p.replica,
                 )
             )
+    findings += partial_only_findings(new_node, others, {p.replica: p.sync for p in preds})
     prediction.update(
         {
             "sync": "partial" if all(p.sync == "partial" for p in preds) else "full",

@@ -155,6 +155,30 @@ def test_upgrade_switchover_from_redis_6_2_to_redis_7_0_keeps_the_old_nodes_part
     record_switchover("redis-6.2 -> redis-7.0", doc)
 
 
+def test_failover_to_a_valkey_replica_warns_about_the_redis_replica_and_resyncs_it_partially(
+    redis_factory: RedisFactory, env: dict[str, str]
+) -> None:
+    m = start(redis_factory, REDIS_7_0)
+    r = start(redis_factory, REDIS_7_0)
+    v = start(redis_factory, VALKEY_8_1)
+    for node in (r, v):
+        replicate(node, m)
+    in_sync_everywhere(m, [r, v], "before")
+    full_before = full_syncs([r, v])
+    m.kill()
+    seeds = (r.address, v.address)
+    code, doc, result = invoke_json(
+        env, "failover", "--master", m.address, *seeds, "--to", v.address, "--yes"
+    )
+    assert code == 0, result.stderr
+    assert set(findings(doc, "partial_only")) == {r.address}
+    assert doc["prediction"]["sync"] == "partial"
+    assert role_of(v) == "master" and master_of(r) == v.address
+    assert full_syncs([r, v]) == full_before
+    in_sync_everywhere(v, [r], "after")
+    record_switchover("redis-7.0 -> valkey-8.1", doc)
+
+
 def test_switching_back_from_valkey_to_redis_is_refused_as_a_downgrade_unless_forced(
     redis_factory: RedisFactory, env: dict[str, str]
 ) -> None:
