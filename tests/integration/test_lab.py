@@ -34,6 +34,13 @@ def raw(port: int, *args: str) -> bytes:
         return data
 
 
+def lab_base_port(count: int) -> int:
+    """Free ports for a lab, searched from a range of this pytest-xdist worker's own, so
+    two workers starting labs at the same moment do not pick the same ports."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return free_base_port(count, start=17000 + 3000 * int(worker or 0))
+
+
 class Lab:
     def __init__(self, tmp: Path, env_path: str | None = None) -> None:
         self.env = dict(
@@ -70,7 +77,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 def test_embedded_lab_serves_redis_protocol_with_no_redis_installed(lab: Lab) -> None:
-    base = free_base_port(3)
+    base = lab_base_port(3)
     out = lab.run("lab", "up", "--base-port", str(base))
     assert f"127.0.0.1:{base}  master" in out.stdout
     assert raw(base, "PING") == b"+PONG\r\n"
@@ -85,7 +92,7 @@ def test_embedded_lab_serves_redis_protocol_with_no_redis_installed(lab: Lab) ->
 
 
 def test_lab_drills_kill_restart_pause_partition(lab: Lab) -> None:
-    base = free_base_port(3)
+    base = lab_base_port(3)
     lab.run("lab", "up", "--base-port", str(base), "--topology", "chain")
     lab.run("lab", "kill", str(base + 1))
     st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
@@ -112,7 +119,7 @@ def test_lab_drills_kill_restart_pause_partition(lab: Lab) -> None:
 
 
 def test_lab_refuses_bad_requests_with_one_line_errors(lab: Lab) -> None:
-    base = free_base_port(2)
+    base = lab_base_port(2)
     lab.run("lab", "up", "--base-port", str(base), "--nodes", "2")
     again = lab.run("lab", "up", "--base-port", str(base + 10), check=False)
     assert (
@@ -143,7 +150,7 @@ def test_lab_up_fails_cleanly_on_a_busy_port(lab: Lab) -> None:
 @pytest.mark.every_server
 def test_same_lab_with_real_redis_server(tmp_path: Path, server: ServerSpec) -> None:
     lab = Lab(tmp_path)
-    base = free_base_port(3)
+    base = lab_base_port(3)
     binary = str(server.binary())
     try:
         up = lab.run(
@@ -171,7 +178,7 @@ def test_same_lab_with_real_redis_server(tmp_path: Path, server: ServerSpec) -> 
 @pytest.mark.tool("redis-cli", apt="redis-tools")
 def test_redis_cli_works_against_the_embedded_lab(tmp_path: Path) -> None:
     lab = Lab(tmp_path)
-    base = free_base_port(3)
+    base = lab_base_port(3)
     try:
         lab.run("lab", "up", "--base-port", str(base))
         cli = shutil.which("redis-cli")
