@@ -17,6 +17,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any
 
 from redisops.errors import BadInput
@@ -188,7 +189,9 @@ def parse_target(text: str) -> NodeSpec:
 class NodeInfo:
     """One node as read at one moment: INFO fields, ROLE, selected CONFIG values.
 
-    ``reachable=False`` nodes carry only ``address`` and ``error``.
+    ``reachable=False`` nodes carry only ``address``, ``error`` and ``service`` (``not-redis``
+    when something else answers there). ``unavailable`` names the commands redisops needs
+    that the node does not know (renamed or disabled with ``rename-command``).
     """
 
     address: Address
@@ -199,6 +202,8 @@ class NodeInfo:
     role_reply: RoleReply | None = None
     read_at: float = 0.0  # unix time of the read
     rtt_ms: float | None = None
+    service: str = "redis"  # redis | not-redis
+    unavailable: frozenset[str] = frozenset()
 
     # -- identity ---------------------------------------------------------------
     @property
@@ -226,12 +231,48 @@ class NodeInfo:
         return unloadable(mine, theirs, relaxed=relaxed)
 
     @property
+    def redis_mode(self) -> str:
+        """``standalone``, ``sentinel`` or ``cluster`` (INFO server ``redis_mode``)."""
+        return self.info.get("redis_mode", "standalone")
+
+    @property
     def role(self) -> str:
         """``master``, ``replica``, ``sentinel`` or ``unknown`` (unreachable)."""
+        if self.redis_mode == "sentinel" or (
+            self.role_reply is not None and self.role_reply.role == "sentinel"
+        ):
+            return "sentinel"
         r = self.info.get("role")
         if r == "slave":
             return "replica"
         return r or "unknown"
+
+    @property
+    def unfit(self) -> str | None:
+        """Why this node cannot be a master or replica redisops manages, or None.
+
+        >>> NodeInfo(Address("h", 1), True, info={"redis_mode": "cluster"}).unfit[:37]
+        'runs in cluster mode (cluster_enabled'
+        >>> NodeInfo(Address("h", 1), True, info={"redis_mode": "standalone"}).unfit is None
+        True
+        """
+        if self.service == "not-redis":
+            return f"is {self.error or 'not a Redis server'}"
+        if self.role == "sentinel":
+            return (
+                "is a Redis Sentinel, not a data node: give the master or replica it monitors "
+                "(SENTINEL get-master-addr-by-name), or pass it as --sentinel"
+            )
+        if self.redis_mode == "cluster" or self.info.get("cluster_enabled") == "1":
+            return (
+                "runs in cluster mode (cluster_enabled:1): Redis Cluster manages its "
+                "replication (CLUSTER FAILOVER, redis-cli --cluster), not REPLICAOF"
+            )
+        return None
+
+    def can_run(self, command: str) -> bool:
+        """Whether the node knows ``command`` under the name the session uses for it."""
+        return command.upper() not in self.unavailable
 
     @property
     def is_master(self) -> bool:
@@ -242,16 +283,14 @@ class NodeInfo:
         return self.role == "replica"
 
     # -- replication --------------------------------------------------------------
-    @property
+    @cached_property
     def master_address(self) -> Address | None:
+        # cached (the snapshot is immutable): topology walks ask for it O(nodes^2) times
         host = self.info.get("master_host")
         port = as_int(self.info.get("master_port"))
         if not host or port is None:
             return None
-        try:
-            return _split_hostport(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", host)
-        except BadInput:
-            return Address(host, port)
+        return _info_address(host, port)
 
     @property
     def link(self) -> str | None:
@@ -325,9 +364,18 @@ class NodeInfo:
         first = self.backlog_first_byte
         return (first, first + self.backlog_histlen - 1)
 
-    @property
+    @cached_property
     def replicas(self) -> list[ReplicaEntry]:
         return replica_entries(self.info)
+
+    @property
+    def announced_address(self) -> Address | None:
+        """Where this replica tells its master it listens (``replica-announce-ip/port``),
+        when that differs from the address it was read at."""
+        ip = self.config.get("replica-announce-ip") or self.address.host
+        port = as_int(self.config.get("replica-announce-port"), 0) or self.address.port
+        announced = Address(ip, port)
+        return None if announced == self.address else announced
 
     @property
     def replica_priority(self) -> int | None:
@@ -376,6 +424,21 @@ class NodeInfo:
         }
 
 
+@lru_cache(maxsize=4096)
+def _info_address(host: str, port: int) -> Address:
+    """The address INFO names (``master_host``/``master_port``), normalised like user input."""
+    try:
+        return _split_hostport(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", host)
+    except BadInput:
+        return Address(host, port)
+
+
+@lru_cache(maxsize=4096)
+def _entry_address(ip: str, port: int) -> Address:
+    """The address a ``slaveN`` line names (raises :class:`BadInput` when unusable)."""
+    return _split_hostport(f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}", ip)
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong with the topology or a node, for humans and for JSON."""
@@ -408,11 +471,14 @@ class Topology:
     sentinel: Mapping[str, Any] | None = None
 
     def get(self, address: Address) -> NodeInfo | None:
-        address = self.aliases.get(address, address)
+        return self._by_address.get(self.aliases.get(address, address))
+
+    @cached_property
+    def _by_address(self) -> dict[Address, NodeInfo]:
+        out: dict[Address, NodeInfo] = {}
         for node in self.nodes:
-            if node.address == address:
-                return node
-        return None
+            out.setdefault(node.address, node)
+        return out
 
     def canonical(self, address: Address) -> Address:
         return self.aliases.get(address, address)
@@ -426,13 +492,16 @@ class Topology:
         return self.get(m) if m is not None else None
 
     def children(self, node: NodeInfo) -> list[NodeInfo]:
-        return [
-            n
-            for n in self.nodes
-            if n.is_replica
-            and n.master_address is not None
-            and self.canonical(n.master_address) == node.address
-        ]
+        return list(self._children.get(node.address, ()))
+
+    @cached_property
+    def _children(self) -> dict[Address, list[NodeInfo]]:
+        # one pass instead of one per call: tree walks of a 200-node group call it per node
+        out: dict[Address, list[NodeInfo]] = {}
+        for n in self.nodes:
+            if n.is_replica and n.master_address is not None:
+                out.setdefault(self.canonical(n.master_address), []).append(n)
+        return out
 
     def roots(self) -> list[NodeInfo]:
         """Where a tree drawing starts: masters, then unreachable or unknown nodes that have
@@ -512,10 +581,7 @@ class Topology:
 
     def entry_matches(self, entry: ReplicaEntry, node: NodeInfo) -> bool:
         try:
-            addr = _split_hostport(
-                f"[{entry.ip}]:{entry.port}" if ":" in entry.ip else f"{entry.ip}:{entry.port}",
-                entry.ip,
-            )
+            addr = _entry_address(entry.ip, entry.port)
         except BadInput:
             return False
         return self.canonical(addr) == node.address
@@ -648,6 +714,9 @@ class Plan:
     summary: str = ""
     nothing_to_do: bool = False
     touched: tuple[str, ...] = ()  # nodes whose state the result reports
+    #: the replication group's identity for the lock: addresses (aliases too) and
+    #: ``run:<id>`` names of every member (see :func:`redisops.lock.identities`)
+    members: tuple[str, ...] = ()
 
     def refusals(self, force: bool = False) -> list[Finding]:
         return [f for f in self.findings if f.level == "refuse" and not (force and f.forceable)]

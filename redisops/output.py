@@ -123,6 +123,11 @@ def status_data(topo: Topology) -> dict[str, Any]:
 
 
 def _tree_label(topo: Topology, node: NodeInfo) -> str:
+    if node.unfit is not None:
+        what = node.role if node.reachable else "not Redis"
+        if node.redis_mode == "cluster":
+            what = f"cluster-mode {node.role}"
+        return f"{node.address}  ({what}: not a data node)"
     if not node.reachable:
         return f"{node.address}  UNREACHABLE ({node.error})"
     parts = [node.role]
@@ -203,7 +208,8 @@ def status_rows(topo: Topology) -> list[list[Any]]:
     for node in topo.nodes:
         rec = topo.record(node)
         if not node.reachable:
-            rows.append([rec["address"], "unreachable"] + [None] * (len(STATUS_HEADERS) - 2))
+            what = "not redis" if node.service == "not-redis" else "unreachable"
+            rows.append([rec["address"], what] + [None] * (len(STATUS_HEADERS) - 2))
             continue
         if node.loading:
             sync = "loading"
@@ -260,6 +266,74 @@ def render_status(topo: Topology, fmt: Format) -> str:
         parts += ["", render_sentinel(topo.sentinel)]
     parts += ["", render_problems(topo.problems)]
     return "\n".join(parts)
+
+
+def watch_keys(topo: Topology) -> dict[str, Any]:
+    """What ``status --watch`` compares between frames: reachability, role, link, lag."""
+    return {str(n.address): (n.reachable, n.role, n.link, topo.lag_bytes(n)) for n in topo.nodes}
+
+
+def _lag_moved(a: int | None, b: int | None) -> bool:
+    if a is None or b is None:
+        return a != b
+    return (a == 0) != (b == 0) or abs(a - b) > max(a, b) / 2
+
+
+def watch_changes(before: dict[str, Any] | None, now: dict[str, Any]) -> set[str]:
+    """Addresses whose role, link or reachability changed, or whose lag moved markedly
+    (from or to zero, or by more than half); new nodes count as changed.
+
+    >>> watch_changes({"a": (True, "replica", "up", 0)}, {"a": (True, "replica", "down", 0)})
+    {'a'}
+    >>> watch_changes({"a": (True, "replica", "up", 100)}, {"a": (True, "replica", "up", 120)})
+    set()
+    """
+    if before is None:
+        return set()
+    out = set()
+    for addr, (reach, role, link, lag) in now.items():
+        old = before.get(addr)
+        if old is None or old[:3] != (reach, role, link) or _lag_moved(old[3], lag):
+            out.add(addr)
+    return out
+
+
+REVERSE, RESET, HOME_CLEAR = "\x1b[7m", "\x1b[0m", "\x1b[H\x1b[2J"
+
+
+def render_watch_frame(
+    topo: Topology,
+    previous: dict[str, Any] | None,
+    fmt: Format,
+    now: float,
+    interval: float,
+    tty: bool,
+) -> str:
+    """One ``status --watch`` frame. On a terminal the screen is cleared first and changed
+    nodes are shown in reverse video; otherwise changed lines start with ``*``."""
+    import time as _time
+
+    changed = watch_changes(previous, watch_keys(topo))
+    if fmt is Format.json:
+        doc = {**status_data(topo), "time": round(now, 3), "changed": sorted(changed)}
+        return json.dumps(doc, default=_json_default) + "\n"
+    stamp = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(now))
+    header = f"Every {interval:g}s: redisops status    {stamp}"
+    if changed:
+        header += f"    changed: {', '.join(sorted(changed))}"
+    gone = sorted(set(previous or {}) - {str(n.address) for n in topo.nodes})
+    if gone:
+        header += f"    gone: {', '.join(gone)}"
+    lines = []
+    for line in render_status(topo, fmt).splitlines():
+        hit = any(line.lstrip("│├└─ ").startswith(a) for a in changed)
+        if hit:
+            line = f"{REVERSE}{line}{RESET}" if tty else f"* {line}"
+        elif not tty and changed:
+            line = f"  {line}"
+        lines.append(line)
+    body = "\n".join([header, "", *lines]) + "\n"
+    return HOME_CLEAR + body if tty else body + "\n"
 
 
 def render_sentinel(view: Any) -> str:
@@ -391,3 +465,123 @@ def make_progress(fmt: Format) -> Any:
     if fmt is Format.json:
         return NullProgress()
     return TerminalProgress() if sys.stderr.isatty() else LineProgress()
+
+
+# ----------------------------------------------------------------------------- drift
+
+
+def render_drift(report: Any, fmt: Format) -> str:
+    """A :class:`~redisops.checks.drift.DriftReport`: nodes, across-node and per-node findings."""
+    if fmt is Format.json:
+        return to_json(report.to_dict())
+    lines = [
+        table(
+            ["NODE", "ROLE", "VERSION", "TABLE", "RUNNING CONFIG", "CONFIG FILE"],
+            [
+                [n.node, n.role, n.version, n.table, n.config, n.file or n.file_status]
+                for n in report.nodes
+            ],
+        )
+    ]
+    cross = [f for f in report.findings if f.node is None]
+    per_node = [f for f in report.findings if f.node is not None and f.severity != "info"]
+    notes = [f for f in report.findings if f.node is not None and f.severity == "info"]
+    if cross:
+        lines += ["", f"Across nodes (reference {report.reference or '-'}):"]
+        rows = [
+            [f.parameter, _grouped(f.values), ", ".join(f.differs), f.severity, f.message]
+            for f in cross
+        ]
+        lines.append(table(["PARAMETER", "VALUES", "DIFFERS", "SEVERITY", "WHY"], rows))
+    if per_node:
+        lines += ["", "Per node (running vs file):"]
+        rows = [
+            [
+                f.node,
+                f.parameter,
+                f.cls,
+                f.severity,
+                f.values.get("running", ""),
+                f.values.get("file", ""),
+                f.message,
+            ]
+            for f in per_node
+        ]
+        lines.append(
+            table(["NODE", "PARAMETER", "CLASS", "SEVERITY", "RUNNING", "FILE", "DETAIL"], rows)
+        )
+    if notes:
+        lines += ["", "Notes:"]
+        lines += [f"  {f.node}: {f.parameter} ({f.cls}): {f.message}" for f in notes]
+    counted = [f for f in report.findings if f.severity != "info"]
+    crit = sum(1 for f in counted if f.severity == "critical")
+    lines.append("")
+    if report.drift:
+        lines.append(f"Drift found: {len(counted)} finding(s), {crit} critical (exit 11).")
+    elif report.unreachable:
+        lines.append(
+            f"No drift among the nodes read; unreachable: {', '.join(report.unreachable)} (exit 3)."
+        )
+    else:
+        lines.append("No drift.")
+    return "\n".join(lines)
+
+
+def _grouped(values: Any) -> str:
+    """Node -> value as ``value: node, node; value: node`` (a column per node does not fit)."""
+    groups: dict[str, list[str]] = {}
+    for node, value in values.items():
+        groups.setdefault(str(value), []).append(str(node))
+    return "; ".join(f"{v}: {', '.join(nodes)}" for v, nodes in groups.items())
+
+
+# ----------------------------------------------------------------------------- advise
+
+
+def render_advice(report: Any, fmt: Format, mean_rate: float = 0.0) -> str:
+    """An :class:`~redisops.checks.advise.AdviceReport`: one table, then storm and loop."""
+    if fmt is Format.json:
+        return to_json({**report.to_dict(), "write_rate_mean": mean_rate})
+    inp = report.inputs
+    lines = [
+        f"Master {report.master}: peak write rate {human_bytes(inp['write_rate_peak'])}/s "
+        f"(mean {human_bytes(mean_rate)}/s), tolerate {human_seconds(inp['tolerate_seconds'])}, "
+        f"bandwidth {human_bytes(inp['bandwidth'])}/s, RDB {human_bytes(inp['rdb_bytes'])} "
+        f"({inp['rdb_source']}), full sync ~{human_seconds(inp['full_sync_seconds'])}",
+        "",
+    ]
+    rows = [
+        [
+            r.parameter,
+            r.current,
+            r.recommended,
+            r.status,
+            r.formula,
+            "; ".join(f"{k} = {v}" for k, v in r.inputs.items()),
+        ]
+        for r in report.rows
+    ]
+    lines.append(
+        table(["PARAMETER", "CURRENT", "RECOMMENDED", "STATUS", "FORMULA", "INPUTS"], rows)
+    )
+    notes = [f"  {r.parameter}: {r.note}" for r in report.rows if r.note]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    storm = report.storm
+    lines += ["", "Replication storm:", f"  {storm.get('text', '')}"]
+    if storm.get("loops"):
+        lines.append(f"  the engine predicts a full-resync loop: {storm.get('failure')}")
+    for remedy in ("tree", "staggered"):
+        if remedy in storm:
+            lines.append(f"  remedy ({remedy}): {storm[remedy]['text']}")
+    loop = report.resync_loop
+    lines += ["", "Full-resync loop with today's settings:"]
+    if loop.get("predicted"):
+        lines.append(f"  PREDICTED: {loop.get('today')}")
+        lines.append(
+            "  avoided by: " + ", ".join(f"{k} {v}" for k, v in loop.get("settings", {}).items())
+        )
+        lines.append(f"  with them: {loop.get('with_settings')}")
+    else:
+        lines.append("  none predicted")
+    return "\n".join(lines)

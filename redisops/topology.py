@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from redisops.info import ReplicaEntry
 from redisops.model import Address, NodeInfo, Problem, Topology
 
 Prober = Callable[[Address], NodeInfo]
+Resolver = Callable[[str], frozenset[str]]
 
 #: Key on the master (replicated everywhere) listing old masters fenced by a failover.
 FENCE_KEY = "redisops:fence"
+
+#: ``repl-ping-replica-period`` a switchover sets on the old master while it switches (no
+#: replication PING may land between the catch-up and the demotion). Never an original
+#: value: a node found with it was left so by an interrupted run.
+PING_FREEZE = "2147483647"
 
 
 def fence_records(topo: Topology) -> list[dict[str, object]]:
@@ -47,8 +54,13 @@ def entry_address(entry: ReplicaEntry) -> Address | None:
     return Address(entry.ip, entry.port)
 
 
-def _probe_wave(addresses: Sequence[Address], prober: Prober, parallel: bool) -> list[NodeInfo]:
-    if not parallel or len(addresses) == 1:
+def probe_all(
+    addresses: Sequence[Address], prober: Prober, parallel: bool, deadline: float | None = None
+) -> list[NodeInfo]:
+    """Probe ``addresses`` (in parallel threads unless told not to). With ``deadline``, a
+    node that has not answered after that many seconds is reported unreachable and its
+    thread abandoned: one frozen node costs the wave its deadline, not more."""
+    if not parallel or (len(addresses) == 1 and deadline is None):
         return [prober(a) for a in addresses]
     results: list[NodeInfo | None] = [None] * len(addresses)
 
@@ -63,18 +75,33 @@ def _probe_wave(addresses: Sequence[Address], prober: Prober, parallel: bool) ->
     ]
     for t in threads:
         t.start()
+    end = None if deadline is None else time.monotonic() + deadline
     for t in threads:
-        t.join()
+        t.join(None if end is None else max(end - time.monotonic(), 0.0))
+    late = f"no reply within the {deadline:g}s deadline" if deadline is not None else "probe failed"
     return [
-        r if r is not None else NodeInfo(address=a, reachable=False, error="probe failed")
+        r
+        if r is not None
+        else NodeInfo(address=a, reachable=False, error=late, read_at=time.time())
         for r, a in zip(results, addresses, strict=True)
     ]
 
 
 def discover(
-    seeds: Iterable[Address], prober: Prober, *, parallel: bool = True, max_nodes: int = 500
+    seeds: Iterable[Address],
+    prober: Prober,
+    *,
+    parallel: bool = True,
+    max_nodes: int = 500,
+    deadline: float | None = None,
+    resolve: Resolver | None = None,
 ) -> Topology:
-    """Walk the replication graph from ``seeds`` and return the validated topology."""
+    """Walk the replication graph from ``seeds`` and return the validated topology.
+
+    ``deadline``: seconds each wave of probes may take (see :func:`probe_all`).
+    ``resolve`` (host -> addresses) recognises one unreachable node written two ways (a
+    dead master given as ``localhost:7000`` that its replicas name ``127.0.0.1:7000``).
+    """
     seed_list = list(dict.fromkeys(seeds))
     probed: dict[Address, NodeInfo] = {}
     canonical_by_run_id: dict[str, Address] = {}
@@ -86,7 +113,7 @@ def discover(
         pending = []
         if not wave:
             break
-        for node in _probe_wave(wave, prober, parallel):
+        for node in probe_all(wave, prober, parallel, deadline):
             addr = node.address
             run_id = node.run_id if node.reachable else None
             if run_id and run_id in canonical_by_run_id:
@@ -105,11 +132,62 @@ def discover(
                 a = entry_address(entry)
                 if a is not None:
                     pending.append(a)
+    _alias_announced(probed, order, aliases)
+    if resolve is not None:
+        _alias_spellings(probed, order, aliases, resolve)
     nodes = [probed[a] for a in order]
     draft = Topology(nodes=tuple(nodes), aliases=aliases)
     ordered = _tree_order(draft)
     topo = Topology(nodes=tuple(ordered), aliases=aliases)
     return Topology(nodes=topo.nodes, problems=tuple(find_problems(topo)), aliases=aliases)
+
+
+def _alias_announced(
+    probed: dict[Address, NodeInfo], order: list[Address], aliases: dict[Address, Address]
+) -> None:
+    """A replica that announces another address (``replica-announce-ip/port``, NAT) is
+    listed by its master under that address, which may lead nowhere from here: when a node
+    reached at its real address announces exactly it, it is that node (an alias), not an
+    unreachable replica."""
+    announced = {
+        n.announced_address: a
+        for a, n in probed.items()
+        if n.reachable and n.is_replica and n.announced_address is not None
+    }
+    for addr in list(order):
+        node = probed[addr]
+        if not node.reachable and node.service == "redis" and addr in announced:
+            aliases[addr] = announced[addr]
+            del probed[addr]
+            order.remove(addr)
+
+
+def _alias_spellings(
+    probed: dict[Address, NodeInfo],
+    order: list[Address],
+    aliases: dict[Address, Address],
+    resolve: Resolver,
+) -> None:
+    """Unreachable nodes that are one endpoint under two spellings become one node (a
+    reachable one is recognised by its run id instead). The spelling the replicas use for
+    their master is kept."""
+    named = {
+        n.master_address for n in probed.values() if n.reachable and n.master_address is not None
+    }
+    down = [a for a in order if not probed[a].reachable and probed[a].service == "redis"]
+    down.sort(key=lambda a: a not in named)
+    kept: list[Address] = []
+    for addr in down:
+        same = next(
+            (k for k in kept if k.port == addr.port and resolve(k.host) & resolve(addr.host)),
+            None,
+        )
+        if same is None:
+            kept.append(addr)
+            continue
+        aliases[addr] = same
+        del probed[addr]
+        order.remove(addr)
 
 
 def _tree_order(topo: Topology) -> list[NodeInfo]:
@@ -146,8 +224,8 @@ def find_cycle(topo: Topology, node: NodeInfo) -> list[Address] | None:
 
 def find_problems(topo: Topology) -> list[Problem]:
     """Everything wrong with ``topo``, most serious first."""
-    problems: list[Problem] = []
-    reachable = [n for n in topo.nodes if n.reachable]
+    problems: list[Problem] = list(_unfit_problems(topo))
+    reachable = [n for n in topo.nodes if n.reachable and n.unfit is None]
     masters = [n for n in reachable if n.is_master]
 
     if len(masters) > 1:
@@ -166,9 +244,22 @@ def find_problems(topo: Topology) -> list[Problem]:
     reported_cycles: set[frozenset[Address]] = set()
     for node in topo.nodes:
         name = str(node.address)
+        if node.unfit is not None:
+            continue  # reported above
         if not node.reachable:
             problems.append(Problem(name, "unreachable", f"{name} is unreachable: {node.error}"))
             continue
+        if node.config.get("repl-ping-replica-period") == PING_FREEZE:
+            problems.append(
+                Problem(
+                    name,
+                    "ping_period_frozen",
+                    f"{name}: repl-ping-replica-period is {PING_FREEZE}, the value a redisops "
+                    f"switchover sets only while it switches (an interrupted run left it): its "
+                    f"replicas get no PING and drop their link after repl-timeout; restore it "
+                    f"with CONFIG SET repl-ping-replica-period 10",
+                )
+            )
         if not node.is_replica:
             continue
         cycle = find_cycle(topo, node)
@@ -229,12 +320,7 @@ def find_problems(topo: Topology) -> list[Problem]:
             problems.append(
                 Problem(name, "loading", f"{name} is loading its dataset", severity="warning")
             )
-        if (
-            parent is not None
-            and parent.reachable
-            and node.link == "up"
-            and not any(topo.entry_matches(e, node) for e in parent.replicas)
-        ):
+        if parent is not None and parent.reachable and node.link == "up" and entry is None:
             listed = ", ".join(f"{e.ip}:{e.port}" for e in parent.replicas) or "none"
             problems.append(
                 Problem(
@@ -300,6 +386,23 @@ def find_problems(topo: Topology) -> list[Problem]:
             )
     problems.sort(key=lambda p: p.severity != "critical")
     return problems
+
+
+def _unfit_problems(topo: Topology) -> Iterable[Problem]:
+    """Nodes among the seeds that are not Redis data nodes (Sentinel, cluster mode, not
+    Redis at all): labelled, never treated as masters or replicas."""
+    kinds = {"not-redis": ("not_redis", "critical")}
+    for node in topo.nodes:
+        reason = node.unfit
+        if reason is None:
+            continue
+        if node.service in kinds:
+            kind, severity = kinds[node.service]
+        elif node.role == "sentinel":
+            kind, severity = "sentinel_seed", "warning"
+        else:
+            kind, severity = "cluster_mode", "warning"
+        yield Problem(str(node.address), kind, f"{node.address} {reason}", severity=severity)
 
 
 def sentinel_problems(topo: Topology, view: dict[str, object]) -> list[Problem]:

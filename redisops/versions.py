@@ -187,6 +187,15 @@ def identify(info: Mapping[str, str]) -> Server | None:
     return Server("redis", redis_version, redis_version)
 
 
+def rdb_format_of(product: str, version: str) -> int | None:
+    """The RDB format ``product`` (``redis`` or ``valkey``) ``version`` writes.
+
+    >>> rdb_format_of("valkey", "8.1.8"), rdb_format_of("redis", "8.0.2")
+    (11, 12)
+    """
+    return Server(product.lower(), version, version).rdb_format
+
+
 def from_version_output(text: str) -> Server | None:
     """The server from ``redis-server --version`` / ``valkey-server --version``.
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
 from redisops.formats import Format
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.model import Plan, Topology
 
 BandwidthOpt = Annotated[
     str,
@@ -73,7 +76,9 @@ def attach(
     wr = parse_rate(write_rate, option="--write-rate") if write_rate else None
     session = conn.session([replica, to])
     with session:
-        topo = session.discover()
+        # a replica of REPLICA that is reconnecting is not listed by it: the last-known
+        # topology names it (probed again if it answers, predicted from what was seen if not)
+        topo = session.with_last_known(session.discover())
         master_node = topo.get(mspec.address)
         rate = wr
         if rate is None:
@@ -95,9 +100,22 @@ def attach(
         # what the replica must present to the master: the master's own credentials (a
         # user named in its redis://user@ URL counts, not only --user)
         creds = session.options_for(mspec.address).credentials
-        plan = plan_attach(topo, rspec.address, mspec.address, opts, creds, session, rate)
+
+        def make_plan(topo: Topology) -> Plan:
+            known = known_followers(topo, rspec.address)
+            return plan_attach(
+                topo, rspec.address, mspec.address, opts, creds, session, rate, known
+            )
+
         run_operation(
-            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+            make_plan(topo),
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_log,
+            replan=lambda: make_plan(session.with_last_known(session.discover())),
         )
 
 
@@ -123,12 +141,44 @@ def detach(
     rspec = parse_target(replica)
     session = conn.session([replica])
     with session:
-        topo = session.discover()
         opts = Options(dry_run=dry_run, yes=yes, force=force, persist=persist)
-        plan = plan_detach(topo, rspec.address, opts, session)
+
+        def make_plan() -> Plan:
+            return plan_detach(session.discover(), rspec.address, opts, session)
+
         run_operation(
-            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+            make_plan(),
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_log,
+            replan=make_plan,
         )
+
+
+def known_followers(topo: Any, replica: Any) -> list[tuple[Any, float]]:
+    """Nodes last seen replicating from ``replica`` that do not answer now, each as last
+    seen with the age of that knowledge (see :mod:`redisops.state`)."""
+    import time
+
+    from redisops.model import Address
+    from redisops.state import group_of
+
+    known = group_of(replica)
+    if known is None:
+        return []
+    now = time.time()
+    out = []
+    for addr in known.replicas_of(str(replica)):
+        node = topo.get(Address.parse(addr))
+        if node is not None and node.reachable:
+            continue  # it answers: the topology has it as it is now
+        last = known.node(addr)
+        if last is not None:
+            out.append((last, now - last.read_at))
+    return out
 
 
 def register(app: typer.Typer) -> None:

@@ -7,14 +7,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-from redisops.engine.predict import RateParams, predict_followers, predict_sync
+from redisops.engine.predict import (
+    RateParams,
+    predict_followers,
+    predict_returning,
+    predict_sync,
+)
 from redisops.errors import VerifyFailed, WaitTimeout
 from redisops.inventory import Credentials
 from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import (
     Options,
+    config_unavailable,
+    group_members,
+    group_nodes,
     lock_steps,
+    persist_refusal,
     persist_step,
     reachable_or_finding,
     sentinel_finding,
@@ -32,8 +42,13 @@ def plan_attach(
     creds: Credentials,
     session: Session,
     write_rate: float = 0.0,
+    known_followers: Sequence[tuple[NodeInfo, float]] = (),
 ) -> Plan:
-    """Preflight, steps and prediction for ``REPLICAOF master`` on ``replica``."""
+    """Preflight, steps and prediction for ``REPLICAOF master`` on ``replica``.
+
+    ``known_followers``: replicas last seen under ``replica`` (with the age of that
+    knowledge) that are not connected to it now; they will sync from it when they return.
+    """
     findings: list[Finding] = []
     replica, f1 = reachable_or_finding(topo, replica_addr, "replica")
     master, f2 = reachable_or_finding(topo, master_addr, "master")
@@ -47,7 +62,7 @@ def plan_attach(
     if session.cluster is None:
         # name the lock after the master it is taken on: every operation on this cluster
         # (whatever its seeds, e.g. a standalone node that sorts first) excludes the others
-        cluster = _lock_node(topo, master)
+        cluster = _lock_node(topo, master)[0]
     if replica.address == master.address or (replica.run_id and replica.run_id == master.run_id):
         findings.append(Finding("refuse", "same_node", f"{r} and {m} are the same node", r))
         return Plan(
@@ -83,7 +98,18 @@ def plan_attach(
     followers = predict_followers(
         replica, subs, prediction, master.replid if prediction.sync == "partial" else None, params
     )
-    prediction.followers = followers
+    returning = [predict_returning(replica, k, age, prediction) for k, age in known_followers]
+    prediction.followers = followers + returning
+    for ret, (_, age) in zip(returning, known_followers, strict=True):
+        findings.append(
+            Finding(
+                "warn",
+                "returning_replica",
+                f"{ret.replica} was a replica of {r} {age:.0f}s ago and is not connected now: "
+                f"when it comes back it will {ret.sync}-sync from {r}",
+                ret.replica,
+            )
+        )
     findings += version_findings(replica, master, prediction.sync)
     if prediction.sync == "full" and replica.keys:
         findings.append(
@@ -130,11 +156,23 @@ def plan_attach(
             findings.append(Finding("warn", "fork_headroom", risk, m))
         elif "resync loop" in risk:
             findings.append(Finding("warn", "resync_loop", risk, m))
-    if replica.is_master and replica.replicas and prediction.sync == "full":
-        pass  # covered by has_replicas
+    rollback = _rollback_command(replica)
+    if rollback is None:
+        findings.append(
+            Finding(
+                "refuse",
+                "unknown_role",
+                f"{r} is neither a master nor a replica with a known master (role "
+                f"{replica.role}): there would be nothing to roll back to",
+                r,
+            )
+        )
+    findings += _hardened_findings(replica, master, creds, opts)
+    give_password = creds.password is not None and replica.can_run("CONFIG")
     steps: list[Step] = []
     n = 1
-    steps.append(lock_steps(_lock_node(topo, master), n))
+    lock_on, local_only = _lock_node(topo, master)
+    steps.append(lock_steps(lock_on, n, local_only=local_only))
     n += 1
     steps.append(
         Step(
@@ -147,7 +185,7 @@ def plan_attach(
         )
     )
     n += 1
-    if creds.password is not None:
+    if give_password:
         if creds.username:
             steps.append(
                 Step(
@@ -194,7 +232,7 @@ def plan_attach(
             verify=f"ROLE on {r} shows master {m}",
             commit=True,
             idempotent=False,
-            rollback=_rollback_command(replica),
+            rollback=rollback,
         )
     )
     n += 1
@@ -226,7 +264,7 @@ def plan_attach(
             )
         )
         n += 1
-    steps.append(unlock_step(_lock_node(topo, master), n))
+    steps.append(unlock_step(lock_on, n))
     pred = prediction.to_dict()
     summary = (
         f"attach {r} to {m}: {prediction.sync} resync predicted "
@@ -239,7 +277,8 @@ def plan_attach(
         tuple(findings),
         pred,
         summary,
-        touched=(r, m, *[str(s.address) for s in subs]),
+        touched=tuple(dict.fromkeys((r, m, *[str(s.address) for s in subs], *group_nodes(topo)))),
+        members=group_members(topo),
     )
 
 
@@ -272,16 +311,45 @@ def version_findings(replica: NodeInfo, master: NodeInfo, sync: str) -> list[Fin
     ]
 
 
-def _lock_node(topo: Topology, master: NodeInfo) -> str:
+def _hardened_findings(
+    replica: NodeInfo, master: NodeInfo, creds: Credentials, opts: Options
+) -> list[Finding]:
+    """What cannot be checked or done on nodes where CONFIG is renamed or disabled."""
+    out = [
+        config_unavailable(
+            master, "whether it persists its data (save, appendonly) cannot be checked"
+        ),
+        config_unavailable(
+            replica,
+            "its replication settings cannot be read (the prediction assumes Redis defaults)"
+            + (
+                ", and it cannot be given the master's password (CONFIG SET masterauth): it "
+                "must already have masterauth in its redis.conf"
+                if creds.password is not None
+                else ""
+            ),
+        ),
+        persist_refusal([replica]) if opts.persist else None,
+    ]
+    return [f for f in out if f is not None]
+
+
+def _lock_node(topo: Topology, master: NodeInfo) -> tuple[str, str | None]:
+    """Where the lock key goes (the top master above ``master``), or why only the local
+    layer can be taken (that master is unreachable)."""
     top = topo.root(master)
-    return str(top.address if top is not None else master.address)
+    if top is not None and top.is_master:
+        return str(top.address), None
+    return str(master.address), f"the master above {master.address} is unreachable"
 
 
-def _rollback_command(replica: NodeInfo) -> tuple[str, ...]:
+def _rollback_command(replica: NodeInfo) -> tuple[str, ...] | None:
+    """What puts ``replica`` back where it is, or None when its role is unknown."""
     if replica.is_master:
         return ("REPLICAOF", "NO", "ONE")
     addr = replica.master_address
-    assert addr is not None
+    if not replica.is_replica or addr is None:
+        return None
     return ("REPLICAOF", addr.host, str(addr.port))
 
 
@@ -303,7 +371,7 @@ def baseline(ctx: RunContext, master: str) -> dict[str, int]:
     }
 
 
-@action("wait-sync")
+@action("wait-sync", waits=True)
 def wait_sync(ctx: RunContext, step: Step) -> str:
     """Follow handshake -> transfer -> loading -> connected -> caught up, with progress."""
     master = str(step.args["master"])
@@ -387,7 +455,7 @@ def run_baseline(ctx: RunContext, step: Step) -> str:
     return "counters " + ", ".join(f"{k}={v}" for k, v in ctx.facts["baseline"].items())
 
 
-@action("verify-sync")
+@action("verify-sync", waits=True)
 def verify_sync(ctx: RunContext, step: Step) -> str:
     """Which sync happened (counter deltas) vs the prediction; offsets converge; DBSIZE equal."""
     master = str(step.args["master"])
