@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redisops.errors import CommandFailed, CommandUnavailable, NotRedis, RedisopsError, Unreachable
@@ -72,6 +72,24 @@ def _text(value: Any) -> Any:
 def _pairs(reply: Sequence[Any]) -> dict[str, str]:
     items = [_text(x) for x in reply]
     return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+
+
+def _info_fields(reply: Any) -> dict[str, str]:
+    return parse_info(str(reply))
+
+
+def _merged(replies: Iterable[Any], fields: Callable[[Any], dict[str, str]]) -> dict[str, str]:
+    """The fields of several replies (one per INFO section or CONFIG key) in one dict; an
+    error reply (a section or key this server refuses) adds nothing.
+
+    >>> _merged([["a", "1"], CommandFailed("x"), ["b", "2"]], _pairs)
+    {'a': '1', 'b': '2'}
+    """
+    out: dict[str, str] = {}
+    for reply in replies:
+        if not isinstance(reply, CommandFailed):
+            out.update(fields(reply))
+    return out
 
 
 def info_commands(sections: Sequence[str]) -> list[tuple[str, ...]]:
@@ -342,20 +360,14 @@ class RedisNode:
                 error=f"it answers, but cannot be read: {reason}",
                 read_at=time.time(),
             )
-        info: dict[str, str] = {}
-        for reply in info_replies.values():
-            if not isinstance(reply, CommandFailed):
-                info.update(parse_info(str(reply)))
+        info = _merged(info_replies.values(), _info_fields)
         role = None
         if isinstance(role_reply, list):
             try:
                 role = parse_role(role_reply)
             except (ValueError, IndexError, TypeError):
                 role = None
-        config: dict[str, str] = {}
-        for reply in config_replies:
-            if isinstance(reply, list):
-                config.update(_pairs(reply))
+        config = _merged(config_replies, _pairs)
         extra: dict[str, str] = {}
         if isinstance(numsub, list) and len(numsub) == 2:
             extra["redisops_sentinel_subscribers"] = str(numsub[1])
@@ -392,16 +404,10 @@ class RedisNode:
 
     def info(self, *sections: str) -> dict[str, str]:
         """INFO fields of ``sections`` (all default sections when none), one round trip."""
-        out: dict[str, str] = {}
-        for reply in self.pipeline(info_commands(sections)):
-            out.update(parse_info(str(reply)))
-        return out
+        return _merged(self.pipeline(info_commands(sections)), _info_fields)
 
     def config_get(self, *keys: str) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for reply in self.pipeline(config_commands(keys)):
-            out.update(_pairs(reply))
-        return out
+        return _merged(self.pipeline(config_commands(keys)), _pairs)
 
     def config_set(self, key: str, value: str) -> None:
         self.execute("CONFIG", "SET", key, value)
