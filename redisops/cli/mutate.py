@@ -54,6 +54,7 @@ def run_operation(
     force: bool,
     audit_path: Path | None,
     facts: dict[str, Any] | None = None,
+    remembered: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     replan: Callable[[], Any] | None = None,
 ) -> None:
@@ -139,6 +140,7 @@ def run_operation(
         replan=replan,
         force=force,
     )
+    ctx.remembered.update(remembered or {})  # secrets a step needs (never shown)
     from redisops.state import mark_plan, note_final_state
 
     mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
