@@ -196,6 +196,19 @@ def rdb_format_of(product: str, version: str) -> int | None:
     return Server(product.lower(), version, version).rdb_format
 
 
+def can_load_rdb(version: str, rdb_format: int, product: str = "redis") -> bool | None:
+    """Whether ``product`` ``version`` loads an RDB file of format ``rdb_format``, for a
+    binary known only by its version (``redis-check-rdb -v``, ``redis-server --version``);
+    None when the version is unknown. With a node at hand, use its :class:`Server`.
+
+    >>> can_load_rdb("7.0.15", 10), can_load_rdb("7.0.15", 11), can_load_rdb("6.2.14", 10)
+    (True, False, False)
+    >>> can_load_rdb("8.1.8", 11, "valkey"), can_load_rdb("?", 9)
+    (True, None)
+    """
+    return can_load(Server(product.lower(), version, version), rdb_format)
+
+
 def from_version_output(text: str) -> Server | None:
     """The server from ``redis-server --version`` / ``valkey-server --version``.
 
