@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
-from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
+from redisops.cli.mutate import (
+    AuditOpt,
+    DryRunOpt,
+    FenceOpt,
+    ForceOpt,
+    PersistOpt,
+    TimeoutOpt,
+    YesOpt,
+)
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -178,15 +186,20 @@ def failover(
     yes: YesOpt = False,
     force: ForceOpt = False,
     persist: PersistOpt = False,
+    fence_mode: FenceOpt = None,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Unplanned: the master is dead. Confirm it, promote the best replica (REPLICAOF NO ONE),
-    repoint the others, and record the old master as fenced."""
+    repoint the others, and record the old master as fenced (--fence stop|config also fences
+    it on its machine over SSH)."""
     from redisops.cli.mutate import run_operation
     from redisops.errors import BadInput
     from redisops.model import parse_target
     from redisops.ops.failover import confirm_down, known_members, plan_failover
+    from redisops.ops.fence import check_fence_mode
+
+    check_fence_mode(fence_mode)
 
     if (to is None) == (not auto):
         raise BadInput(
@@ -224,6 +237,7 @@ def failover(
                 persist=persist,
                 accept_data_loss=accept_data_loss,
                 known=known,
+                fence_mode=fence_mode,
             )
 
         run_operation(
@@ -247,15 +261,21 @@ def fence(
     yes: YesOpt = False,
     force: ForceOpt = False,
     persist: PersistOpt = False,
+    fence_mode: FenceOpt = None,
     timeout: TimeoutOpt = 300.0,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Make a returning old master a replica of the new one (--persist keeps it across restarts)."""
+    """Make a returning old master a replica of the new one (--persist keeps it across restarts).
+
+    With --fence config its config file also gets replicaof NEW (over SSH); with
+    --fence stop its service is stopped instead, and it stays recorded as fenced.
+    """
     from redisops.cli.mutate import run_operation
     from redisops.model import parse_target
-    from redisops.ops.fence import plan_fence
+    from redisops.ops.fence import check_fence_mode, plan_fence
 
+    check_fence_mode(fence_mode)
     ospec, nspec = parse_target(old), parse_target(to)
     session = conn.session([old, to])
     with session:
@@ -268,6 +288,7 @@ def fence(
                 session,
                 persist=persist,
                 timeout=timeout,
+                fence_mode=fence_mode,
             )
 
         run_operation(
