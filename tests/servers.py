@@ -131,6 +131,8 @@ class ServerSpec:
 @cache
 def _problem(spec: ServerSpec, _override: str, _cache: str) -> str | None:
     binary = spec.binary()
+    if _override and (binary is None or not os.access(binary, os.X_OK)):
+        return f"{spec.env_var}={_override} is not an executable"
     if binary is None or not os.access(binary, os.X_OK):
         return f"{spec.name} ({spec.binary_name}) is not available: {spec.how_to_get()}"
     try:
