@@ -281,7 +281,8 @@ STATUS_HEADERS = (
     "REPLID2",
     "BACKLOG",
     "BACKLOG_RANGE",
-    "VERSION",
+    "SERVER",
+    "RDB",
     "MEM",
 )
 
@@ -367,7 +368,8 @@ def status_rows(topo: Topology) -> list[list[Any]]:
                 None if node.replid2 == "0" * 40 else node.replid2[:8],
                 human_bytes(node.backlog_size) if node.backlog_active else "off",
                 f"{brange[0]}-{brange[1]}" if brange else None,
-                node.version,
+                str(node.server) if node.server is not None else None,
+                rec["rdb_format"],
                 human_bytes(node.used_memory),
             ]
         )
@@ -558,6 +560,8 @@ def render_prediction(pred: Any, width: int | None = None) -> str:
         add(f"{extra['replica']} <- {extra['master']}: {extra['sync']} ({extra['reason']})")
     for r in dict.fromkeys(pred.get("risks", [])):  # one line per distinct risk
         add(f"risk: {r}")
+    for n in pred.get("notes", []):  # what the model does or does not cover for these servers
+        add(f"note: {n}")
     return "\n".join(lines)
 
 

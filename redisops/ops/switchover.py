@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from redisops.engine.predict import RateParams, predict_sync
-from redisops.engine.rules import rdb_version
 from redisops.errors import (
     CommandFailed,
     RedisopsError,
@@ -172,6 +171,63 @@ def at_offset(node: NodeInfo, offset: int) -> NodeInfo:
     return NodeInfo(node.address, True, None, info, node.config, node.role_reply, node.read_at)
 
 
+def _downgrade(master: NodeInfo, target: NodeInfo) -> Finding | None:
+    """Refuse (forceable) a target whose server writes an older RDB format: a downgrade."""
+    ms, ts = master.server, target.server
+    if ms is None or ts is None or ms.rdb_format is None or ts.rdb_format is None:
+        return None
+    if ts.rdb_format >= ms.rdb_format:
+        return None
+    t, m = str(target.address), str(master.address)
+    return Finding(
+        "refuse",
+        "version",
+        f"{t} runs {ts}, older than {m} ({ms}): switching over to it is a downgrade "
+        f"(what {ms} has and {ts} lacks stops working); upgrade {t} first",
+        t,
+        forceable=True,
+    )
+
+
+def partial_only_findings(
+    target: NodeInfo, nodes: list[NodeInfo], syncs: dict[str, str]
+) -> list[Finding]:
+    """The nodes that, once ``target`` is the master, can follow it only by partial
+    resync (they cannot load its RDB), e.g. Redis 7.0 nodes under a Valkey 8.1 master
+    during a migration. One that would need a full sync right away is refused."""
+    out: list[Finding] = []
+    ts = target.server
+    for node in nodes:
+        why = node.cannot_load_from(target)
+        if why is None:
+            continue
+        name = str(node.address)
+        if syncs.get(name, "partial") != "partial":
+            out.append(
+                Finding(
+                    "refuse",
+                    "cannot_load",
+                    f"{name} would need a full sync from {target.address}, and {why}: it "
+                    f"would retry the sync in a loop; upgrade it or detach it first",
+                    name,
+                    forceable=True,
+                )
+            )
+            continue
+        out.append(
+            Finding(
+                "warn",
+                "partial_only",
+                f"{name} continues partially, but {why}: until it is upgraded it can follow "
+                f"{target.address} only by partial resync (a backlog overrun or a restart "
+                f"without its RDB would leave it retrying a full sync in a loop), and "
+                f"commands only {ts} has would fail on it",
+                name,
+            )
+        )
+    return out
+
+
 def plan_switchover(
     topo: Topology,
     master_addr: Address,
@@ -242,18 +298,9 @@ def plan_switchover(
                 forceable=True,
             )
         )
-    mv, tv = rdb_version(master.version or ""), rdb_version(target.version or "")
-    if mv is not None and tv is not None and tv < mv:
-        findings.append(
-            Finding(
-                "refuse",
-                "version",
-                f"{t} runs Redis {target.version}, older than {m} ({master.version}): the other "
-                f"replicas could not load its RDB if they ever need a full sync",
-                t,
-                forceable=True,
-            )
-        )
+    downgrade = _downgrade(master, target)
+    if downgrade is not None:
+        findings.append(downgrade)
     if not via_sentinel:
         sentinel = sentinel_finding([master, target], session, force)
         if sentinel is not None:
@@ -314,6 +361,8 @@ def plan_switchover(
                 p.replica,
             )
         )
+    followers = [master, *movable, *(d for d in topo.descendants(target) if d.reachable)]
+    findings += partial_only_findings(target, followers, {p.replica: p.sync for p in preds})
     prediction: dict[str, Any] = {
         "sync": "partial" if not full else "full",
         "reason": f"{t} is promoted at {m}'s offset ({offset} now) with writes paused: its old id "
