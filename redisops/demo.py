@@ -3,7 +3,8 @@
 Starts a lab of four nodes on free loopback ports, attaches replicas (each plan's
 predicted resync verified), writes some data, moves and detaches replicas, switches the
 master over with no lost write, kills the new master and fails over, fences the dead
-master when it comes back as a master, then stops the lab. Every step is the real ``redisops`` command line, printed before it runs.
+master when it comes back as a master, then stops the lab. Every step is the real
+``redisops`` command line, printed before it runs. ``--base-port PORT`` moves the lab.
 """
 
 from __future__ import annotations
@@ -27,8 +28,30 @@ def run(args: list[str], env: dict[str, str], check: bool = True) -> int:
     return proc.returncode
 
 
+def parse_args(argv: list[str] | None) -> int:
+    """The demo's one option: ``--base-port PORT`` (default: the first free block of four
+    from 17000 up). Returns the base port."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="./dev demo", description="The main job, end to end, on the embedded engine."
+    )
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        metavar="PORT",
+        help="port of the first of the four lab nodes (default: the first free ones from 17000)",
+    )
+    args = parser.parse_args(argv)
+    if args.base_port is None:
+        return lab.free_base_port(4)
+    if not 1024 <= args.base_port <= 65535 - 4:
+        parser.error(f"--base-port {args.base_port} is out of range (1024 to 65531)")
+    return int(args.base_port)
+
+
 def main(argv: list[str] | None = None) -> int:
-    base = lab.free_base_port(4)
+    base = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="redisops-demo-") as tmp:
         env = dict(
             os.environ,

@@ -405,7 +405,7 @@ def status(lab_dir: Path) -> dict[str, Any]:
     else:
         for port in state.ports:
             pid = state.pids.get(str(port))
-            nodes.append({"port": port, "alive": _alive(pid), "pid": pid})
+            nodes.append(_redis_server_status(port, pid))
     return {
         "running": True,
         "engine": state.engine,
@@ -416,6 +416,39 @@ def status(lab_dir: Path) -> dict[str, Any]:
         "nodes": nodes,
         "pid": state.pid,
     }
+
+
+def _redis_server_status(port: int, pid: int | None) -> dict[str, Any]:
+    """One redis-server node of a lab: process state, and role, master and offset as the
+    node itself reports them (a paused node cannot answer: it shows as paused)."""
+    from redisops.model import Address
+    from redisops.redis_node import RedisNode
+    from redisops.retry import NO_RETRY
+
+    alive = _alive(pid)
+    entry: dict[str, Any] = {"port": port, "alive": alive, "pid": pid, "paused": _stopped(pid)}
+    if not alive or entry["paused"]:
+        return entry
+    with RedisNode(Address("127.0.0.1", port), retry=NO_RETRY) as node:
+        info = node.probe(timeout=1.0)
+    if info.reachable:
+        entry["role"] = info.role
+        entry["master"] = str(info.master_address) if info.is_replica else None
+        entry["offset"] = info.offset
+    else:
+        entry["error"] = info.error
+    return entry
+
+
+def _stopped(pid: int | None) -> bool:
+    """Whether the process is stopped (SIGSTOP: ``lab pause``)."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
 
 
 def down(lab_dir: Path) -> LabState | None:

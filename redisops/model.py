@@ -189,9 +189,12 @@ def parse_target(text: str) -> NodeSpec:
 class NodeInfo:
     """One node as read at one moment: INFO fields, ROLE, selected CONFIG values.
 
-    ``reachable=False`` nodes carry only ``address``, ``error`` and ``service`` (``not-redis``
-    when something else answers there). ``unavailable`` names the commands redisops needs
-    that the node does not know (renamed or disabled with ``rename-command``).
+    ``reachable=False`` nodes carry only ``address``, ``error``, ``error_kind`` (why it could
+    not be read: ``down``: nothing listens; ``auth``: credentials refused; ``not_redis``:
+    something else answers on the port; ``no_reply``: connected, but no answer within the
+    deadline; ``unknown``) and ``service`` (``not-redis`` when something else answers
+    there). ``unavailable`` names the commands redisops needs that the node does not know
+    (renamed or disabled with ``rename-command``).
     """
 
     address: Address
@@ -202,6 +205,7 @@ class NodeInfo:
     role_reply: RoleReply | None = None
     read_at: float = 0.0  # unix time of the read
     rtt_ms: float | None = None
+    error_kind: str | None = None
     service: str = "redis"  # redis | not-redis
     unavailable: frozenset[str] = frozenset()
 
@@ -597,6 +601,7 @@ class Topology:
                 "reachable": False,
                 "role": "unknown",
                 "error": node.error,
+                "unreachable_cause": node.error_kind or "unknown",
             }
         master = node.master_address
         brange = node.backlog_range

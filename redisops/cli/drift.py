@@ -78,7 +78,7 @@ def drift(
         from redisops.cli.mutate import run_operation
 
         plan = plan_fix(topo, configs, report, session.cluster_name, report.reference or "", files)
-        if fmt is Format.table:
+        if fmt is not Format.json:
             write(render_drift(report, fmt))
             write("")
         if plan.nothing_to_do:

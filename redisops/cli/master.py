@@ -201,7 +201,12 @@ def failover(
 
     check_fence_mode(fence_mode)
 
-    if (to is None) == (not auto):
+    if to is not None and auto:
+        raise BadInput(
+            "--to and --auto: not both",
+            hint="name the new master with --to REPLICA, or let redisops choose with --auto",
+        )
+    if to is None and not auto:
         raise BadInput(
             "choose the new master with --to REPLICA, or let redisops choose with --auto"
         )

@@ -78,6 +78,7 @@ def run_operation(
     from redisops.output import (
         error_line,
         make_progress,
+        note,
         render_plan,
         render_result,
         to_json,
@@ -86,6 +87,8 @@ def run_operation(
     from redisops.plan import RunContext, execute
     from redisops.testhooks import hold
 
+    for warning in getattr(session, "warnings", []):
+        note(f"warning: {warning}")
     doc: dict[str, Any] = {**plan.to_dict(), **(extra or {})}
     if plan.nothing_to_do:
         _emit(fmt, doc, plan.summary)
@@ -106,7 +109,7 @@ def run_operation(
         _emit(fmt, doc, render_plan(plan, force) + "\n\nDry run: nothing was changed.")
         raise typer.Exit(int(ExitCode.OK))
     needs_yes = [f for f in plan.findings if f.level == "confirm"]
-    if fmt is Format.table:
+    if fmt is not Format.json:
         write(render_plan(plan, force))
     if needs_yes and not yes:
         if fmt is Format.json:
@@ -150,11 +153,13 @@ def run_operation(
         force=force,
     )
     ctx.remembered.update(remembered or {})  # secrets a step needs (never shown)
-    from redisops.state import mark_plan, note_final_state
+    from redisops.state import mark_plan, note_final_state, note_members
 
     mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
     result = execute(ctx)
     note_final_state(result.final_state)
+    if result.outcome in ("applied", "partial", "verify-failed", "timeout"):  # it changed things
+        note_members([*plan.touched, *(s.node for s in plan.steps)], plan.operation)
     audit.record(
         step=len(plan.steps) + 1,
         action="result",

@@ -98,13 +98,29 @@ def attach(
             wait=not no_wait,
         )
         # what the replica must present to the master: the master's own credentials (a
-        # user named in its redis://user@ URL counts, not only --user)
-        creds = session.options_for(mspec.address).credentials
+        # user named in its redis://user@ URL counts, not only --user; none when the
+        # master turned out to have no password)
+        creds = session.credentials_for(mspec.address)
+        dataset = None
+        if master_node is not None and master_node.reachable and master_node.keys:
+            from redisops.ops.estimate import sample_dataset
+
+            with session.fresh_node(master_node.address) as sampler:
+                dataset = sample_dataset(sampler, master_node)
 
         def make_plan(topo: Topology) -> Plan:
             known = known_followers(topo, rspec.address)
             return plan_attach(
-                topo, rspec.address, mspec.address, opts, creds, session, rate, known
+                topo,
+                rspec.address,
+                mspec.address,
+                opts,
+                creds,
+                session,
+                rate,
+                known,
+                dataset=dataset,
+                as_written=(replica, to),
             )
 
         run_operation(

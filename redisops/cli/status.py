@@ -27,6 +27,16 @@ def status(
         ),
     ] = None,
     fmt: FormatOpt = Format.table,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Most seconds one node may take to answer (connect and every read): "
+            "a frozen node costs at most this; nodes are read concurrently.",
+            min=0.05,
+        ),
+    ] = 3.0,
     watch: Annotated[
         bool,
         typer.Option(
@@ -51,13 +61,14 @@ def status(
     were found, 3 when no seed could be reached.
     """
     from redisops.errors import ExitCode
-    from redisops.output import render_status, write
+    from redisops.output import note, render_status, write
     from redisops.retry import RetryPolicy
 
     session = conn.session(
         seeds or [],
         retry=RetryPolicy(attempts=2, wait_initial=0.05),
         require_seeds=not conn.sentinel,
+        probe_timeout=timeout,
         purpose="status",
     )
     if watch:
@@ -66,6 +77,8 @@ def status(
         return
     with session:
         topo = _discover(session)
+    for warning in session.warnings:
+        note(f"warning: {warning}")
     write(render_status(topo, fmt))
     seeds_reached = [n for n in topo.nodes if n.reachable]
     if not seeds_reached:
@@ -77,7 +90,8 @@ def status(
 def _discover(session: Session) -> Topology:
     """The topology from the seeds (and the master Sentinel names), plus any fenced old
     master that answers again, plus the Sentinel view and its problems."""
-    from redisops.errors import BadInput, RedisopsError
+
+    from redisops.errors import BadInput, RedisopsError, Unreachable
     from redisops.model import Address, Topology
     from redisops.topology import fence_records, sentinel_problems
 
@@ -98,6 +112,15 @@ def _discover(session: Session) -> Topology:
                 found = None
             if found is not None:
                 extra.append(found)
+    if not session.seeds and not extra and view is not None:
+        down = [e for e in view["sentinels"] if e.get("reachable") is False]
+        if down and len(down) == len(view["sentinels"]):
+            raise Unreachable(
+                "no node to start from: no sentinel answered ("
+                + "; ".join(f"{e['address']}: {e['status']}" for e in down)
+                + ")",
+                hint="check the --sentinel addresses, or give a SEED address",
+            )
     if not session.seeds and not extra:
         raise BadInput(
             "no node to start from: no sentinel named a master",
@@ -105,14 +128,15 @@ def _discover(session: Session) -> Topology:
         )
     topo = session.discover(dict.fromkeys(extra))
     # an old master fenced by a failover is not linked to anything: look for it explicitly
-    returned = []
+    fenced: list[Address] = []
     for record in fence_records(topo):
         try:
             addr = Address.parse(str(record.get("address")))
         except BadInput:
             continue
-        if topo.get(addr) is None and session.probe(addr).reachable:
-            returned.append(addr)
+        if topo.get(addr) is None:
+            fenced.append(addr)
+    returned = [n.address for n in session.probe_all(fenced) if n.reachable]
     if returned:
         topo = session.discover([*dict.fromkeys(extra), *returned])
     topo = session.with_last_known(topo, [*extra, *returned])
@@ -141,7 +165,7 @@ def _watch(session: Session, fmt: Format, interval: float) -> None:
             previous = watch_keys(topo)
             time.sleep(interval)
     except KeyboardInterrupt:
-        if tty and fmt is Format.table:
+        if tty and fmt is not Format.json:
             sys.stdout.write("\n")
             sys.stdout.flush()
         raise typer.Exit(0) from None

@@ -88,6 +88,10 @@ class EngineTiming:
     rdb_produce_bps: float = 400e6  # serialisation speed of the BGSAVE child
     disk_write_bps: float = 500e6
     rdb_load_bps: float = 300e6  # replica parsing the RDB
+    # replica loading, as measured on redis-server 7.0 (bench/estimates.py): a cost per key
+    # and one per byte of the dataset rebuilt in memory
+    load_keys_per_s: float = 2.5e6
+    load_dataset_bps: float = 500e6
 
 
 @dataclass

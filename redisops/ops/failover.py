@@ -60,7 +60,7 @@ from redisops.plan import RunContext, action
 from redisops.retry import RetryPolicy
 from redisops.session import Session
 from redisops.state import KNOWN_MAX_AGE, KnownGroup, group_index
-from redisops.topology import FENCE_KEY
+from redisops.topology import FENCE_KEY, detach_record
 
 
 @dataclass
@@ -430,6 +430,8 @@ def _group_findings(
             )
         )
     for other in topo.nodes:
+        if detach_record(other) is not None:
+            continue  # made a separate master on purpose ('redisops detach'): not in the group
         if other.reachable and other.unfit is None and other.is_master and other.address != dead:
             out.append(
                 Finding(
@@ -627,7 +629,7 @@ class _DirectPlan:
                 "reason": self.reason(),
                 "transfer_bytes": sum(p.transfer_bytes for p in preds),
                 "estimated_seconds": 0.0,
-                "risks": [r for p in preds for r in p.risks],
+                "risks": list(dict.fromkeys(r for p in preds for r in p.risks)),  # once each
                 "replicas": [p.to_dict() for p in preds],
                 "catch_up": self.catch_up(),
                 "writes_lost": [

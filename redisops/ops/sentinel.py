@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from redisops.errors import CommandFailed, RedisopsError, WaitTimeout
+from redisops.errors import CommandFailed, RedisopsError, Unreachable, WaitTimeout
 from redisops.model import Address, Step
 from redisops.plan import RunContext, action
 from redisops.redis_node import RedisNode
@@ -29,21 +29,36 @@ def _sentinel(session: Session, addr: Address) -> RedisNode:
     return RedisNode(addr, session.options_for(addr), NO_RETRY)
 
 
-def master_name(session: Session) -> str | None:
-    """``--sentinel-master``, or the only master the first reachable sentinel monitors."""
+def master_name(session: Session, errors: dict[str, RedisopsError] | None = None) -> str | None:
+    """``--sentinel-master``, or the only master the first reachable sentinel monitors.
+
+    ``errors`` receives, per sentinel address, why it could not be asked.
+    """
     if session.sentinel_master:
         return session.sentinel_master
     for addr in session.sentinels:
         try:
             with _sentinel(session, addr) as s:
                 masters = s.execute("SENTINEL", "MASTERS")
-        except RedisopsError:
+        except RedisopsError as exc:
+            if errors is not None:
+                errors[str(addr)] = exc
             continue
-        names = [_pairs(m).get("name") for m in masters or []]
-        names = [n for n in names if n]
+        names = [n for n in (_pairs(m).get("name") for m in masters or []) if n]
         if len(names) == 1:
             return names[0]
+        if errors is not None:
+            errors[str(addr)] = CommandFailed(
+                f"monitors {len(names)} masters ({', '.join(sorted(names))}): "
+                f"name one with --sentinel-master"
+                if names
+                else "monitors no master"
+            )
     return None
+
+
+def _reason(exc: RedisopsError, addr: Address) -> str:
+    return exc.message.removeprefix(f"{addr}: ")
 
 
 def master_addr(session: Session, addr: Address, name: str) -> Address | None:
@@ -57,10 +72,15 @@ def master_addr(session: Session, addr: Address, name: str) -> Address | None:
 
 
 def sentinel_view(session: Session) -> dict[str, Any] | None:
-    """Each sentinel's idea of the master, and the quorum check, for ``status``."""
+    """Each sentinel's idea of the master, and the quorum check, for ``status``.
+
+    A sentinel that cannot be asked is listed with the real cause (``reachable: false``);
+    ``agree`` is None when no sentinel named a master (nothing to agree on).
+    """
     if not session.sentinels:
         return None
-    name = master_name(session)
+    errors: dict[str, RedisopsError] = {}
+    name = master_name(session, errors)
     view: dict[str, Any] = {
         "name": name,
         "master": None,
@@ -69,14 +89,22 @@ def sentinel_view(session: Session) -> dict[str, Any] | None:
         "agree": True,
     }
     masters = set()
+    answered = 0
     for addr in session.sentinels:
-        entry: dict[str, Any] = {"address": str(addr)}
+        entry: dict[str, Any] = {"address": str(addr), "reachable": True}
         try:
             if name is None:
-                raise CommandFailed("no master name (use --sentinel-master)")
+                if str(addr) in errors:
+                    raise errors[str(addr)]
+                with _sentinel(session, addr) as s:
+                    s.execute("PING")
+                entry["status"] = "answers, but names no master (use --sentinel-master)"
+                view["sentinels"].append(entry)
+                continue
             m = master_addr(session, addr, name)
+            answered += 1
             entry["master"] = str(m) if m else None
-            entry["status"] = f"master {m}" if m else "does not know the master"
+            entry["status"] = f"master {m}" if m else f"does not know a master named {name!r}"
             if m:
                 masters.add(str(m))
             if view["quorum"] is None:
@@ -85,11 +113,14 @@ def sentinel_view(session: Session) -> dict[str, Any] | None:
                         view["quorum"] = str(s.execute("SENTINEL", "CKQUORUM", name))
                     except CommandFailed as exc:
                         view["quorum"] = f"FAILED: {exc.message.split('failed: ', 1)[-1]}"
+        except Unreachable as exc:
+            entry["reachable"] = False
+            entry["status"] = f"unreachable: {_reason(exc, addr)}"
         except RedisopsError as exc:
-            entry["status"] = f"unreachable: {exc}"
+            entry["status"] = _reason(exc, addr)
         view["sentinels"].append(entry)
     view["master"] = sorted(masters)[0] if len(masters) == 1 else None
-    view["agree"] = len(masters) <= 1
+    view["agree"] = len(masters) <= 1 if masters else None
     return view
 
 

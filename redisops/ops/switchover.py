@@ -912,6 +912,17 @@ def _check_replica(node: RedisNode, taddr: Address, token: str) -> str | None:
     return None if op == token else "journal key not replicated yet"
 
 
+def _drop_journal(node: RedisNode, token: str) -> None:
+    """Delete the journal key once every replica has read it back: it served its purpose
+    and must not linger in the operator's dataset (only ours: another operation's stays)."""
+    try:
+        raw = node.execute("GET", JOURNAL_KEY)
+        if raw and json.loads(raw).get("op") == token:
+            node.execute("DEL", JOURNAL_KEY)
+    except (RedisopsError, ValueError):
+        pass  # it expires by itself
+
+
 def followers_of(topo: Topology, node: NodeInfo) -> dict[str, str]:
     """The reachable replicas under ``node`` (any depth) and the master each follows.
 
@@ -1000,8 +1011,9 @@ def verify_switchover(ctx: RunContext, step: Step) -> str:
         if after > before[name]["sync_full"]
     )
     ctx.facts["full_resyncs"] = full_count
-    if problems:
+    if problems:  # the journal key stays (it expires in 24 h): evidence for the operator
         raise VerifyFailed("; ".join(f"{n}: {problems[n]}" for n in sorted(problems)))
+    _drop_journal(tnode, token)
     if full_count > expected_full:
         raise VerifyFailed(
             "full resync happened on "

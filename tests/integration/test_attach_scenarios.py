@@ -422,7 +422,13 @@ def test_no_wait_returns_right_after_replicaof(backend: Backend) -> None:
     run = attach(fresh, m, "--yes", "--no-wait")
     assert run.code == 0, run
     doc = run.json
-    assert [s["action"] for s in doc["steps"]] == ["lock", "baseline", "command", "unlock"]
+    assert [s["action"] for s in doc["steps"]] == [
+        "lock",
+        "baseline",
+        "recheck",
+        "command",
+        "unlock",
+    ]
     assert "observed_sync" not in doc["result"]["observed"]
     assert replica_of(fresh, m)
     wait_in_sync(m, [fresh])  # it does get there, on its own, as predicted
@@ -575,12 +581,13 @@ def test_progress_goes_to_stderr_as_plain_lines_when_not_a_terminal(backend: Bac
     run = cli("attach", fresh.address, "--to", m.address, "--yes", "--sample", "0")
     assert run.code == 0, run
     lines = run.stderr.splitlines()
-    assert lines[0] == "step 1/6: take the cluster lock"
-    assert f"step 4/6: follow the full sync until {fresh.address} is in sync" in lines
+    assert lines[0] == "step 1/7: take the cluster lock"
+    assert f"step 5/7: follow the full sync until {fresh.address} is in sync" in lines
     assert "\r" not in run.stderr  # no progress bar on a pipe
     assert "Result: applied - attach done" in run.stdout
     assert "Verification: prediction confirmed" in run.stdout
-    assert "step 1/6" not in run.stdout
+    assert "Sync took " in run.stdout and "(predicted ~" in run.stdout
+    assert "step 1/7" not in run.stdout
 
 
 def test_json_output_is_one_document_and_nothing_on_stderr(backend: Backend) -> None:
@@ -648,7 +655,7 @@ def test_end_to_end_in_a_separate_process(backend: Backend, state_home: Path) ->
     assert observed_sync(before, sync_counters(m)) == doc["prediction"]["sync"] == "full"
     proc = redisops("detach", fresh.address, "--yes")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines()[0] == "step 1/5: take the cluster lock"
+    assert proc.stderr.splitlines()[0] == "step 1/6: take the cluster lock"
     assert "Result: applied - detach done" in proc.stdout
     assert fresh.info()["role"] == "master"
 

@@ -62,8 +62,9 @@ def test_detach_makes_a_master_whose_replicas_follow_it_by_partial_resync(
     assert observed["observed_sync"] == "partial"
     assert observed["prediction_check"] == "prediction confirmed"
     assert observed["replid2"] == old
-    # data kept; it takes writes now, and only its own replica gets them
-    assert r.call("DBSIZE") == 100
+    # data kept (plus the record that the detach was intended); it takes writes now, and
+    # only its own replica gets them
+    assert r.call("DBSIZE") == 101 and r.call("EXISTS", "redisops:detached") == 1
     r.call("SET", "new-history", "1")
     wait_in_sync(r, [s])
     assert s.call("GET", "new-history") == "1" and m.call("EXISTS", "new-history") == 0
@@ -126,6 +127,7 @@ def test_detach_applied_json_carries_the_result(backend: Backend) -> None:
         "lock",
         "baseline",
         "command",
+        "record-detach",
         "verify-detach",
         "unlock",
     ]

@@ -162,6 +162,17 @@ def test_same_lab_with_real_redis_server(tmp_path: Path, server: ServerSpec) -> 
         assert nodes[0]["version"] == server.version
         assert nodes[0]["server"] == server.product
         assert nodes[0]["rdb_format"] == server.server.rdb_format
+        # lab status asks each redis-server for its role, master and offset
+        st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
+        assert [n["role"] for n in st["nodes"]] == ["master", "replica", "replica"]
+        assert [n["master"] for n in st["nodes"]] == [None, *[f"127.0.0.1:{base}"] * 2]
+        assert all(isinstance(n["offset"], int) for n in st["nodes"])
+        table = lab.run("lab", "status").stdout
+        assert f"127.0.0.1:{base + 1}  up" in table and "replica" in table
+        lab.run("lab", "pause", str(base + 1))
+        st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
+        assert st["nodes"][1]["paused"] is True
+        lab.run("lab", "resume", str(base + 1))
         lab.run("lab", "kill", str(base + 2))
         st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
         assert [n["alive"] for n in st["nodes"]] == [True, True, False]
@@ -173,6 +184,27 @@ def test_same_lab_with_real_redis_server(tmp_path: Path, server: ServerSpec) -> 
         )
     finally:
         lab.run("lab", "down", check=False)
+
+
+def test_the_demo_takes_a_base_port(tmp_path: Path) -> None:
+    from redisops.demo import parse_args
+
+    assert parse_args(["--base-port", "23000"]) == 23000
+    with pytest.raises(SystemExit):
+        parse_args(["--base-port", "80"])
+    # and the lab it starts is there: the whole demo, moved
+    base = lab_base_port(4)
+    proc = subprocess.run(
+        [sys.executable, "-m", "redisops.demo", "--base-port", str(base)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state")),
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"lab up --nodes 4 --base-port {base}" in proc.stdout
+    assert f"127.0.0.1:{base + 3}" in proc.stdout
 
 
 @pytest.mark.tool("redis-cli", apt="redis-tools")

@@ -59,7 +59,7 @@ def test_the_lock_file_is_named_after_the_cluster_under_the_state_directory(
     with lock:
         lock.acquire(None)
         assert json.loads(lock.path.read_text())["operation"] == "attach"
-    assert lock.path.read_text() == ""  # released: the holder record is cleared
+    assert not lock.path.exists()  # released: the file is removed (no leftovers)
 
 
 # ----------------------------------------------------------------------------- key layer
