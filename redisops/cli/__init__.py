@@ -123,6 +123,7 @@ COMMAND_MODULES: dict[str, str] = {
     "failover": "master",
     "fence": "master",
     "lab": "lab",
+    "playbook": "playbook",
 }
 
 

@@ -1,0 +1,1050 @@
+"""The playbook actions: the one place where a step's ``action:`` meets the operations.
+
+Each action declares its arguments (``with:``, typed) and whether it only reads
+(``probe``), waits (``wait``), changes the cluster (``mutate``) or steers the run
+(``control``). Mutating actions build the operation's own :class:`~redisops.model.Plan`
+with the same planning functions the CLI commands use, so a step is exactly the command
+an operator would type: same preflight, same engine prediction, same executor, same
+audit, same verification. In a dry run the plan is shown and its predicted effect is
+added to the :class:`~redisops.playbook.overlay.World`, instead of being executed.
+
+What each action registers (``register: NAME``) is plain data, documented in
+``docs/playbooks.md``. Actions that belong to commands not in this build yet are listed
+with the issue they wait on: a playbook using one validates and shows, but does not run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from redisops.audit import AuditLog
+from redisops.errors import BadInput, ExitCode, RedisopsError
+from redisops.playbook import expr
+from redisops.playbook.overlay import Down, Effect, Promote, Replicate, World
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.model import Plan, Topology
+    from redisops.plan import PlanResult, Progress
+    from redisops.session import Session
+
+
+# ----------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class Param:
+    type: str = "str"
+    required: bool = False
+    default: Any = None
+    help: str = ""
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass
+class ActionResult:
+    """What one step did: ``value`` is what ``register:`` stores."""
+
+    value: dict[str, Any]
+    summary: str
+    plan: Plan | None = None
+    result: PlanResult | None = None
+    predicted: bool = False
+    details: str = ""
+
+
+class StepFailed(RedisopsError):
+    """A step did not do what it should; carries the exit code and what it registers."""
+
+    def __init__(
+        self,
+        message: str,
+        code: ExitCode,
+        *,
+        hint: str | None = None,
+        value: Mapping[str, Any] | None = None,
+        plan: Plan | None = None,
+        result: PlanResult | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = code
+        self.value = dict(value or {})
+        self.plan = plan
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Connector:
+    """How actions reach the cluster: ``make(seeds, cluster)`` builds a session with the
+    run's connection options (credentials, TLS, inventory)."""
+
+    make: Callable[[Sequence[str], str | None], Session]
+    inventory: Path | None = None
+    cluster: str | None = None
+
+    def session(self, seeds: Sequence[str], cluster: str | None = None) -> Session:
+        return self.make(list(seeds), cluster or self.cluster)
+
+
+@dataclass
+class ActionContext:
+    connect: Connector
+    dry_run: bool = False
+    yes: bool = False
+    audit_path: Path | None = None
+    run_id: str = ""
+    world: World = field(default_factory=World)
+    progress: Progress | None = None
+    #: asks the operator a yes/no question; None when nobody can answer (not a terminal)
+    ask: Callable[[str], bool] | None = None
+    #: shows text as the run goes (a plan before it is confirmed)
+    show: Callable[[str], None] = lambda text: None
+    sleep: Callable[[float], None] = time.sleep
+    #: every node the run has seen, in order (for the state shown when it stops)
+    seen: dict[str, None] = field(default_factory=dict)
+    #: a step of this run has changed the cluster
+    changed: bool = False
+    #: resume: build the plan and check its preflight, act on nothing
+    check_only: bool = False
+
+    def note_nodes(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.seen.setdefault(str(name), None)
+
+
+Runner = Callable[[ActionContext, dict[str, Any]], ActionResult]
+
+
+@dataclass(frozen=True)
+class ActionDef:
+    name: str
+    kind: str  # probe | wait | mutate | control
+    help: str
+    params: Mapping[str, Param]
+    run: Runner | None = None
+    waiting_on: str | None = None
+    precondition: str = ""  # the default precondition, in words
+    verify: str = ""  # the default verification, in words
+
+    @property
+    def mutating(self) -> bool:
+        return self.kind == "mutate"
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _discover(ctx: ActionContext, session: Session, extra: Iterable[str] = ()) -> Topology:
+    from redisops.model import Address
+
+    addrs = [Address.parse(a) for a in extra]
+    topo = ctx.world.discover(session, addrs) if ctx.dry_run else session.discover(addrs)
+    ctx.note_nodes(str(n.address) for n in topo.nodes)
+    return topo
+
+
+def cluster_view(topo: Topology, predicted: Iterable[str] = ()) -> dict[str, Any]:
+    """The registered form of a topology: what ``status`` gives expressions."""
+    marked = set(predicted)
+    nodes: dict[str, Any] = {}
+    for n in topo.nodes:
+        rec = topo.record(n)
+        nodes[str(n.address)] = {
+            "address": str(n.address),
+            "reachable": n.reachable,
+            "role": rec["role"],
+            "master": rec.get("master"),
+            "link": rec.get("link"),
+            "offset": rec.get("offset"),
+            "lag_bytes": rec.get("lag_bytes"),
+            "keys": rec.get("keys"),
+            "replid": rec.get("replid"),
+            "replid2": rec.get("replid2"),
+            "sync_in_progress": rec.get("sync_in_progress"),
+            "loading": rec.get("loading"),
+            "priority": rec.get("replica_priority"),
+            "version": rec.get("version"),
+            "error": rec.get("error"),
+            "predicted": str(n.address) in marked,
+        }
+    masters = [str(n.address) for n in topo.masters if n.reachable]
+    master = masters[0] if len(masters) == 1 else None
+    replicas: list[str] = []
+    if master is not None:
+        mnode = topo.get(topo.masters[0].address) if topo.masters else None
+        if mnode is not None:
+            replicas = [str(d.address) for d in topo.descendants(mnode)]
+    return {
+        "master": master,
+        "masters": masters,
+        "replicas": replicas,
+        "unreachable": [str(n.address) for n in topo.nodes if not n.reachable],
+        "nodes": nodes,
+        "problems": [p.to_dict() for p in topo.problems],
+        "healthy": not topo.problems,
+        "predicted": bool(marked & set(nodes)),
+    }
+
+
+def _view_summary(view: Mapping[str, Any]) -> str:
+    if view["master"]:
+        head = f"master {view['master']}, {len(view['replicas'])} replica(s)"
+    elif view["masters"]:
+        head = f"{len(view['masters'])} masters: {', '.join(view['masters'])}"
+    else:
+        head = "no reachable master"
+    if view["unreachable"]:
+        head += f", unreachable: {', '.join(view['unreachable'])}"
+    problems = view["problems"]
+    head += (
+        "; no problems"
+        if not problems
+        else f"; {len(problems)} problem(s): " + "; ".join(p["message"] for p in problems[:3])
+    )
+    return head
+
+
+def peers(ctx: ActionContext, address: str) -> tuple[list[str], str | None]:
+    """Where to find the other members of the group of ``address`` when it cannot be asked:
+    the run's ``--cluster``, else an inventory cluster that lists it.
+
+    (The last-known topology joins this list when ``redisops check`` records it: issue 14.)
+    """
+    from redisops.inventory import load_inventory
+    from redisops.model import Address
+
+    if ctx.connect.cluster is not None:
+        return [], ctx.connect.cluster
+    target = Address.parse(address)
+    inv = load_inventory(ctx.connect.inventory)
+    for name, cfg in sorted(inv.clusters.items()):
+        if any(spec.address == target for spec in cfg.nodes):
+            return [str(s.address) for s in cfg.nodes], name
+    return [], None
+
+
+def _status(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    seeds = list(args.get("seeds") or [])
+    dead = args.get("dead")
+    cluster = args.get("cluster") or None
+    if dead:
+        found, found_cluster = peers(ctx, dead)
+        cluster = cluster or found_cluster
+        seeds += [s for s in found if s not in seeds]
+        seeds.append(dead)
+    if not seeds and cluster is None and ctx.connect.cluster is None:
+        raise StepFailed(
+            "status needs seeds or cluster (with: {seeds: [...]}), or a --cluster for the run",
+            ExitCode.BAD_INPUT,
+        )
+    with ctx.connect.session(seeds, cluster) as session:
+        topo = _discover(ctx, session)
+    view = cluster_view(topo, ctx.world.predicted if ctx.dry_run else ())
+    summary = _view_summary(view)
+    if dead:
+        from redisops.model import Address
+        from redisops.ops.failover import rank_candidates
+
+        cands = [c.to_dict() for c in rank_candidates(topo, topo.canonical(Address.parse(dead)))]
+        view["candidates"] = cands
+        chosen = next((c["address"] for c in cands if c["chosen"]), None)
+        view["chosen"] = chosen
+        summary += f"; candidates for {dead}: " + (
+            ", ".join(
+                f"{c['address']} ({'CHOSEN' if c['chosen'] else 'eligible' if c['eligible'] else 'not eligible'}: {c['reason']})"
+                for c in cands
+            )
+            or "none"
+        )
+    if args.get("require_healthy") and view["problems"]:
+        raise StepFailed(f"the cluster has problems: {summary}", _probe_code(ctx), value=view)
+    return ActionResult(view, summary, predicted=view["predicted"])
+
+
+def _probe_code(ctx: ActionContext) -> ExitCode:
+    """A check that fails before the run changed anything refuses (5); after, the
+    procedure did not reach the promised state (9)."""
+    return ExitCode.VERIFY_FAILED if ctx.changed else ExitCode.REFUSED
+
+
+def _node_state(ctx: ActionContext, address: str) -> tuple[str, bool]:
+    """``down``, ``master`` or ``replica`` (as predicted in a dry run), and whether predicted."""
+    from redisops.model import Address
+
+    with ctx.connect.session([address]) as session:
+        if ctx.dry_run and ctx.world.effects:
+            topo = ctx.world.discover(session)
+            node = topo.get(Address.parse(address))
+            predicted = address in ctx.world.predicted
+        else:
+            node = session.probe(Address.parse(address))
+            predicted = False
+    ctx.note_nodes([address])
+    if node is None or not node.reachable:
+        return "down", predicted
+    return node.role, predicted
+
+
+def _confirm(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    prompt = args.get("prompt")
+    if prompt:
+        if ctx.dry_run:
+            return ActionResult({"confirmed": True, "asked": prompt}, f"would ask: {prompt}")
+        if ctx.yes:
+            return ActionResult({"confirmed": True, "asked": prompt}, f"{prompt}: yes (--yes)")
+        if ctx.ask is None:
+            raise StepFailed(
+                f"{prompt}: nobody to answer (not a terminal)",
+                ExitCode.REFUSED,
+                hint="pass --yes to answer yes",
+            )
+        if not ctx.ask(str(prompt)):
+            raise StepFailed(f"{prompt}: answered no", ExitCode.REFUSED)
+        return ActionResult({"confirmed": True, "asked": prompt}, f"{prompt}: yes")
+    node, want = args.get("node"), args.get("state")
+    if not node or not want:
+        raise StepFailed("confirm needs prompt, or node and state", ExitCode.BAD_INPUT)
+    probes, interval = int(args["probes"]), float(args["interval"])
+    seen: list[str] = []
+    predicted = False
+    for i in range(probes):
+        state, predicted = _node_state(ctx, node)
+        seen.append(state)
+        if state != want:
+            raise StepFailed(
+                f"{node} is {state}, not {want} (probe {i + 1} of {probes})"
+                + (" (predicted by the dry run)" if predicted else ""),
+                _probe_code(ctx),
+                value={"confirmed": False, "node": node, "state": state, "probes": seen},
+            )
+        if predicted:
+            break
+        if i + 1 < probes:
+            ctx.sleep(interval)
+    return ActionResult(
+        {"confirmed": True, "node": node, "state": want, "probes": seen},
+        f"{node} is {want} ({len(seen)} probe(s){', predicted' if predicted else ''})",
+        predicted=predicted,
+    )
+
+
+def _assert(ctx: ActionContext, args: dict[str, Any], scope: Mapping[str, Any]) -> ActionResult:
+    that = args["that"]
+    checks = that if isinstance(that, list) else [that]
+    for text in checks:
+        if not expr.truth(str(text), scope):
+            message = f"assertion failed: {text}"
+            if args.get("message"):
+                try:
+                    message = f"{expr.render(str(args['message']), scope)} ({message})"
+                except expr.ExprError as exc:
+                    message += f" (and its message could not be filled in: {exc.message})"
+            raise StepFailed(message, _probe_code(ctx), value={"ok": False, "failed": text})
+    return ActionResult({"ok": True}, f"{len(checks)} condition(s) hold")
+
+
+def _sleep(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    seconds = float(args["seconds"])
+    if ctx.dry_run:
+        return ActionResult({"slept": 0.0}, f"would sleep {seconds:g}s")
+    ctx.sleep(seconds)
+    return ActionResult({"slept": seconds}, f"slept {seconds:g}s")
+
+
+def _wait_sync(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    from redisops.model import Address, Plan, Step
+    from redisops.ops.attach import wait_sync
+    from redisops.plan import NullProgress, RunContext
+
+    replica = str(args["replica"])
+    with ctx.connect.session([replica]) as session:
+        if ctx.dry_run and replica in ctx.world.predicted:
+            topo = ctx.world.discover(session)
+            node = topo.get(Address.parse(replica))
+            if node is not None and node.is_replica and node.link == "up":
+                return ActionResult(
+                    {"in_sync": True, "master": str(node.master_address), "offset": node.offset},
+                    f"{replica} in sync with {node.master_address} (predicted)",
+                    predicted=True,
+                )
+        node = session.probe(Address.parse(replica))
+        ctx.note_nodes([replica])
+        master = args.get("master") or (str(node.master_address) if node.master_address else None)
+        if not node.reachable or not node.is_replica or master is None:
+            raise StepFailed(
+                f"{replica} is not a replica ({node.error or node.role})", _probe_code(ctx)
+            )
+        plan = Plan("wait_sync", session.cluster_name, ())
+        audit = _audit(ctx, "wait_sync", session.cluster_name)
+        rctx = RunContext(
+            session, plan, audit, None, ctx.progress or NullProgress(), sleep=ctx.sleep
+        )
+        step = Step(
+            1, replica, "wait-sync", "wait", args={"master": master, "timeout": args["timeout"]}
+        )
+        try:
+            detail = wait_sync(rctx, step)
+        except RedisopsError as exc:
+            raise StepFailed(str(exc), exc.exit_code, value={"in_sync": False}) from None
+        info = session.node(Address.parse(replica)).info("replication")
+    return ActionResult(
+        {"in_sync": True, "master": master, "offset": int(info.get("master_repl_offset", 0))},
+        detail,
+    )
+
+
+# ----------------------------------------------------------------------------- mutating
+
+
+class RunAudit(AuditLog):
+    """An operation's audit records, each naming the playbook run it belongs to."""
+
+    def __init__(self, path: Path | None, operation: str, cluster: str, run_id: str) -> None:
+        super().__init__(path, operation, cluster)
+        self.run_id = run_id
+
+    def record(self, **fields: Any) -> None:
+        super().record(playbook_run=self.run_id, **fields)
+
+
+def _audit(ctx: ActionContext, operation: str, cluster: str) -> RunAudit:
+    return RunAudit(ctx.audit_path, operation, cluster, ctx.run_id)
+
+
+def _lock_ttl(plan: Plan, floor: int = 900, margin: int = 300) -> int:
+    """Seconds the lock key lives: the plan's longest waits plus a margin (as the CLI)."""
+    waits = 0.0
+    for step in plan.steps:
+        try:
+            waits += float(step.args.get("timeout", 0) or 0)
+        except (TypeError, ValueError):
+            continue
+    return max(floor, int(waits) + margin)
+
+
+def _outcome_value(plan: Plan, **extra: Any) -> dict[str, Any]:
+    pred = dict(plan.prediction or {})
+    return {
+        "operation": plan.operation,
+        "summary": plan.summary,
+        "prediction": pred,
+        "sync": pred.get("sync"),
+        "findings": [f.to_dict() for f in plan.findings],
+        **extra,
+    }
+
+
+def _operate(
+    ctx: ActionContext,
+    session: Session,
+    plan: Plan,
+    *,
+    force: bool,
+    effects: Sequence[Effect],
+    value: Mapping[str, Any] | None = None,
+) -> ActionResult:
+    """Gate, then predict (dry run) or execute ``plan``, as the CLI commands do."""
+    from redisops.audit import operator
+    from redisops.lock import ClusterLock
+    from redisops.output import render_plan
+    from redisops.plan import NullProgress, RunContext, execute
+
+    extra = dict(value or {})
+    ctx.note_nodes(plan.touched)
+    if plan.nothing_to_do:
+        return ActionResult(
+            _outcome_value(plan, outcome="nothing-to-do", changed=False, **extra),
+            plan.summary,
+            plan=plan,
+        )
+    refusals = plan.refusals(force)
+    if refusals:
+        code = (
+            ExitCode.UNREACHABLE
+            if any(f.code == "unreachable" for f in refusals)
+            else ExitCode.REFUSED
+        )
+        raise StepFailed(
+            "refused: " + "; ".join(f.message for f in refusals),
+            code,
+            value=_outcome_value(plan, outcome="refused", changed=False, **extra),
+            plan=plan,
+        )
+    if ctx.check_only:
+        return ActionResult(
+            _outcome_value(plan, outcome="ready", changed=False, **extra),
+            f"precondition holds: {plan.summary}",
+            plan=plan,
+        )
+    if ctx.dry_run:
+        ctx.world.add(*effects)
+        return ActionResult(
+            _outcome_value(plan, outcome="predicted", changed=True, **extra),
+            f"would {plan.summary}",
+            plan=plan,
+            predicted=True,
+        )
+    needs_yes = [f for f in plan.findings if f.level == "confirm"]
+    if not ctx.yes:
+        ctx.show(render_plan(plan, force))
+        if needs_yes or ctx.ask is None:
+            why = "; ".join(f.message for f in needs_yes) or "not confirmed (not a terminal)"
+            raise StepFailed(
+                f"refused: {why}",
+                ExitCode.REFUSED,
+                hint="pass --yes to proceed",
+                value=_outcome_value(plan, outcome="refused", changed=False, **extra),
+                plan=plan,
+            )
+        if not ctx.ask(f"Proceed with {plan.operation}?"):
+            raise StepFailed(
+                "not confirmed; nothing was changed",
+                ExitCode.REFUSED,
+                value=_outcome_value(plan, outcome="refused", changed=False, **extra),
+                plan=plan,
+            )
+    audit = _audit(ctx, plan.operation, plan.cluster)
+    audit.record(
+        step=0,
+        action="plan",
+        result="approved",
+        forced=force,
+        overridden=[f.message for f in plan.findings if f.level == "refuse"],
+        prediction=plan.prediction,
+    )
+    lock = ClusterLock(
+        plan.cluster, plan.operation, audit.operator or operator(), ttl_s=_lock_ttl(plan)
+    )
+    rctx = RunContext(session, plan, audit, lock, ctx.progress or NullProgress(), sleep=ctx.sleep)
+    result = execute(rctx)
+    audit.record(
+        step=len(plan.steps) + 1,
+        action="result",
+        result=result.outcome,
+        detail=result.message,
+        observed=result.observed,
+    )
+    if result.outcome in ("applied", "partial", "timeout", "verify-failed"):
+        ctx.changed = True
+    val = _outcome_value(
+        plan,
+        outcome=result.outcome,
+        changed=result.outcome != "rolled-back",
+        observed=dict(result.observed),
+        observed_sync=result.observed.get("observed_sync"),
+        final_state=result.final_state,
+        warnings=list(result.warnings),
+        **extra,
+    )
+    if result.exit_code is not ExitCode.OK:
+        raise StepFailed(result.message, result.exit_code, value=val, plan=plan, result=result)
+    return ActionResult(val, _result_summary(plan, result), plan=plan, result=result)
+
+
+def _result_summary(plan: Plan, result: PlanResult) -> str:
+    """What the operation did, in one line: its message and what it measured."""
+    parts = [f"{result.message}: {plan.summary}"]
+    obs = result.observed
+    if "prediction_check" in obs:
+        parts.append(str(obs["prediction_check"]))
+    if "pause_ms" in obs:
+        parts.append(f"writes paused {float(obs['pause_ms']):.1f} ms")
+    if obs.get("full_resyncs"):
+        parts.append(f"{obs['full_resyncs']} full resync(s)")
+    parts += [f"warning: {w}" for w in result.warnings]
+    return "; ".join(parts)
+
+
+def _attach(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    from redisops.model import Address
+    from redisops.ops.attach import plan_attach
+    from redisops.ops.common import Options, measure_write_rate
+    from redisops.units import parse_rate
+
+    replica, master = str(args["replica"]), str(args["master"])
+    with ctx.connect.session([replica, master]) as session:
+        topo = _discover(ctx, session)
+        maddr = Address.parse(master)
+        rate = (
+            parse_rate(str(args["write_rate"]), option="write_rate")
+            if args.get("write_rate")
+            else None
+        )
+        if rate is None:
+            rate = 0.0
+            mnode = topo.get(maddr)
+            if mnode is not None and mnode.reachable and float(args["sample"]) > 0:
+                top = topo.root(mnode) or mnode
+                rate = measure_write_rate(session, top.address, float(args["sample"]), ctx.sleep)
+        opts = Options(
+            dry_run=ctx.dry_run,
+            yes=ctx.yes,
+            force=bool(args["force"]),
+            persist=bool(args["persist"]),
+            bandwidth=parse_rate(str(args["bandwidth"]), option="bandwidth"),
+            write_rate=rate,
+            sample_seconds=float(args["sample"]),
+            timeout=float(args["timeout"]),
+            wait=bool(args["wait"]),
+        )
+        creds = session.options_for(maddr).credentials
+        plan = plan_attach(topo, Address.parse(replica), maddr, opts, creds, session, rate)
+        full = (plan.prediction or {}).get("sync") == "full"
+        return _operate(
+            ctx,
+            session,
+            plan,
+            force=opts.force,
+            effects=[
+                Replicate(
+                    str(topo.canonical(Address.parse(replica))), str(topo.canonical(maddr)), full
+                )
+            ],
+            value={"replica": replica, "master": master},
+        )
+
+
+def _detach(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    from redisops.model import Address
+    from redisops.ops.common import Options
+    from redisops.ops.detach import plan_detach
+
+    replica = str(args["replica"])
+    with ctx.connect.session([replica]) as session:
+        topo = _discover(ctx, session)
+        opts = Options(
+            dry_run=ctx.dry_run,
+            yes=ctx.yes,
+            force=bool(args["force"]),
+            persist=bool(args["persist"]),
+        )
+        plan = plan_detach(topo, Address.parse(replica), opts, session)
+        return _operate(
+            ctx,
+            session,
+            plan,
+            force=opts.force,
+            effects=[Promote(replica)],
+            value={"replica": replica},
+        )
+
+
+def _switchover(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    from redisops.model import Address
+    from redisops.ops.switchover import plan_switchover
+
+    target = str(args["to"])
+    seeds = [target] + ([str(args["master"])] if args.get("master") else [])
+    with ctx.connect.session(seeds) as session:
+        topo = _discover(ctx, session)
+        taddr = Address.parse(target)
+        if args.get("master"):
+            maddr = Address.parse(str(args["master"]))
+        else:
+            tnode = topo.get(taddr)
+            top = topo.root(tnode) if tnode is not None else None
+            if top is None:
+                raise StepFailed(
+                    f"cannot tell the current master of {target}",
+                    ExitCode.BAD_INPUT,
+                    hint="give with: {master: ...}",
+                )
+            maddr = top.address
+        plan = plan_switchover(
+            topo,
+            maddr,
+            taddr,
+            session,
+            force=bool(args["force"]),
+            method=str(args["method"]),
+            max_lag_bytes=int(args["max_lag"]),
+            pause_timeout_ms=int(float(args["pause_timeout"]) * 1000),
+            persist=bool(args["persist"]),
+        )
+        t, m = str(topo.canonical(taddr)), str(topo.canonical(maddr))
+        others = [str(n.address) for n in _others(topo, maddr, taddr)]
+        result = _operate(
+            ctx,
+            session,
+            plan,
+            force=bool(args["force"]),
+            effects=[Promote(t), Replicate(m, t), *[Replicate(o, t) for o in others]],
+            value={"old_master": m, "new_master": t},
+        )
+        observed = result.value.get("observed") or {}
+        if "pause_ms" in observed:
+            result.value["pause_ms"] = round(float(observed["pause_ms"]), 3)
+        return result
+
+
+def _others(topo: Topology, master: Any, target: Any) -> list[Any]:
+    mnode, tnode = topo.get(master), topo.get(target)
+    if mnode is None or tnode is None:
+        return []
+    under_target = {d.address for d in topo.descendants(tnode)}
+    return [
+        n
+        for n in topo.descendants(mnode)
+        if n.reachable and n.address != tnode.address and n.address not in under_target
+    ]
+
+
+def _failover(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    from redisops.model import Address
+    from redisops.ops.failover import confirm_down, plan_failover
+
+    dead = str(args["master"])
+    seeds = list(args.get("seeds") or [])
+    cluster = None
+    if not seeds:
+        seeds, cluster = peers(ctx, dead)
+    to = args.get("to")
+    with ctx.connect.session([*seeds, dead], cluster) as session:
+        daddr = Address.parse(dead)
+        if ctx.dry_run and dead in {e.node for e in ctx.world.effects if isinstance(e, Down)}:
+            down = True
+        else:
+            down = confirm_down(
+                session,
+                daddr,
+                probes=int(args["probes"]),
+                interval=float(args["interval"]),
+                sleep=ctx.sleep,
+            )
+        topo = _discover(ctx, session)
+        plan = plan_failover(
+            topo,
+            daddr,
+            session,
+            to=Address.parse(str(to)) if to else None,
+            auto=not to,
+            force=bool(args["force"]),
+            max_disconnect=int(float(args["max_disconnect"])),
+            dead_confirmed=down,
+            persist=bool(args["persist"]),
+        )
+        chosen = (plan.prediction or {}).get("chosen")
+        others = [str(n) for n in plan.touched if n != chosen]
+        effects: list[Effect] = []
+        if chosen:
+            effects = [Promote(str(chosen)), *[Replicate(o, str(chosen)) for o in others]]
+        return _operate(
+            ctx,
+            session,
+            plan,
+            force=bool(args["force"]),
+            effects=effects,
+            value={
+                "old_master": dead,
+                "new_master": chosen,
+                "candidates": (plan.prediction or {}).get("candidates", []),
+            },
+        )
+
+
+def _fence(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    """Make sure the old master cannot act as a master: a replica of the new one if it
+    answers; if it is down, recorded as fenced on the new master (``status`` reports it
+    as a split brain the moment it answers as a master again)."""
+    from redisops.model import Address
+    from redisops.ops.fence import plan_fence, write_fence_record
+    from redisops.topology import fence_records
+
+    old, new = str(args["old"]), str(args["to"])
+    with ctx.connect.session([new, old]) as session:
+        topo = _discover(ctx, session)
+        onode = topo.get(Address.parse(old))
+        if onode is None or not onode.reachable:
+            recorded = any(str(r.get("address")) == old for r in fence_records(topo))
+            value = {"old": old, "new_master": new, "fenced": "recorded", "changed": not recorded}
+            if recorded:
+                return ActionResult(
+                    {**value, "outcome": "nothing-to-do"},
+                    f"{old} is down and already recorded as fenced on {new}",
+                )
+            if ctx.check_only:
+                return ActionResult(
+                    {**value, "outcome": "ready"}, f"{old} is down; it will be recorded as fenced"
+                )
+            if ctx.dry_run:
+                return ActionResult(
+                    {**value, "outcome": "predicted"},
+                    f"would record {old} as fenced on {new} (it is down)",
+                    predicted=True,
+                )
+            nnode = topo.get(Address.parse(new))
+            if nnode is None or not nnode.is_master:
+                raise StepFailed(
+                    f"{new} is not a reachable master: cannot record the fence", _probe_code(ctx)
+                )
+            write_fence_record(
+                session.node(Address.parse(new)), old, new, old_run_id=None, op=ctx.run_id
+            )
+            ctx.changed = True
+            return ActionResult(
+                {**value, "outcome": "applied"}, f"{old} is down; recorded as fenced on {new}"
+            )
+        plan = plan_fence(
+            topo,
+            Address.parse(old),
+            Address.parse(new),
+            session,
+            persist=bool(args["persist"]),
+            timeout=float(args["timeout"]),
+        )
+        return _operate(
+            ctx,
+            session,
+            plan,
+            force=bool(args["force"]),
+            effects=[Replicate(old, new, (plan.prediction or {}).get("sync") == "full")],
+            value={"old": old, "new_master": new, "fenced": "replica"},
+        )
+
+
+# ----------------------------------------------------------------------------- registry
+
+_FORCE = Param("bool", default=False, help="override refusals marked forceable")
+_PERSIST = Param("bool", default=False, help="CONFIG REWRITE so a restart keeps the change")
+
+
+def _waiting(
+    name: str, kind: str, issue: str, help_text: str, params: Mapping[str, Param]
+) -> ActionDef:
+    return ActionDef(name, kind, help_text, params, None, waiting_on=issue)
+
+
+ACTIONS: dict[str, ActionDef] = {
+    a.name: a
+    for a in (
+        ActionDef(
+            "status",
+            "probe",
+            "read the topology from any node(s); registers the cluster view",
+            {
+                "seeds": Param(
+                    "addresses", help="nodes to start from (default: the run's --cluster)"
+                ),
+                "dead": Param(
+                    "address",
+                    help="a dead master: its replicas come from the inventory, and candidates are ranked",
+                ),
+                "require_healthy": Param(
+                    "bool", default=False, help="fail the step when problems are found"
+                ),
+            },
+            _status,
+        ),
+        ActionDef(
+            "confirm",
+            "probe",
+            "confirm a node's state with several probes (down, master, replica), or ask the operator",
+            {
+                "node": Param("address"),
+                "state": Param("str", choices=("down", "master", "replica")),
+                "probes": Param("int", default=3),
+                "interval": Param("duration", default=0.5),
+                "prompt": Param("str", help="a question for the operator (--yes answers yes)"),
+            },
+            _confirm,
+        ),
+        ActionDef(
+            "wait_sync",
+            "wait",
+            "wait until a replica's link is up and its offset equals its master's",
+            {
+                "replica": Param("address", required=True),
+                "master": Param("address", help="default: the replica's master"),
+                "timeout": Param("duration", default=300.0),
+            },
+            _wait_sync,
+        ),
+        ActionDef(
+            "sleep",
+            "control",
+            "wait a fixed time",
+            {"seconds": Param("duration", required=True)},
+            _sleep,
+        ),
+        ActionDef(
+            "assert",
+            "control",
+            "check conditions on vars and registered values; the run stops when one is false",
+            {"that": Param("expr", required=True), "message": Param("str")},
+            None,  # evaluated by the runner, which owns the scope
+        ),
+        ActionDef(
+            "attach",
+            "mutate",
+            "make a node a replica of a master: predicted resync, followed and verified",
+            {
+                "replica": Param("address", required=True),
+                "master": Param("address", required=True),
+                "persist": _PERSIST,
+                "force": _FORCE,
+                "wait": Param("bool", default=True),
+                "timeout": Param("duration", default=300.0),
+                "bandwidth": Param("str", default="100MB"),
+                "write_rate": Param("str"),
+                "sample": Param("duration", default=0.5),
+            },
+            _attach,
+            precondition="attach preflight: both reachable, no cycle, RDB version loadable, no Sentinel",
+            verify="sync counters match the predicted resync; offsets converge; DBSIZE equal",
+        ),
+        ActionDef(
+            "detach",
+            "mutate",
+            "REPLICAOF NO ONE on a replica: it keeps its data and becomes a master",
+            {"replica": Param("address", required=True), "persist": _PERSIST, "force": _FORCE},
+            _detach,
+            precondition="the node is a reachable replica",
+            verify="role master, replid2 the old id, its replicas back by partial resync",
+        ),
+        ActionDef(
+            "switchover",
+            "mutate",
+            "planned change of master with no lost write (the master is alive)",
+            {
+                "to": Param("address", required=True),
+                "master": Param("address", help="default: the target's master"),
+                "method": Param("str", default="redisops", choices=("redisops", "native")),
+                "max_lag": Param("size", default=1024 * 1024),
+                "pause_timeout": Param("duration", default=5.0),
+                "persist": _PERSIST,
+                "force": _FORCE,
+            },
+            _switchover,
+            precondition="target is an up-to-date replica of the master (switchover preflight)",
+            verify="one master; every link up; no full resync; journal key read back everywhere",
+        ),
+        ActionDef(
+            "failover",
+            "mutate",
+            "the master is dead: promote the best (or the given) replica, repoint the others, fence it",
+            {
+                "master": Param("address", required=True, help="the dead master"),
+                "to": Param("address", help="default: chosen by Sentinel's rules"),
+                "seeds": Param(
+                    "addresses", help="default: the inventory cluster that lists the master"
+                ),
+                "max_disconnect": Param("duration", default=60.0),
+                "probes": Param("int", default=3),
+                "interval": Param("duration", default=0.3),
+                "persist": _PERSIST,
+                "force": _FORCE,
+            },
+            _failover,
+            precondition="the master is down (confirmed by probes); an eligible replica exists",
+            verify="the new master is the only one; every other replica linked to it",
+        ),
+        ActionDef(
+            "fence",
+            "mutate",
+            "make an old master a replica of the new one; if it is down, record it as fenced",
+            {
+                "old": Param("address", required=True),
+                "to": Param("address", required=True),
+                "persist": _PERSIST,
+                "force": _FORCE,
+                "timeout": Param("duration", default=300.0),
+            },
+            _fence,
+            precondition="the new master is a master",
+            verify="the old master replicates from the new one (or is recorded as fenced)",
+        ),
+        _waiting(
+            "check",
+            "probe",
+            "issue 14 (redisops check)",
+            "the health checks",
+            {"seeds": Param("addresses"), "expect_replicas": Param("int")},
+        ),
+        _waiting(
+            "drift",
+            "mutate",
+            "issue 15 (redisops drift)",
+            "configuration drift, and its fix",
+            {
+                "seeds": Param("addresses"),
+                "fix": Param("bool", default=False),
+                "reference": Param("address"),
+            },
+        ),
+        _waiting(
+            "backup",
+            "mutate",
+            "issue 13 (redisops backup)",
+            "an RDB backup, verified",
+            {"node": Param("address", required=True), "dest": Param("str", required=True)},
+        ),
+        _waiting(
+            "restore",
+            "mutate",
+            "issue 13 (redisops restore)",
+            "restore an RDB backup",
+            {"backup": Param("str", required=True), "to": Param("address", required=True)},
+        ),
+        _waiting(
+            "service",
+            "mutate",
+            "issue 12 (redisops service)",
+            "start, stop or restart a node's service",
+            {
+                "node": Param("address", required=True),
+                "state": Param("str", required=True, choices=("started", "stopped", "restarted")),
+                "force": _FORCE,
+            },
+        ),
+        _waiting(
+            "ssh",
+            "mutate",
+            "issue 12 (the SSH layer)",
+            "run a command on a node's host",
+            {"node": Param("address", required=True), "command": Param("list", required=True)},
+        ),
+    )
+}
+
+
+def coerce_args(action: ActionDef, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Rendered ``with:`` values, typed, with the defaults filled in (BadInput names the field)."""
+    from redisops.playbook import vartypes
+
+    out: dict[str, Any] = {}
+    for key, param in action.params.items():
+        if key not in args or args[key] is None:
+            if param.required:
+                raise BadInput(f"with.{key}: {action.name} needs {key} (it rendered empty)")
+            out[key] = param.default
+            continue
+        value = args[key]
+        if param.type != "expr":
+            try:
+                value = vartypes.coerce(param.type, value)
+            except ValueError as exc:
+                raise BadInput(
+                    f"with.{key}: {value!r} is not {vartypes.describe(param.type)} ({exc})"
+                ) from None
+        if param.choices and value not in param.choices:
+            raise BadInput(f"with.{key}: {value!r} is not one of {', '.join(param.choices)}")
+        out[key] = value
+    return out
+
+
+def run_action(
+    ctx: ActionContext, name: str, args: dict[str, Any], scope: Mapping[str, Any]
+) -> ActionResult:
+    """Run one action with already-rendered, typed ``args``."""
+    action = ACTIONS[name]
+    if name == "assert":
+        return _assert(ctx, args, scope)
+    if action.run is None:
+        raise StepFailed(
+            f"action {name!r} is not in this build yet (it arrives with {action.waiting_on})",
+            ExitCode.BAD_INPUT,
+        )
+    return action.run(ctx, args)

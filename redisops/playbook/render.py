@@ -1,0 +1,186 @@
+"""How playbooks and their runs look on a terminal (JSON is the objects' ``to_dict``).
+
+Everything goes out through :mod:`redisops.output` (``write`` for results on stdout,
+``note`` for progress on stderr), like every other command.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redisops.playbook.actions import ACTIONS
+from redisops.playbook.runner import Reporter, RunReport, StepRecord
+from redisops.playbook.schema import Playbook, StepSpec
+
+
+def _compact(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def render_show(book: Playbook) -> str:
+    from redisops.output import table
+
+    lines = [
+        f"{book.name}: {book.description}" if book.description else book.name,
+        f"file: {book.path}",
+    ]
+    if book.vars:
+        lines += ["", "Vars:"]
+        rows = [
+            [
+                v.name,
+                v.type,
+                "(required)" if v.required and v.default is None else _compact(v.default, 20),
+                v.description
+                + (f" (one of {', '.join(map(str, v.choices))})" if v.choices else ""),
+            ]
+            for v in book.vars
+        ]
+        lines.append(table(["VAR", "TYPE", "DEFAULT", "DESCRIPTION"], rows))
+    lines += ["", "Steps:"]
+    rows = []
+    for spec in book.all_steps():
+        rows.append(
+            [
+                spec.id,
+                spec.name,
+                spec.action or f"for_each {_compact(spec.for_each, 30)} as {spec.as_name}",
+                _compact(dict(spec.args)) if spec.args else "",
+                _step_notes(spec),
+            ]
+        )
+    lines.append(table(["#", "STEP", "ACTION", "WITH", "WHEN / CHECKS"], rows))
+    if book.waiting:
+        lines += [""]
+        lines += [
+            f"waiting: action {a} is not in this build yet ({issue}); the playbook validates but cannot run"
+            for a, issue in sorted(book.waiting.items())
+        ]
+    return "\n".join(lines)
+
+
+def _step_notes(spec: StepSpec) -> str:
+    notes = []
+    if spec.when:
+        notes.append(f"when {spec.when}")
+    if spec.register:
+        notes.append(f"register {spec.register}")
+    if spec.on_failure != "abort":
+        notes.append(f"on_failure {spec.on_failure}")
+    action = ACTIONS.get(spec.action or "")
+    if action is not None and action.mutating:
+        notes.append(f"pre: {spec.precondition or action.precondition}")
+        notes.append(f"verify: {spec.verify or action.verify}")
+    return "; ".join(notes)
+
+
+def render_list(rows: list[dict[str, Any]]) -> str:
+    from redisops.output import table
+
+    if not rows:
+        return "no playbooks found"
+    return table(
+        ["NAME", "SOURCE", "DESCRIPTION", "PATH"],
+        [
+            [
+                r["name"],
+                r["source"],
+                (r["description"] or r.get("error") or "")
+                + (
+                    f" [waiting on {', '.join(sorted(set(r['waiting'].values())))}]"
+                    if r.get("waiting")
+                    else ""
+                ),
+                r["path"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+_MARK = {
+    "ok": "ok",
+    "skipped": "skipped",
+    "failed": "FAILED",
+    "continued": "failed (on_failure: continue)",
+    "done-before": "done before",
+}
+
+
+class TextReporter(Reporter):
+    """One line per step as it runs, plans indented under their step, state on failure."""
+
+    def started(self, report: RunReport, total: int) -> None:
+        from redisops.output import write
+
+        book = report.playbook
+        head = (
+            "DRY RUN of" if report.dry_run else "REHEARSAL of" if report.rehearsal else "playbook"
+        )
+        lines = [f"{head} {book.name}: {book.description}".rstrip(": ")]
+        if report.dry_run:
+            lines.append(
+                "  read-only steps read the real cluster; mutating steps are planned and predicted, "
+                "and later steps see the predicted state. Nothing is changed."
+            )
+        else:
+            lines.append(f"  run {report.run_id}; journal {report.journal}")
+        write("\n".join(lines))
+
+    def step_started(self, spec: StepSpec, total: int, item: Any) -> None:
+        from redisops.output import note
+
+        what = f" [{item}]" if item is not None else ""
+        note(f"[{spec.id}/{total}] {spec.name}{what} ({spec.action}) ...")
+
+    def step_finished(self, spec: StepSpec, record: StepRecord, total: int) -> None:
+        from redisops.output import write
+
+        mark = _MARK.get(record.status, record.status)
+        if record.predicted and record.status == "ok":
+            mark = "predicted"
+        item = f" [{record.item}]" if record.item is not None else ""
+        code = f" (exit {record.exit_code})" if record.status in ("failed", "continued") else ""
+        took = f" {record.seconds:.2f}s" if record.seconds >= 0.01 else ""
+        write(
+            f"[{spec.id}/{total}] {spec.name}{item} ({record.action}): {mark}{code}{took}: {record.summary}"
+        )
+        if record.details:
+            write(record.details)
+
+    def detail(self, text: str) -> None:
+        from redisops.output import write
+
+        write(text)
+
+    def finished(self, report: RunReport) -> None:
+        from redisops.formats import Format
+        from redisops.output import render_status, write
+
+        lines = [""]
+        counts: dict[str, int] = {}
+        for r in report.records:
+            key = "predicted" if r.predicted and r.status == "ok" else r.status
+            counts[key] = counts.get(key, 0) + 1
+        tally = ", ".join(f"{n} {k}" for k, n in counts.items())
+        if report.ok:
+            lines.append(f"{report.message} ({tally})")
+        else:
+            lines.append(f"{report.message} ({tally})")
+            if report.final_state is not None:
+                lines += [
+                    "",
+                    "State of every node (as predicted):"
+                    if report.dry_run
+                    else "State of every node now:",
+                    render_status(report.final_state, Format.table),
+                ]
+            if not report.dry_run and report.journal is not None:
+                lines += [
+                    "",
+                    f"Fix the cause, then resume: redisops playbook run {report.playbook.path} --resume "
+                    f"--run-id {report.run_id}",
+                ]
+        write("\n".join(lines))
