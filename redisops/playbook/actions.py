@@ -828,6 +828,7 @@ ACTIONS: dict[str, ActionDef] = {
                 "seeds": Param(
                     "addresses", help="nodes to start from (default: the run's --cluster)"
                 ),
+                "cluster": Param("str", help="an inventory cluster to read (instead of seeds)"),
                 "dead": Param(
                     "address",
                     help="a dead master: its replicas come from the inventory, and candidates are ranked",

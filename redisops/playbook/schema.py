@@ -276,7 +276,9 @@ class _Validator:
         return f"{self.path}:{line}" if line else str(self.path)
 
     def error(self, obj: Any, text: str) -> None:
-        self.errors.append(f"{self.where(obj)}: {text}")
+        line = f"{self.where(obj)}: {text}"
+        if line not in self.errors:
+            self.errors.append(line)
 
     def playbook(self, data: Any, sha: str) -> Playbook:
         if not isinstance(data, dict):
@@ -386,6 +388,10 @@ class _Validator:
         for i, item in enumerate(raw, 1):
             step = self.step(item, str(i), defined, seen_names, seen_registers, var_names)
             if step is None:
+                # its register still counts, so one bad step does not cascade into errors
+                # on every later step that reads it
+                if isinstance(item, dict) and isinstance(item.get("register"), str):
+                    defined.add(item["register"])
                 continue
             out.append(step)
             if step.register:
