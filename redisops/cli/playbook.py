@@ -171,14 +171,23 @@ def pb_run(
             file_okay=False,
         ),
     ] = None,
+    rehearse: Annotated[
+        bool,
+        typer.Option(
+            "--rehearse",
+            help="First copy the cluster into an embedded-engine lab and run the playbook "
+            "there for real; the real run is offered only if that passed (--yes takes it).",
+        ),
+    ] = False,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Run a playbook step by step: each step printed as it runs, verified, journaled.
 
     --dry-run reads the real cluster for every read-only step and plans (and predicts)
-    every mutating one: nothing changes. A failed run stops with the state of every node
-    and can be resumed with --resume once the cause is fixed.
+    every mutating one: nothing changes. --rehearse runs it for real on a copy of the
+    cluster first. A failed run stops with the state of every node and can be resumed
+    with --resume once the cause is fixed.
     """
     import dataclasses
     import sys
@@ -223,10 +232,48 @@ def pb_run(
         journal_dir=journal_dir,
     )
     reporter = TextReporter() if fmt is Format.table else Reporter()
+    rehearsal: dict[str, Any] | None = None
+    if rehearse:
+        if dry_run or resume or from_step is not None:
+            raise BadInput(
+                "--rehearse runs the whole playbook on a copy: not with --dry-run, --resume or --from-step"
+            )
+        from redisops.playbook.rehearse import rehearse as run_rehearsal
+
+        trial, tr = run_rehearsal(
+            book,
+            variables,
+            ctx.connect,
+            lambda tr: TextReporter(tr.text) if fmt is Format.table else Reporter(),
+            announce=write if fmt is Format.table else lambda text: None,
+        )
+        rehearsal = tr.data(trial.to_dict())
+        if not trial.ok or not _take_real_run(yes, interactive, fmt):
+            if fmt is Format.json:
+                write(to_json({"rehearsal": rehearsal, "run": None}))
+            elif trial.ok:
+                write(
+                    f"\nRehearsal passed. Run it on the real cluster with --yes (without --rehearse): "
+                    f"redisops playbook run {book.path} "
+                    + " ".join(f"--var {k}={v}" for k, v in given.items())
+                )
+            raise typer.Exit(int(trial.exit_code))
+        if fmt is Format.table:
+            write("\nRehearsal passed: now the real run.")
     report = Runner(book, variables, ctx, opts, reporter).run()
     if fmt is Format.json:
-        write(to_json(report.to_dict()))
+        doc = report.to_dict()
+        write(to_json({"rehearsal": rehearsal, "run": doc} if rehearse else doc))
     raise typer.Exit(int(report.exit_code))
+
+
+def _take_real_run(yes: bool, interactive: bool, fmt: Format) -> bool:
+    """After a rehearsal that passed: --yes goes on; on a terminal, ask."""
+    if yes:
+        return True
+    if not interactive:
+        return False
+    return typer.confirm("\nRehearsal passed. Run it on the real cluster now?", default=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -216,10 +216,11 @@ def peers(ctx: ActionContext, address: str) -> tuple[list[str], str | None]:
     from redisops.inventory import load_inventory
     from redisops.model import Address
 
-    if ctx.connect.cluster is not None:
-        return [], ctx.connect.cluster
-    target = Address.parse(address)
     inv = load_inventory(ctx.connect.inventory)
+    if ctx.connect.cluster is not None:
+        cfg = inv.cluster(ctx.connect.cluster)
+        return [str(s.address) for s in cfg.nodes], ctx.connect.cluster
+    target = Address.parse(address)
     for name, cfg in sorted(inv.clusters.items()):
         if any(spec.address == target for spec in cfg.nodes):
             return [str(s.address) for s in cfg.nodes], name

@@ -7,6 +7,7 @@ Everything goes out through :mod:`redisops.output` (``write`` for results on std
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from redisops.playbook.actions import ACTIONS
@@ -110,77 +111,84 @@ _MARK = {
 
 
 class TextReporter(Reporter):
-    """One line per step as it runs, plans indented under their step, state on failure."""
+    """One line per step as it runs, plans indented under their step, state on failure.
 
-    def started(self, report: RunReport, total: int) -> None:
+    ``translate`` rewrites every line before it is shown (a rehearsal names the real
+    addresses its lab copies stand for)."""
+
+    def __init__(self, translate: Callable[[str], str] | None = None) -> None:
+        self.translate = translate or (lambda text: text)
+
+    def out(self, text: str) -> None:
         from redisops.output import write
 
+        write(self.translate(text))
+
+    def started(self, report: RunReport, total: int) -> None:
         book = report.playbook
-        head = (
-            "DRY RUN of" if report.dry_run else "REHEARSAL of" if report.rehearsal else "playbook"
-        )
+        if report.dry_run:
+            head = "DRY RUN of"
+        elif report.rehearsal:
+            head = "REHEARSAL (on a copy of the cluster) of"
+        else:
+            head = "playbook"
         lines = [f"{head} {book.name}: {book.description}".rstrip(": ")]
         if report.dry_run:
             lines.append(
                 "  read-only steps read the real cluster; mutating steps are planned and predicted, "
                 "and later steps see the predicted state. Nothing is changed."
             )
+        elif report.rehearsal:
+            lines.append(
+                "  every step runs for real on embedded-engine copies of the nodes listed above; "
+                "the real cluster is only read."
+            )
         else:
             lines.append(f"  run {report.run_id}; journal {report.journal}")
-        write("\n".join(lines))
+        self.out("\n".join(lines))
 
     def step_started(self, spec: StepSpec, total: int, item: Any) -> None:
         from redisops.output import note
 
         what = f" [{item}]" if item is not None else ""
-        note(f"[{spec.id}/{total}] {spec.name}{what} ({spec.action}) ...")
+        note(self.translate(f"[{spec.id}/{total}] {spec.name}{what} ({spec.action}) ..."))
 
     def step_finished(self, spec: StepSpec, record: StepRecord, total: int) -> None:
-        from redisops.output import write
-
         mark = _MARK.get(record.status, record.status)
         if record.predicted and record.status == "ok":
             mark = "predicted"
         item = f" [{record.item}]" if record.item is not None else ""
         code = f" (exit {record.exit_code})" if record.status in ("failed", "continued") else ""
         took = f" {record.seconds:.2f}s" if record.seconds >= 0.01 else ""
-        write(
-            f"[{spec.id}/{total}] {spec.name}{item} ({record.action}): {mark}{code}{took}: {record.summary}"
-        )
+        head = f"[{spec.id}/{total}] {spec.name}{item} ({record.action})"
+        self.out(f"{head}: {mark}{code}{took}: {record.summary}")
         if record.details:
-            write(record.details)
+            self.out(record.details)
 
     def detail(self, text: str) -> None:
-        from redisops.output import write
-
-        write(text)
+        self.out(text)
 
     def finished(self, report: RunReport) -> None:
         from redisops.formats import Format
-        from redisops.output import render_status, write
+        from redisops.output import render_status
 
-        lines = [""]
         counts: dict[str, int] = {}
         for r in report.records:
             key = "predicted" if r.predicted and r.status == "ok" else r.status
             counts[key] = counts.get(key, 0) + 1
         tally = ", ".join(f"{n} {k}" for k, n in counts.items())
-        if report.ok:
-            lines.append(f"{report.message} ({tally})")
-        else:
-            lines.append(f"{report.message} ({tally})")
-            if report.final_state is not None:
-                lines += [
-                    "",
-                    "State of every node (as predicted):"
-                    if report.dry_run
-                    else "State of every node now:",
-                    render_status(report.final_state, Format.table),
-                ]
-            if not report.dry_run and report.journal is not None:
-                lines += [
-                    "",
-                    f"Fix the cause, then resume: redisops playbook run {report.playbook.path} --resume "
-                    f"--run-id {report.run_id}",
-                ]
-        write("\n".join(lines))
+        lines = ["", f"{report.message} ({tally})"]
+        if not report.ok and report.final_state is not None:
+            head = (
+                "State of every node (as predicted)"
+                if report.dry_run
+                else "State of every node now"
+            )
+            lines += ["", f"{head}:", render_status(report.final_state, Format.table)]
+        if not report.ok and not report.dry_run and not report.rehearsal and report.journal:
+            lines += [
+                "",
+                f"Fix the cause, then resume: redisops playbook run {report.playbook.path} "
+                f"--resume --run-id {report.run_id}",
+            ]
+        self.out("\n".join(lines))
