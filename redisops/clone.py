@@ -121,18 +121,24 @@ def clone_spec(
     for n in order:
         if n.reachable and n.is_replica and n.master_address is not None:
             children.setdefault(str(topo.canonical(n.master_address)), []).append(n)
-    # one anchor per history: its highest known offset; every copied offset is aligned to it
+    # one anchor per history: its master's offset (or, with the master dead, the highest
+    # offset its replicas have); every copied offset is aligned to it, and none is ahead of
+    # it (nodes are read one after another: a replica read later may look ahead)
     anchors: dict[str, int] = {}
     for n in order:
-        if n.reachable and n.replid:
-            anchors[n.replid] = max(anchors.get(n.replid, 0), n.offset)
+        if n.reachable and n.replid and n.is_master:
+            anchors.setdefault(n.replid, n.offset)
+    for n in order:
+        if n.reachable and n.replid and n.replid not in anchors:
+            anchors[n.replid] = max(k.offset for k in order if k.reachable and k.replid == n.replid)
     top = [n for n in order if n.reachable and n.is_master]
     nodes: list[dict[str, Any]] = []
     for n in order:
         name = str(n.address)
         entry: dict[str, Any] = {"port": ports[name], "address": name, "down": not n.reachable}
         if n.reachable:
-            offset = _aligned(n.offset, anchors.get(n.replid, n.offset))
+            anchor = anchors.get(n.replid, n.offset)
+            offset = _aligned(min(n.offset, anchor), anchor)
             entry.update(
                 config=_config(n),
                 replid=n.replid,
