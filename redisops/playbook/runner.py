@@ -269,6 +269,7 @@ class Runner:
         self.reporter.started(report, self.total)
         recheck = self.past is not None or self.start_at is not None
         report.resumed_from = None
+        current: StepSpec | None = None
         try:
             for spec in self.book.steps:
                 if self.start_at is not None and spec.n < int(self.start_at):
@@ -282,6 +283,7 @@ class Runner:
                     self._record(report, spec, rec, journal=False)
                     continue
                 for sub, item, scope in self._expand(spec):
+                    current = sub
                     done = self._done_before(sub, item)
                     if done is not None:
                         rec = StepRecord(
@@ -316,7 +318,10 @@ class Runner:
                         return self._finish(report)
         except KeyboardInterrupt:
             report.exit_code = ExitCode.INTERRUPTED
-            report.message = "interrupted"
+            report.failed_step = current.id if current is not None else None
+            report.message = (
+                f"interrupted at {current.label}" if current is not None else "interrupted"
+            )
             report.final_state = self._final_state()
             self._finish(report)
             raise
