@@ -389,3 +389,123 @@ def make_progress(fmt: Format) -> Any:
     if fmt is Format.json:
         return NullProgress()
     return TerminalProgress() if sys.stderr.isatty() else LineProgress()
+
+
+# ----------------------------------------------------------------------------- drift
+
+
+def render_drift(report: Any, fmt: Format) -> str:
+    """A :class:`~redisops.checks.drift.DriftReport`: nodes, across-node and per-node findings."""
+    if fmt is Format.json:
+        return to_json(report.to_dict())
+    lines = [
+        table(
+            ["NODE", "ROLE", "VERSION", "TABLE", "RUNNING CONFIG", "CONFIG FILE"],
+            [
+                [n.node, n.role, n.version, n.table, n.config, n.file or n.file_status]
+                for n in report.nodes
+            ],
+        )
+    ]
+    cross = [f for f in report.findings if f.node is None]
+    per_node = [f for f in report.findings if f.node is not None and f.severity != "info"]
+    notes = [f for f in report.findings if f.node is not None and f.severity == "info"]
+    if cross:
+        lines += ["", f"Across nodes (reference {report.reference or '-'}):"]
+        rows = [
+            [f.parameter, _grouped(f.values), ", ".join(f.differs), f.severity, f.message]
+            for f in cross
+        ]
+        lines.append(table(["PARAMETER", "VALUES", "DIFFERS", "SEVERITY", "WHY"], rows))
+    if per_node:
+        lines += ["", "Per node (running vs file):"]
+        rows = [
+            [
+                f.node,
+                f.parameter,
+                f.cls,
+                f.severity,
+                f.values.get("running", ""),
+                f.values.get("file", ""),
+                f.message,
+            ]
+            for f in per_node
+        ]
+        lines.append(
+            table(["NODE", "PARAMETER", "CLASS", "SEVERITY", "RUNNING", "FILE", "DETAIL"], rows)
+        )
+    if notes:
+        lines += ["", "Notes:"]
+        lines += [f"  {f.node}: {f.parameter} ({f.cls}): {f.message}" for f in notes]
+    counted = [f for f in report.findings if f.severity != "info"]
+    crit = sum(1 for f in counted if f.severity == "critical")
+    lines.append("")
+    if report.drift:
+        lines.append(f"Drift found: {len(counted)} finding(s), {crit} critical (exit 11).")
+    elif report.unreachable:
+        lines.append(
+            f"No drift among the nodes read; unreachable: {', '.join(report.unreachable)} (exit 3)."
+        )
+    else:
+        lines.append("No drift.")
+    return "\n".join(lines)
+
+
+def _grouped(values: Any) -> str:
+    """Node -> value as ``value: node, node; value: node`` (a column per node does not fit)."""
+    groups: dict[str, list[str]] = {}
+    for node, value in values.items():
+        groups.setdefault(str(value), []).append(str(node))
+    return "; ".join(f"{v}: {', '.join(nodes)}" for v, nodes in groups.items())
+
+
+# ----------------------------------------------------------------------------- advise
+
+
+def render_advice(report: Any, fmt: Format, mean_rate: float = 0.0) -> str:
+    """An :class:`~redisops.checks.advise.AdviceReport`: one table, then storm and loop."""
+    if fmt is Format.json:
+        return to_json({**report.to_dict(), "write_rate_mean": mean_rate})
+    inp = report.inputs
+    lines = [
+        f"Master {report.master}: peak write rate {human_bytes(inp['write_rate_peak'])}/s "
+        f"(mean {human_bytes(mean_rate)}/s), tolerate {human_seconds(inp['tolerate_seconds'])}, "
+        f"bandwidth {human_bytes(inp['bandwidth'])}/s, RDB {human_bytes(inp['rdb_bytes'])} "
+        f"({inp['rdb_source']}), full sync ~{human_seconds(inp['full_sync_seconds'])}",
+        "",
+    ]
+    rows = [
+        [
+            r.parameter,
+            r.current,
+            r.recommended,
+            r.status,
+            r.formula,
+            "; ".join(f"{k} = {v}" for k, v in r.inputs.items()),
+        ]
+        for r in report.rows
+    ]
+    lines.append(
+        table(["PARAMETER", "CURRENT", "RECOMMENDED", "STATUS", "FORMULA", "INPUTS"], rows)
+    )
+    notes = [f"  {r.parameter}: {r.note}" for r in report.rows if r.note]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    storm = report.storm
+    lines += ["", "Replication storm:", f"  {storm.get('text', '')}"]
+    if storm.get("loops"):
+        lines.append(f"  the engine predicts a full-resync loop: {storm.get('failure')}")
+    for remedy in ("tree", "staggered"):
+        if remedy in storm:
+            lines.append(f"  remedy ({remedy}): {storm[remedy]['text']}")
+    loop = report.resync_loop
+    lines += ["", "Full-resync loop with today's settings:"]
+    if loop.get("predicted"):
+        lines.append(f"  PREDICTED: {loop.get('today')}")
+        lines.append(
+            "  avoided by: " + ", ".join(f"{k} {v}" for k, v in loop.get("settings", {}).items())
+        )
+        lines.append(f"  with them: {loop.get('with_settings')}")
+    else:
+        lines.append("  none predicted")
+    return "\n".join(lines)

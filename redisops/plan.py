@@ -295,7 +295,7 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
 
 def _load_routines() -> None:
     """Step routines register themselves when their ops module is imported."""
-    from redisops.ops import attach, detach, failover, fence, sentinel, switchover  # noqa: F401
+    from redisops.ops import attach, detach, drift, failover, fence, sentinel, switchover  # noqa: F401
 
 
 def execute(ctx: RunContext) -> PlanResult:

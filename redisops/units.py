@@ -36,3 +36,19 @@ def parse_rate(text: str, *, option: str = "--bandwidth") -> float:
     if unit and unit.lower().startswith("bit"):
         return number * scale / 8
     return number * scale
+
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$", re.I)
+_SECONDS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, *, option: str) -> float:
+    """Seconds from ``5s``, ``500ms``, ``2m``, ``1h``; a bare number is seconds.
+
+    >>> parse_duration("5s", option="--sample"), parse_duration("2m", option="-t"), parse_duration("0.5", option="-t")
+    (5.0, 120.0, 0.5)
+    """
+    m = _DURATION.match(text)
+    if not m:
+        raise BadInput(f"{option} {text!r} is not a duration", hint="e.g. 5s, 500ms, 2m, 1h")
+    return float(m.group(1)) * _SECONDS[(m.group(2) or "s").lower()]

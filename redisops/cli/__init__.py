@@ -110,7 +110,7 @@ def _root(
     Every change can be planned with --dry-run; every command speaks --format json.
     Use --debug anywhere for tracebacks. Exit codes: 0 ok, 1 error, 2 bad input,
     3 unreachable, 4 problems found, 5 refused, 6 locked, 7 rolled back,
-    8 partially applied, 9 verification failed, 10 timed out.
+    8 partially applied, 9 verification failed, 10 timed out, 11 drift found.
     """
 
 
@@ -124,6 +124,8 @@ COMMAND_MODULES: dict[str, str] = {
     "fence": "master",
     "lab": "lab",
     "playbook": "playbook",
+    "drift": "drift",
+    "advise": "advise",
 }
 
 

@@ -53,8 +53,11 @@ def run_operation(
     force: bool,
     audit_path: Path | None,
     facts: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Render, gate, execute and exit with the documented code (raises typer.Exit)."""
+    """Render, gate, execute and exit with the documented code (raises typer.Exit).
+
+    ``extra`` is added to the JSON document (e.g. the drift report a fix plan came from)."""
     from redisops.audit import AuditLog, operator
     from redisops.lock import ClusterLock
     from redisops.output import (
@@ -67,7 +70,7 @@ def run_operation(
     )
     from redisops.plan import RunContext, execute
 
-    doc: dict[str, Any] = plan.to_dict()
+    doc: dict[str, Any] = {**plan.to_dict(), **(extra or {})}
     if plan.nothing_to_do:
         _emit(fmt, doc, plan.summary)
         raise typer.Exit(int(ExitCode.OK))

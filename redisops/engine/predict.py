@@ -15,7 +15,8 @@ Pure: snapshots in, a :class:`SyncPrediction` out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redisops.engine.config import parse_obl
@@ -358,3 +359,89 @@ def promotion_effects(node: NodeInfo) -> dict[str, Any]:
         "reason": f"REPLICAOF NO ONE keeps data and backlog, moves id {node.replid[:8]} to replid2 valid up to "
         f"offset {node.offset + 1}, and starts a new id: its replicas reconnect and continue partially",
     }
+
+
+# ----------------------------------------------------------------------------- sizing
+
+
+@dataclass(frozen=True)
+class FullSyncEstimate:
+    """The rate model's full sync of one replica: how long, how much buffer, whether it loops."""
+
+    rdb_bytes: int
+    rdb_source: str
+    seconds: float  # every phase, catch-up included
+    buffered_seconds: float  # fork until the replica takes the stream: the buffer grows all along
+    phases: list[tuple[str, float]]
+    peak_buffer: int
+    failure: str | None  # the output-buffer limit that drops the replica: a full-resync loop
+    risks: list[str]
+
+    def phase(self, name: str) -> float:
+        return sum(s for p, s in self.phases if p.startswith(name))
+
+
+def estimate_full_sync(
+    master: NodeInfo, params: RateParams, config: Mapping[str, str] | None = None
+) -> FullSyncEstimate:
+    """A full sync from ``master`` as it is (or with ``config`` overriding its settings)."""
+    if config:
+        master = replace(master, config={**master.config, **config})
+    rdb, how = rdb_estimate(master, params)
+    run = _full_sync_run(master, rdb, params)
+    phases: list[tuple[str, float]] = run["phases"]
+    buffered = sum(s for p, s in phases if not p.startswith(("wait-for-fork", "catch-up")))
+    return FullSyncEstimate(
+        rdb, how, run["seconds"], buffered, phases, run["peak"], run["failure"], run["risks"]
+    )
+
+
+@dataclass(frozen=True)
+class StormEstimate:
+    """``replicas`` replicas full-syncing from one master at once (after its restart, or a
+    failover that leaves them all needing a full sync)."""
+
+    replicas: int
+    forks: int
+    network_bytes: int
+    per_replica: FullSyncEstimate  # each replica's sync with the master's bandwidth shared
+    buffer_memory: int  # replication buffer memory on the master at the peak
+
+    @property
+    def loops(self) -> bool:
+        return self.per_replica.failure is not None
+
+
+def estimate_storm(
+    master: NodeInfo,
+    replicas: int,
+    params: RateParams,
+    config: Mapping[str, str] | None = None,
+    shared_buffer: bool = True,
+) -> StormEstimate:
+    """What ``replicas`` simultaneous full syncs cost the master.
+
+    One fork serves every replica that asks while it is being prepared: the diskless
+    delay window, or (disk-based) a BGSAVE already running for replication. With no delay
+    the first replica forks at once and the rest wait for the next fork. The master's
+    bandwidth is shared by all transfers. Since 7.0 replicas share one replication buffer
+    (``shared_buffer``): its memory is counted once; before 7.0 each replica has its own.
+    """
+    n = max(replicas, 1)
+    cfg = {**master.config, **(config or {})}
+    diskless = cfg.get("repl-diskless-sync", "yes") == "yes"
+    try:
+        delay = int(cfg.get("repl-diskless-sync-delay", "5"))
+        max_batch = int(cfg.get("repl-diskless-sync-max-replicas", "0"))
+    except ValueError:
+        delay, max_batch = 5, 0
+    if diskless and delay == 0:
+        forks = 1 if n == 1 else 2
+    elif diskless and max_batch:
+        forks = -(-n // max_batch)
+    else:
+        forks = 1
+    shared = RateParams(params.bandwidth / n, params.write_rate, params.rdb_bytes, params.timing)
+    one = estimate_full_sync(master, shared, config)
+    memory = one.peak_buffer if shared_buffer else one.peak_buffer * n
+    return StormEstimate(n, forks, one.rdb_bytes * n, one, memory)
