@@ -1,7 +1,7 @@
 """``./dev demo``: the seeds' story, end to end, on the embedded engine (no Redis needed).
 
 A master with two replicas takes writes; a new replica is attached (its full sync
-predicted, then verified); the master is switched over to a replica under a live write
+predicted, then verified); a replica's configuration drifts and is fixed; the master is switched over to a replica under a live write
 load (the write pause measured, every acknowledged write checked on the new master); the
 new master is killed and the ``master-down`` playbook promotes the best replica, repoints
 the other and records the dead master as fenced; the dead master comes back as a master
@@ -64,6 +64,15 @@ def call(address: str, *args: str) -> str:
         s.sendall(payload)
         reply = s.recv(1 << 16).decode(errors="replace")
     return reply.split("\r\n", 1)[0]
+
+
+def config_get(address: str, key: str) -> str:
+    host, port = address.rsplit(":", 1)
+    cmd = b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key.encode())
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(cmd)
+        reply = s.recv(1 << 16).decode(errors="replace").split("\r\n")
+    return reply[4] if len(reply) > 4 else ""
 
 
 def dbsize(address: str) -> int:
@@ -171,6 +180,17 @@ def story(env: dict[str, str], m: str, r1: str, r2: str, new: str, inventory: Pa
         raise DemoFailed("the attach did not confirm its predicted full sync")
     if dbsize(new) != dbsize(m):
         raise DemoFailed(f"{new} has {dbsize(new)} keys, the master {dbsize(m)}")
+
+    say(
+        "Someone raised repl-backlog-size on one replica by hand (CONFIG SET, not persisted):\n"
+        "# the replicas no longer match, and a failover to that node would change the backlog"
+    )
+    call(r2, "CONFIG", "SET", "repl-backlog-size", "4mb")
+    run(["drift", m], env, expect=11)
+    say("Fix it with a playbook: set it back to the master's value, persist it, check again")
+    run(["playbook", "run", "drift-remediation", "--var", f"master={m}", "--yes"], env)
+    if config_get(r2, "repl-backlog-size") != config_get(m, "repl-backlog-size"):
+        raise DemoFailed("repl-backlog-size still differs after the fix")
 
     say(
         "Planned switchover under a live write load, rehearsed first on a copy of the cluster:\n"

@@ -129,9 +129,20 @@ class ActionDef:
     precondition: str = ""  # the default precondition, in words
     verify: str = ""  # the default verification, in words
 
+    #: for an action that changes the cluster only with some arguments (``drift`` with
+    #: ``fix``): the argument that makes it mutating
+    mutating_with: str | None = None
+
     @property
     def mutating(self) -> bool:
         return self.kind == "mutate"
+
+    def changes(self, args: Mapping[str, Any]) -> bool:
+        """Whether a step with ``args`` (as written, or rendered) may change the cluster."""
+        if self.mutating_with is not None:
+            value = args.get(self.mutating_with)
+            return bool(value) and str(value).lower() not in ("false", "no", "off", "0")
+        return self.mutating
 
 
 # ----------------------------------------------------------------------------- reading
@@ -806,6 +817,80 @@ def _fence(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
         )
 
 
+def _drift(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    """Configuration drift (``redisops drift``): read and compare; with ``fix``, the
+    fix plan (``drift --fix``), executed like every operation."""
+    from redisops.model import parse_target
+    from redisops.ops.drift import drift_report, plan_fix
+
+    seeds = list(args.get("seeds") or [])
+    cluster = args.get("cluster") or None
+    if not seeds and cluster is None and ctx.connect.cluster is None:
+        raise StepFailed(
+            "drift needs seeds or cluster, or a --cluster for the run", ExitCode.BAD_INPUT
+        )
+    with ctx.connect.session(seeds, cluster) as session:
+        topo = session.discover()
+        ctx.note_nodes(str(n.address) for n in topo.nodes)
+        ref = (
+            str(topo.canonical(parse_target(args["reference"]).address))
+            if args.get("reference")
+            else None
+        )
+        configs, report = drift_report(session, topo, reference=ref)
+        view = _drift_view(report, ctx.world.fixed if ctx.dry_run else set())
+        if args.get("fix"):
+            plan = plan_fix(topo, configs, report, session.cluster_name, report.reference or "")
+            fixes = {
+                (f.parameter, node)
+                for f in report.findings
+                if f.fixable
+                for node in (f.differs or ((f.node,) if f.node else ()))
+            }
+            result = _operate(ctx, session, plan, force=False, effects=[], value={"report": view})
+            if ctx.dry_run:
+                ctx.world.fixed |= fixes
+            return result
+    fixable = view["fixable"]
+    summary = (
+        "no drift"
+        if not view["drift"]
+        else f"drift: {len(view['findings'])} finding(s), {len(fixable)} fixable by --fix"
+        + (" (after the predicted fix)" if view["predicted"] else "")
+    )
+    fail_on = str(args.get("fail_on") or "none")
+    if (fail_on == "fixable" and fixable) or (fail_on == "any" and view["drift"]):
+        raise StepFailed(
+            summary + ": " + "; ".join(f["message"] for f in fixable[:3]),
+            ExitCode.DRIFT,
+            value=view,
+        )
+    return ActionResult(view, summary, predicted=view["predicted"])
+
+
+def _drift_view(report: Any, fixed: set[tuple[str, str]]) -> dict[str, Any]:
+    """The registered form of a drift report; in a dry run, findings a predicted fix
+    removes are left out (and the view says it is predicted)."""
+    doc = report.to_dict()
+    findings = []
+    predicted = False
+    for f in doc["findings"]:
+        nodes = f["differs"] or ([f["node"]] if f["node"] else [])
+        if f["fixable"] and nodes and all((f["parameter"], n) in fixed for n in nodes):
+            predicted = True
+            continue
+        findings.append(f)
+    real = [f for f in findings if f["severity"] != "info" and f["class"] != "unreachable"]
+    return {
+        **doc,
+        "findings": findings,
+        "drift": bool(real),
+        "fixable": [f for f in findings if f["fixable"]],
+        "manual": [f for f in real if not f["fixable"]],
+        "predicted": predicted,
+    }
+
+
 # ----------------------------------------------------------------------------- registry
 
 _FORCE = Param("bool", default=False, help="override refusals marked forceable")
@@ -965,16 +1050,28 @@ ACTIONS: dict[str, ActionDef] = {
             "the health checks",
             {"seeds": Param("addresses"), "expect_replicas": Param("int")},
         ),
-        _waiting(
+        ActionDef(
             "drift",
-            "mutate",
-            "issue 15 (redisops drift)",
-            "configuration drift, and its fix",
+            "probe",
+            "configuration drift across the nodes and against their files; with fix, fix it",
             {
                 "seeds": Param("addresses"),
-                "fix": Param("bool", default=False),
-                "reference": Param("address"),
+                "cluster": Param("str", help="an inventory cluster (instead of seeds)"),
+                "reference": Param("address", help="default: the master"),
+                "fix": Param(
+                    "bool", default=False, help="plan, act, persist and verify (drift --fix)"
+                ),
+                "fail_on": Param(
+                    "str",
+                    default="none",
+                    choices=("none", "fixable", "any"),
+                    help="fail (exit 11) when fixable / any drift is found",
+                ),
             },
+            _drift,
+            precondition="drift --fix preflight: the reference node can be read",
+            verify="drift runs again: nothing --fix could change remains",
+            mutating_with="fix",
         ),
         _waiting(
             "backup",

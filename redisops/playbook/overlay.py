@@ -251,6 +251,8 @@ class World:
     effects: list[Effect] = field(default_factory=list)
     #: addresses whose values in the last read were predicted, not read
     predicted: set[str] = field(default_factory=set)
+    #: (parameter, node) pairs a predicted ``drift --fix`` brings back to the reference
+    fixed: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, *effects: Effect) -> None:
         self.effects.extend(effects)

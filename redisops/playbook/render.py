@@ -71,7 +71,7 @@ def _step_notes(spec: StepSpec) -> str:
     if spec.on_failure != "abort":
         notes.append(f"on_failure {spec.on_failure}")
     action = ACTIONS.get(spec.action or "")
-    if action is not None and action.mutating:
+    if action is not None and action.changes(spec.args):
         notes.append(f"pre: {spec.precondition or action.precondition}")
         notes.append(f"verify: {spec.verify or action.verify}")
     return "; ".join(notes)

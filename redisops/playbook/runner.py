@@ -187,7 +187,9 @@ class Runner:
         if opts.from_step is not None:
             self._check_from_step(opts.from_step)
             self.start_at = str(opts.from_step)
-        mutating = [s for s in self.book.all_steps() if s.action and ACTIONS[s.action].mutating]
+        mutating = [
+            s for s in self.book.all_steps() if s.action and ACTIONS[s.action].changes(s.args)
+        ]
         if mutating and not opts.dry_run and not opts.yes and self.ctx.ask is None:
             raise Refused(
                 f"this playbook changes the cluster (steps {', '.join(s.id for s in mutating)}) "
@@ -366,7 +368,7 @@ class Runner:
     def _recheck(self, report: RunReport, spec: StepSpec, scope: dict[str, Any], item: Any) -> bool:
         """Before the first step of a resumed run: its precondition against the live
         cluster. True to go on (the step then runs, or is recorded as already done)."""
-        if spec.action is None or not ACTIONS[spec.action].mutating:
+        if spec.action is None or not ACTIONS[spec.action].changes(spec.args):
             return True
         self.ctx.check_only = True
         try:
@@ -471,7 +473,7 @@ class Runner:
             k: raw.pop(k) for k in ("that", "message") if spec.action == "assert" and k in raw
         }
         args = coerce_args(action, {**expr.render(raw, scope), **kept})
-        if action.mutating and spec.precondition is not None:
+        if action.changes(args) and spec.precondition is not None:
             seen = self._cluster(args)
             if not expr.truth(spec.precondition, {**scope, "now": seen}):
                 raise StepFailed(f"precondition is false: {spec.precondition}", ExitCode.REFUSED)
@@ -480,7 +482,7 @@ class Runner:
             from redisops.output import render_plan
 
             result.details = _indent(render_plan(result.plan, bool(args.get("force"))))
-        if action.mutating and spec.verify is not None and not self.ctx.check_only:
+        if action.changes(args) and spec.verify is not None and not self.ctx.check_only:
             seen = self._cluster(args)
             if not expr.truth(spec.verify, {**scope, "now": seen, "result": result.value}):
                 raise StepFailed(

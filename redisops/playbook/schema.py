@@ -480,9 +480,9 @@ class _Validator:
         if (
             (pre is not None or ver is not None)
             and action is not None
-            and ACTIONS[action].kind != "mutate"
+            and not ACTIONS[action].changes(args)
         ):
-            err(f"precondition/verify: only mutating steps have them ({action} is read-only)")
+            err(f"precondition/verify: only mutating steps have them ({action} reads only here)")
         if len(self.errors) > bad:
             return None
         return StepSpec(
