@@ -162,3 +162,49 @@ def test_a_dry_run_lets_later_conditions_see_predicted_values(
 
 def _vars(m: Any, a: Any, b: Any) -> list[str]:
     return ["--var", f"master={m.address}", "--var", f"a={a.address}", "--var", f"b={b.address}"]
+
+
+def test_each_mutating_step_is_confirmed_and_a_no_changes_nothing(
+    lab: LabBackend, tmp_path: Path
+) -> None:
+    from redisops.playbook.actions import ActionContext, Connector
+    from redisops.playbook.runner import Reporter, Runner, RunOptions
+    from redisops.playbook.schema import bind_vars, load
+    from redisops.session import build_session
+
+    m, a, b = star(lab, 2)
+    path = tmp_path / "pb.yml"
+    path.write_text(
+        HEAD
+        + """\
+  - name: ask the operator
+    action: confirm
+    with: {prompt: "Detach a now?"}
+  - name: detach a
+    action: detach
+    with: {replica: "{{ a }}"}
+"""
+    )
+    book = load(path)
+    questions: list[str] = []
+    shown: list[str] = []
+
+    class Collect(Reporter):
+        def detail(self, text: str) -> None:
+            shown.append(text)
+
+    def ask(question: str) -> bool:
+        questions.append(question)
+        return len(questions) == 1  # yes to the prompt, no to the detach
+
+    ctx = ActionContext(
+        Connector(lambda seeds, cluster: build_session(seeds=seeds), None, None), ask=ask
+    )
+    variables = bind_vars(book, {"master": m.address, "a": a.address, "b": b.address})
+    report = Runner(
+        book, variables, ctx, RunOptions(journal_dir=tmp_path / "runs"), Collect()
+    ).run()
+    assert questions == ["Detach a now?", "Proceed with detach?"]
+    assert report.exit_code == 5 and report.failed_step == "2"
+    assert any("REPLICAOF NO ONE" in text for text in shown)  # the plan, before the question
+    assert a.info()["role"] == "slave"
