@@ -72,7 +72,7 @@ def pb_list(fmt: FormatOpt = Format.table) -> None:
         }
         try:
             book = load(entry.path)
-            row["description"] = book.description.splitlines()[0] if book.description else ""
+            row["description"] = book.description
             row["waiting"] = dict(book.waiting)
         except PlaybookInvalid as exc:
             row["valid"] = False

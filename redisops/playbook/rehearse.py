@@ -87,7 +87,9 @@ def rehearse(
 ) -> tuple[RunReport, Translator]:
     """Copy the cluster, run ``book`` on the copy, tear the copy down; the report."""
     from redisops import lab
-    from redisops.session import build_session
+    from redisops.inventory import ConnectOptions, load_inventory
+    from redisops.model import parse_target
+    from redisops.session import Session
 
     seeds = address_vars(book, variables)
     cluster = connector.cluster
@@ -110,12 +112,12 @@ def rehearse(
         nodes = ", ".join(f"127.0.0.1:{p}" for p in state.ports)
         inventory.write_text(f"clusters:\n  rehearsal:\n    nodes: [{nodes}]\n")
 
+        copy = load_inventory(inventory).cluster("rehearsal")
+
         def make(seeds: Sequence[str], cluster: str | None) -> Any:
-            return build_session(
-                seeds=[tr.lab(s) for s in seeds],
-                cluster=cluster or "rehearsal",
-                inventory=inventory,
-            )
+            # the copy has no auth: no credential (not even REDISCLI_AUTH) is sent to it
+            specs = [parse_target(tr.lab(s)) for s in seeds] or list(copy.nodes)
+            return Session(options=ConnectOptions(), seeds=tuple(specs), cluster=copy)
 
         ctx = ActionContext(Connector(make, inventory, "rehearsal"), audit_path=work / "audit.log")
         opts = RunOptions(yes=True, journal_dir=work / "runs", rehearsal=True)

@@ -77,6 +77,17 @@ def _step_notes(spec: StepSpec) -> str:
     return "; ".join(notes)
 
 
+def _headline(text: str, limit: int = 80) -> str:
+    """The description's first clause (up to ':' or '.'), for one table row.
+
+    >>> _headline("Move the master role to a replica: check, switch, check.")
+    'Move the master role to a replica'
+    """
+    cut = min((i for i in (text.find(": "), text.find(". ")) if i > 0), default=len(text))
+    head = text[:cut].rstrip(".")
+    return head if len(head) <= limit else head[: limit - 3] + "..."
+
+
 def render_list(rows: list[dict[str, Any]]) -> str:
     from redisops.output import table
 
@@ -88,7 +99,7 @@ def render_list(rows: list[dict[str, Any]]) -> str:
             [
                 r["name"],
                 r["source"],
-                (r["description"] or r.get("error") or "")
+                (_headline(r["description"]) or r.get("error") or "")
                 + (
                     f" [waiting on {', '.join(sorted(set(r['waiting'].values())))}]"
                     if r.get("waiting")

@@ -182,3 +182,16 @@ def test_master_down_is_rehearsed_on_a_copy_where_the_master_is_dead_too(
     assert steps["7"]["status"] == "ok"
     # the real replicas still follow the dead master: nothing was changed
     assert role_of(r1) == ("slave", m.address) and role_of(r2) == ("slave", m.address)
+
+
+def test_a_cluster_with_a_password_is_rehearsed_on_a_copy_without_one(real: RealBackend) -> None:
+    m, r1, r2 = star(real, 2, {"requirepass": "s3cret", "masterauth": "s3cret"})
+    in_sync(m, r1, r2)
+    res = cli(
+        "playbook", "run", "planned-switchover", "--var", f"master={m.address}",
+        "--var", f"target={r1.address}", "--rehearse", "-o", "json",
+        env={"REDISCLI_AUTH": "s3cret"},
+    )  # fmt: skip
+    assert res.code == 0, res
+    assert res.json["rehearsal"]["outcome"] == "ok"
+    assert "s3cret" not in res.stdout + res.stderr
