@@ -860,12 +860,22 @@ def _drift(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
     )
     fail_on = str(args.get("fail_on") or "none")
     if (fail_on == "fixable" and fixable) or (fail_on == "any" and view["drift"]):
+        shown = fixable if fail_on == "fixable" else view["findings"]
         raise StepFailed(
-            summary + ": " + "; ".join(f["message"] for f in fixable[:3]),
+            f"{summary}: " + "; ".join(_finding_line(f) for f in shown[:5]),
             ExitCode.DRIFT,
             value=view,
         )
     return ActionResult(view, summary, predicted=view["predicted"])
+
+
+def _finding_line(f: Mapping[str, Any]) -> str:
+    where = ", ".join(f.get("differs") or ([f["node"]] if f.get("node") else []))
+    return (
+        f"{f['parameter']} on {where}: {f['message']}"
+        if where
+        else f"{f['parameter']}: {f['message']}"
+    )
 
 
 def _drift_view(report: Any, fixed: set[tuple[str, str]]) -> dict[str, Any]:
