@@ -9,3 +9,12 @@ from enum import Enum
 class Format(str, Enum):
     table = "table"
     json = "json"
+
+
+class CheckFormat(str, Enum):
+    """``check`` speaks to monitoring systems too."""
+
+    table = "table"
+    json = "json"
+    nagios = "nagios"
+    prometheus = "prometheus"

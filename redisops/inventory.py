@@ -129,6 +129,40 @@ class ClusterConfig:
     sentinels: tuple[Address, ...] = ()
     sentinel_master: str | None = None
     ssh: SSHSettings | None = None
+    checks: CheckSettings | None = None
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """Per-cluster health-check settings: ``checks: {warn: {ID: RANGE}, crit: {...},
+    expect_replicas: N}`` (ranges are validated by ``redisops check``)."""
+
+    warn: Mapping[str, str] = field(default_factory=dict)
+    crit: Mapping[str, str] = field(default_factory=dict)
+    expect_replicas: int | None = None
+
+
+def _parse_checks(raw: Any, where: str) -> CheckSettings | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise InventoryError(f"{where}: 'checks' must be a mapping")
+    unknown = set(raw) - {"warn", "crit", "expect_replicas"}
+    if unknown:
+        raise InventoryError(
+            f"{where}: unknown checks keys {sorted(unknown)}",
+            hint="use warn, crit or expect_replicas",
+        )
+    ranges: dict[str, dict[str, str]] = {}
+    for kind in ("warn", "crit"):
+        value = raw.get(kind) or {}
+        if not isinstance(value, Mapping):
+            raise InventoryError(f"{where}: checks.{kind} must map check ids to ranges")
+        ranges[kind] = {str(k): str(v) for k, v in value.items()}
+    expect = raw.get("expect_replicas")
+    if expect is not None and (not isinstance(expect, int) or expect < 0):
+        raise InventoryError(f"{where}: checks.expect_replicas must be a number >= 0")
+    return CheckSettings(ranges["warn"], ranges["crit"], expect)
 
 
 @dataclass(frozen=True)
@@ -270,6 +304,7 @@ def parse_inventory(data: Any, path: Path | None = None) -> Inventory:
             sentinels=sentinels,
             sentinel_master=_str_or_none(raw.get("sentinel_master"), f"{where}.sentinel_master"),
             ssh=ssh,
+            checks=_parse_checks(raw.get("checks"), where),
         )
     return Inventory(path=path, clusters=clusters)
 

@@ -17,6 +17,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any
 
 from redisops.errors import BadInput
@@ -225,16 +226,14 @@ class NodeInfo:
         return self.role == "replica"
 
     # -- replication --------------------------------------------------------------
-    @property
+    @cached_property
     def master_address(self) -> Address | None:
+        # cached (the snapshot is immutable): topology walks ask for it O(nodes^2) times
         host = self.info.get("master_host")
         port = as_int(self.info.get("master_port"))
         if not host or port is None:
             return None
-        try:
-            return _split_hostport(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", host)
-        except BadInput:
-            return Address(host, port)
+        return _info_address(host, port)
 
     @property
     def link(self) -> str | None:
@@ -308,7 +307,7 @@ class NodeInfo:
         first = self.backlog_first_byte
         return (first, first + self.backlog_histlen - 1)
 
-    @property
+    @cached_property
     def replicas(self) -> list[ReplicaEntry]:
         return replica_entries(self.info)
 
@@ -359,6 +358,21 @@ class NodeInfo:
         }
 
 
+@lru_cache(maxsize=4096)
+def _info_address(host: str, port: int) -> Address:
+    """The address INFO names (``master_host``/``master_port``), normalised like user input."""
+    try:
+        return _split_hostport(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", host)
+    except BadInput:
+        return Address(host, port)
+
+
+@lru_cache(maxsize=4096)
+def _entry_address(ip: str, port: int) -> Address:
+    """The address a ``slaveN`` line names (raises :class:`BadInput` when unusable)."""
+    return _split_hostport(f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}", ip)
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Something wrong with the topology or a node, for humans and for JSON."""
@@ -391,11 +405,14 @@ class Topology:
     sentinel: Mapping[str, Any] | None = None
 
     def get(self, address: Address) -> NodeInfo | None:
-        address = self.aliases.get(address, address)
+        return self._by_address.get(self.aliases.get(address, address))
+
+    @cached_property
+    def _by_address(self) -> dict[Address, NodeInfo]:
+        out: dict[Address, NodeInfo] = {}
         for node in self.nodes:
-            if node.address == address:
-                return node
-        return None
+            out.setdefault(node.address, node)
+        return out
 
     def canonical(self, address: Address) -> Address:
         return self.aliases.get(address, address)
@@ -409,13 +426,16 @@ class Topology:
         return self.get(m) if m is not None else None
 
     def children(self, node: NodeInfo) -> list[NodeInfo]:
-        return [
-            n
-            for n in self.nodes
-            if n.is_replica
-            and n.master_address is not None
-            and self.canonical(n.master_address) == node.address
-        ]
+        return list(self._children.get(node.address, ()))
+
+    @cached_property
+    def _children(self) -> dict[Address, list[NodeInfo]]:
+        # one pass instead of one per call: tree walks of a 200-node group call it per node
+        out: dict[Address, list[NodeInfo]] = {}
+        for n in self.nodes:
+            if n.is_replica and n.master_address is not None:
+                out.setdefault(self.canonical(n.master_address), []).append(n)
+        return out
 
     def roots(self) -> list[NodeInfo]:
         """Where a tree drawing starts: masters, then unreachable or unknown nodes that have
@@ -495,10 +515,7 @@ class Topology:
 
     def entry_matches(self, entry: ReplicaEntry, node: NodeInfo) -> bool:
         try:
-            addr = _split_hostport(
-                f"[{entry.ip}]:{entry.port}" if ":" in entry.ip else f"{entry.ip}:{entry.port}",
-                entry.ip,
-            )
+            addr = _entry_address(entry.ip, entry.port)
         except BadInput:
             return False
         return self.canonical(addr) == node.address

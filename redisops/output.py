@@ -260,6 +260,74 @@ def render_status(topo: Topology, fmt: Format) -> str:
     return "\n".join(parts)
 
 
+def watch_keys(topo: Topology) -> dict[str, Any]:
+    """What ``status --watch`` compares between frames: reachability, role, link, lag."""
+    return {str(n.address): (n.reachable, n.role, n.link, topo.lag_bytes(n)) for n in topo.nodes}
+
+
+def _lag_moved(a: int | None, b: int | None) -> bool:
+    if a is None or b is None:
+        return a != b
+    return (a == 0) != (b == 0) or abs(a - b) > max(a, b) / 2
+
+
+def watch_changes(before: dict[str, Any] | None, now: dict[str, Any]) -> set[str]:
+    """Addresses whose role, link or reachability changed, or whose lag moved markedly
+    (from or to zero, or by more than half); new nodes count as changed.
+
+    >>> watch_changes({"a": (True, "replica", "up", 0)}, {"a": (True, "replica", "down", 0)})
+    {'a'}
+    >>> watch_changes({"a": (True, "replica", "up", 100)}, {"a": (True, "replica", "up", 120)})
+    set()
+    """
+    if before is None:
+        return set()
+    out = set()
+    for addr, (reach, role, link, lag) in now.items():
+        old = before.get(addr)
+        if old is None or old[:3] != (reach, role, link) or _lag_moved(old[3], lag):
+            out.add(addr)
+    return out
+
+
+REVERSE, RESET, HOME_CLEAR = "\x1b[7m", "\x1b[0m", "\x1b[H\x1b[2J"
+
+
+def render_watch_frame(
+    topo: Topology,
+    previous: dict[str, Any] | None,
+    fmt: Format,
+    now: float,
+    interval: float,
+    tty: bool,
+) -> str:
+    """One ``status --watch`` frame. On a terminal the screen is cleared first and changed
+    nodes are shown in reverse video; otherwise changed lines start with ``*``."""
+    import time as _time
+
+    changed = watch_changes(previous, watch_keys(topo))
+    if fmt is Format.json:
+        doc = {**status_data(topo), "time": round(now, 3), "changed": sorted(changed)}
+        return json.dumps(doc, default=_json_default) + "\n"
+    stamp = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(now))
+    header = f"Every {interval:g}s: redisops status    {stamp}"
+    if changed:
+        header += f"    changed: {', '.join(sorted(changed))}"
+    gone = sorted(set(previous or {}) - {str(n.address) for n in topo.nodes})
+    if gone:
+        header += f"    gone: {', '.join(gone)}"
+    lines = []
+    for line in render_status(topo, fmt).splitlines():
+        hit = any(line.lstrip("│├└─ ").startswith(a) for a in changed)
+        if hit:
+            line = f"{REVERSE}{line}{RESET}" if tty else f"* {line}"
+        elif not tty and changed:
+            line = f"  {line}"
+        lines.append(line)
+    body = "\n".join([header, "", *lines]) + "\n"
+    return HOME_CLEAR + body if tty else body + "\n"
+
+
 def render_sentinel(view: Any) -> str:
     lines = [f"Sentinel view of {view.get('name')!r}: master {view.get('master') or '?'}"]
     for s in view.get("sentinels", []):

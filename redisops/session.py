@@ -6,6 +6,7 @@ and what does the cluster look like now". It owns the adapters' lifetimes (``clo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from redisops.inventory import (
     load_inventory,
     resolve_credentials,
 )
-from redisops.model import Address, NodeInfo, NodeSpec, Topology, parse_target
+from redisops.model import Address, NodeInfo, NodeSpec, Problem, Topology, parse_target
 from redisops.redis_node import RedisNode
 from redisops.retry import CONNECT_RETRY, RetryPolicy
 from redisops.topology import discover
@@ -36,6 +37,10 @@ class Session:
     retry: RetryPolicy = CONNECT_RETRY
     sentinels: tuple[Address, ...] = ()
     sentinel_master: str | None = None
+    #: what the last-known topology records as its source (None: record nothing)
+    purpose: str | None = "operation"
+    #: seconds one wave of discovery probes may take (None: the socket timeouts bound it)
+    probe_deadline: float | None = None
     _specs: dict[Address, NodeSpec] = field(default_factory=dict)
     _nodes: dict[Address, RedisNode] = field(default_factory=dict)
     _discovered_name: str | None = None
@@ -93,13 +98,95 @@ class Session:
         seeds.extend(extra)
         if not seeds:
             raise BadInput("no node to start from", hint="give a SEED address or --cluster NAME")
-        topo = discover(seeds, self.probe)
+        topo = discover(seeds, self.probe, deadline=self.probe_deadline)
         if self._discovered_name is None:
             # name the cluster after its master, so every command on it shares one lock
             masters = topo.masters
             if masters:
                 self._discovered_name = str(masters[0].address)
+        if self.purpose is not None:
+            from redisops.state import record_topology
+
+            record_topology(topo, self.cluster.name if self.cluster else None, self.purpose)
         return topo
+
+    def with_last_known(self, topo: Topology, extra: Iterable[Address] = ()) -> Topology:
+        """Complete ``topo`` from the last-known topology (see :mod:`redisops.state`).
+
+        A node that does not answer (a dead master) cannot name its replicas, and a master
+        does not list a replica that is gone: probe the nodes last seen in the group too.
+        One that answers from outside the group (moved, or made a master) has left it and is
+        not added; one that does not answer, or still replicates inside the group, is. A
+        note says how old the knowledge is for each silent node.
+        """
+        import time
+
+        from redisops.model import Problem
+        from redisops.state import KNOWN_MAX_AGE, group_index
+        from redisops.topology import fence_records, probe_all
+
+        now = time.time()
+        index = group_index()
+        notes: list[Problem] = []
+        candidates: list[Address] = []
+        groups_seen: set[str] = set()
+        for node in topo.nodes:
+            known = index.get(str(node.address))
+            if known is None:
+                continue
+            if known.group not in groups_seen:
+                groups_seen.add(known.group)
+                candidates += [Address.parse(a) for a in known.members()]
+            if node.reachable:
+                continue
+            seen = known.seen_at(str(node.address))
+            was = known.node(str(node.address))
+            role = was.role if was is not None else "?"
+            reps = ", ".join(known.replicas_of(str(node.address))) or "none"
+            notes.append(
+                Problem(
+                    str(node.address),
+                    "last_known",
+                    f"{node.address} does not answer; last seen {now - (seen or now):.0f}s ago as "
+                    f"{role} with replicas {reps} (last-known topology of {known.group}, recorded "
+                    f"{now - known.recorded_at:.0f}s ago by {known.source}; its members were probed)",
+                    severity="warning",
+                )
+            )
+        fenced = set()
+        for record in fence_records(topo):
+            with contextlib.suppress(BadInput):
+                fenced.add(Address.parse(str(record.get("address"))))
+        recent = {
+            Address.parse(a)
+            for g in index.values()
+            for a, e in g.nodes.items()
+            if now - float(e.get("seen_at", 0)) <= KNOWN_MAX_AGE
+        }
+        missing = [
+            a
+            for a in dict.fromkeys([*candidates, *fenced])
+            if topo.get(a) is None and (a in recent or a in fenced)
+        ]
+        if not missing:
+            return topo if not notes else _noted(topo, notes)
+        members = {n.address for n in topo.nodes}
+        # an old master a failover fenced is expected to be down: added only when it
+        # answers (then topology.fenced_master / status report it)
+        back = [
+            n.address
+            for n in probe_all(missing, self.probe, True, self.probe_deadline)
+            if (n.address in fenced and n.reachable)
+            or (n.address not in fenced and not n.reachable)
+            or (
+                n.is_replica
+                and n.master_address is not None
+                and topo.canonical(n.master_address) in members
+            )
+        ]
+        if back:
+            topo = self.discover([*extra, *back])
+        return _noted(topo, notes)
 
     def close(self) -> None:
         for node in self._nodes.values():
@@ -111,6 +198,12 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _noted(topo: Topology, notes: list[Problem]) -> Topology:
+    if not notes:
+        return topo
+    return Topology(topo.nodes, (*topo.problems, *notes), topo.aliases, topo.sentinel)
 
 
 def build_session(
@@ -130,6 +223,8 @@ def build_session(
     socket_timeout: float = 5.0,
     retry: RetryPolicy = CONNECT_RETRY,
     require_seeds: bool = True,
+    purpose: str | None = "operation",
+    probe_deadline: float | None = None,
 ) -> Session:
     """Resolve options into a :class:`Session`. Raises :class:`BadInput` on bad options."""
     specs = [parse_target(s) for s in seeds]
@@ -179,4 +274,6 @@ def build_session(
         retry=retry,
         sentinels=tuple(sentinel_addrs),
         sentinel_master=master_name,
+        purpose=purpose,
+        probe_deadline=probe_deadline,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from redisops.info import ReplicaEntry
@@ -47,8 +48,13 @@ def entry_address(entry: ReplicaEntry) -> Address | None:
     return Address(entry.ip, entry.port)
 
 
-def _probe_wave(addresses: Sequence[Address], prober: Prober, parallel: bool) -> list[NodeInfo]:
-    if not parallel or len(addresses) == 1:
+def probe_all(
+    addresses: Sequence[Address], prober: Prober, parallel: bool, deadline: float | None = None
+) -> list[NodeInfo]:
+    """Probe ``addresses`` (in parallel threads unless told not to). With ``deadline``, a
+    node that has not answered after that many seconds is reported unreachable and its
+    thread abandoned: one frozen node costs the wave its deadline, not more."""
+    if not parallel or (len(addresses) == 1 and deadline is None):
         return [prober(a) for a in addresses]
     results: list[NodeInfo | None] = [None] * len(addresses)
 
@@ -63,18 +69,28 @@ def _probe_wave(addresses: Sequence[Address], prober: Prober, parallel: bool) ->
     ]
     for t in threads:
         t.start()
+    end = None if deadline is None else time.monotonic() + deadline
     for t in threads:
-        t.join()
+        t.join(None if end is None else max(end - time.monotonic(), 0.0))
+    late = f"no reply within the {deadline:g}s deadline" if deadline is not None else "probe failed"
     return [
-        r if r is not None else NodeInfo(address=a, reachable=False, error="probe failed")
+        r
+        if r is not None
+        else NodeInfo(address=a, reachable=False, error=late, read_at=time.time())
         for r, a in zip(results, addresses, strict=True)
     ]
 
 
 def discover(
-    seeds: Iterable[Address], prober: Prober, *, parallel: bool = True, max_nodes: int = 500
+    seeds: Iterable[Address],
+    prober: Prober,
+    *,
+    parallel: bool = True,
+    max_nodes: int = 500,
+    deadline: float | None = None,
 ) -> Topology:
-    """Walk the replication graph from ``seeds`` and return the validated topology."""
+    """Walk the replication graph from ``seeds`` and return the validated topology
+    (``deadline``: seconds each wave of probes may take, see :func:`probe_all`)."""
     seed_list = list(dict.fromkeys(seeds))
     probed: dict[Address, NodeInfo] = {}
     canonical_by_run_id: dict[str, Address] = {}
@@ -86,7 +102,7 @@ def discover(
         pending = []
         if not wave:
             break
-        for node in _probe_wave(wave, prober, parallel):
+        for node in probe_all(wave, prober, parallel, deadline):
             addr = node.address
             run_id = node.run_id if node.reachable else None
             if run_id and run_id in canonical_by_run_id:
@@ -229,12 +245,7 @@ def find_problems(topo: Topology) -> list[Problem]:
             problems.append(
                 Problem(name, "loading", f"{name} is loading its dataset", severity="warning")
             )
-        if (
-            parent is not None
-            and parent.reachable
-            and node.link == "up"
-            and not any(topo.entry_matches(e, node) for e in parent.replicas)
-        ):
+        if parent is not None and parent.reachable and node.link == "up" and entry is None:
             listed = ", ".join(f"{e.ip}:{e.port}" for e in parent.replicas) or "none"
             problems.append(
                 Problem(

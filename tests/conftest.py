@@ -29,3 +29,11 @@ def redis_factory(tmp_path: Path) -> Iterator[RedisFactory]:
         yield factory
     finally:
         factory.close()
+
+
+@pytest.fixture(autouse=True)
+def _private_state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command records the last-known topology under ``$XDG_STATE_HOME``: keep each
+    test's state in its own temporary directory, never in the real home."""
+    if "XDG_STATE_HOME" not in str(tmp_path):
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))

@@ -109,7 +109,7 @@ def _root(
 
     Every change can be planned with --dry-run; every command speaks --format json.
     Use --debug anywhere for tracebacks. Exit codes: 0 ok, 1 error, 2 bad input,
-    3 unreachable, 4 problems found, 5 refused, 6 locked, 7 rolled back,
+    3 unreachable, 4 problems found (check: Nagios 0/1/2/3), 5 refused, 6 locked, 7 rolled back,
     8 partially applied, 9 verification failed, 10 timed out, 11 drift found.
     """
 
@@ -117,6 +117,7 @@ def _root(
 #: top-level command -> the module under redisops.cli that registers it
 COMMAND_MODULES: dict[str, str] = {
     "status": "status",
+    "check": "check",
     "attach": "replica",
     "detach": "replica",
     "switchover": "master",

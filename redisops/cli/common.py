@@ -172,6 +172,7 @@ class Connection:
     def session(self, seeds: Sequence[str], **kwargs: Any) -> Session:
         from redisops.session import build_session
 
+        kwargs.setdefault("connect_timeout", self.connect_timeout)
         return build_session(
             seeds=seeds,
             cluster=self.cluster,
@@ -184,7 +185,6 @@ class Connection:
             key=self.key,
             sentinels=self.sentinel or [],
             sentinel_master=self.sentinel_master,
-            connect_timeout=self.connect_timeout,
             **kwargs,
         )
 

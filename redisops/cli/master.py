@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -160,6 +160,16 @@ def failover(
             "choose the new master with --to REPLICA, or let redisops choose with --auto"
         )
     dead = parse_target(master).address
+    known = None
+    if not seeds and conn.cluster is None:
+        # the dead master cannot name its replicas: use the ones it was last seen with
+        from redisops.output import note
+        from redisops.state import group_of
+
+        known = group_of(dead)
+        if known is not None:
+            seeds = [a for a in known.members() if a != str(dead)]
+            note(known_note(known, str(dead)))
     session = conn.session([*(seeds or []), master])
     with session:
         down = confirm_down(session, dead, probes=3, interval=0.3)
@@ -174,6 +184,7 @@ def failover(
             max_disconnect=max_disconnect,
             dead_confirmed=down,
             persist=persist,
+            known=known,
         )
         run_operation(
             plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
@@ -208,6 +219,22 @@ def fence(
         run_operation(
             plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
         )
+
+
+def known_note(known: Any, dead: str) -> str:
+    """One line saying which last-known replicas of ``dead`` are used, and how old that is."""
+    import time
+
+    now = time.time()
+    reps = known.replicas_of(dead)
+    listed = (
+        ", ".join(f"{a} (seen {now - (known.seen_at(a) or now):.0f}s ago)" for a in reps) or "none"
+    )
+    return (
+        f"no seeds given: using the last-known topology of {known.group} (recorded "
+        f"{now - known.recorded_at:.0f}s ago by {known.source}); replicas of {dead} then: {listed}; "
+        f"probing them now"
+    )
 
 
 def register(app: typer.Typer) -> None:

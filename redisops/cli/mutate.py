@@ -119,7 +119,11 @@ def run_operation(
         plan.cluster, plan.operation, audit.operator or operator(), ttl_s=lock_ttl(plan)
     )
     ctx = RunContext(session, plan, audit, lock, make_progress(fmt), facts=dict(facts or {}))
+    from redisops.state import mark_plan, note_final_state
+
+    mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
     result = execute(ctx)
+    note_final_state(result.final_state)
     audit.record(
         step=len(plan.steps) + 1,
         action="result",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -73,7 +73,10 @@ def attach(
     wr = parse_rate(write_rate, option="--write-rate") if write_rate else None
     session = conn.session([replica, to])
     with session:
-        topo = session.discover()
+        # a replica of REPLICA that is reconnecting is not listed by it: the last-known
+        # topology names it (probed again if it answers, predicted from what was seen if not)
+        topo = session.with_last_known(session.discover())
+        known = known_followers(topo, rspec.address)
         master_node = topo.get(mspec.address)
         rate = wr
         if rate is None:
@@ -95,7 +98,7 @@ def attach(
         # what the replica must present to the master: the master's own credentials (a
         # user named in its redis://user@ URL counts, not only --user)
         creds = session.options_for(mspec.address).credentials
-        plan = plan_attach(topo, rspec.address, mspec.address, opts, creds, session, rate)
+        plan = plan_attach(topo, rspec.address, mspec.address, opts, creds, session, rate, known)
         run_operation(
             plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
         )
@@ -129,6 +132,29 @@ def detach(
         run_operation(
             plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
         )
+
+
+def known_followers(topo: Any, replica: Any) -> list[tuple[Any, float]]:
+    """Nodes last seen replicating from ``replica`` that do not answer now, each as last
+    seen with the age of that knowledge (see :mod:`redisops.state`)."""
+    import time
+
+    from redisops.model import Address
+    from redisops.state import group_of
+
+    known = group_of(replica)
+    if known is None:
+        return []
+    now = time.time()
+    out = []
+    for addr in known.replicas_of(str(replica)):
+        node = topo.get(Address.parse(addr))
+        if node is not None and node.reachable:
+            continue  # it answers: the topology has it as it is now
+        last = known.node(addr)
+        if last is not None:
+            out.append((last, now - last.read_at))
+    return out
 
 
 def register(app: typer.Typer) -> None:

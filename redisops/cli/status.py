@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
-    from redisops.model import Topology
+    from redisops.model import Address, Topology
     from redisops.session import Session
 
 
@@ -26,6 +27,21 @@ def status(
         ),
     ] = None,
     fmt: FormatOpt = Format.table,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            "-w",
+            help="Redraw every SECONDS (--watch [SECONDS], default 2) until Ctrl-C, "
+            "marking what changed since the last frame.",
+        ),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(
+            "--interval", metavar="SECONDS", help="Seconds between --watch frames.", min=0.1
+        ),
+    ] = 2.0,
 ) -> None:
     """Show the replication topology discovered from any node(s).
 
@@ -42,7 +58,12 @@ def status(
         seeds or [],
         retry=RetryPolicy(attempts=2, wait_initial=0.05),
         require_seeds=not conn.sentinel,
+        purpose="status",
     )
+    if watch:
+        with session:
+            _watch(session, fmt, interval)
+        return
     with session:
         topo = _discover(session)
     write(render_status(topo, fmt))
@@ -94,6 +115,7 @@ def _discover(session: Session) -> Topology:
             returned.append(addr)
     if returned:
         topo = session.discover([*dict.fromkeys(extra), *returned])
+    topo = session.with_last_known(topo, [*extra, *returned])
     if view is None:
         return topo
     problems = (*topo.problems, *sentinel_problems(topo, view))
@@ -101,5 +123,59 @@ def _discover(session: Session) -> Topology:
     return Topology(topo.nodes, problems, topo.aliases, sentinel=view)
 
 
+def _watch(session: Session, fmt: Format, interval: float) -> None:
+    """Redraw the status every ``interval`` seconds until Ctrl-C (exit 0): in place on a
+    terminal, one frame after another otherwise (JSON: one document per line)."""
+    import sys
+    import time
+
+    from redisops.output import render_watch_frame, watch_keys
+
+    tty = sys.stdout.isatty()
+    previous: dict[str, Any] | None = None
+    try:
+        while True:
+            topo = _discover(session)
+            sys.stdout.write(render_watch_frame(topo, previous, fmt, time.time(), interval, tty))
+            sys.stdout.flush()
+            previous = watch_keys(topo)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        if tty and fmt is Format.table:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        raise typer.Exit(0) from None
+
+
+class WatchCommand(TyperCommand):
+    """``--watch SECONDS`` (an optional value, like ``watch -n``): rewritten to
+    ``--watch --interval SECONDS`` before Click parses it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg in ("--watch", "-w") and i + 1 < len(args) and _is_number(args[i + 1]):
+                out += [arg, "--interval", args[i + 1]]
+                i += 2
+                continue
+            if arg.startswith("--watch="):
+                out += ["--watch", "--interval", arg.split("=", 1)[1]]
+            else:
+                out.append(arg)
+            i += 1
+        result: list[str] = super().parse_args(ctx, out)
+        return result
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def register(app: typer.Typer) -> None:
-    app.command("status")(status)
+    app.command("status", cls=WatchCommand)(status)

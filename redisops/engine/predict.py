@@ -351,6 +351,41 @@ def predict_followers(
     return out
 
 
+def predict_returning(
+    master: NodeInfo, known: NodeInfo, age: float, first: SyncPrediction
+) -> SyncPrediction:
+    """A replica last seen ``age`` seconds ago under ``master`` and not connected now
+    (reconnecting, down, or refused while ``master`` had no link): what it does when it
+    comes back after ``master`` was moved (``first``).
+
+    If ``master`` full-syncs it starts a new history: the returning replica must full-sync.
+    Otherwise its PSYNC is judged against ``master``'s ids and backlog as last read (a
+    partial move keeps the old id as replid2, valid up to the current offset).
+    """
+    req_id, req_off, why_req = psync_request(known)
+    name, mname = str(known.address), str(master.address)
+    learned = f" (known from the last-known topology, {age:.0f}s old)"
+    if first.sync == "full":
+        return SyncPrediction(
+            name,
+            mname,
+            "full",
+            f"{mname} full-syncs and starts a new history: when {name} comes back it must "
+            f"full-sync from it{learned}",
+            (req_id, req_off),
+            first.transfer_bytes,
+            first.estimated_seconds,
+        )
+    partial, why = decide(master, req_id, req_off)
+    return SyncPrediction(
+        name,
+        mname,
+        "partial" if partial else "full",
+        f"when it comes back: PSYNC {req_id[:8]} {req_off} ({why_req}): {why}{learned}",
+        (req_id, req_off),
+    )
+
+
 def promotion_effects(node: NodeInfo) -> dict[str, Any]:
     """``REPLICAOF NO ONE`` on ``node`` (§4.1): the id shift its replicas will continue through."""
     return {

@@ -7,8 +7,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
-from redisops.engine.predict import RateParams, predict_followers, predict_sync
+from redisops.engine.predict import (
+    RateParams,
+    predict_followers,
+    predict_returning,
+    predict_sync,
+)
 from redisops.engine.rules import rdb_version
 from redisops.errors import VerifyFailed, WaitTimeout
 from redisops.inventory import Credentials
@@ -33,8 +39,13 @@ def plan_attach(
     creds: Credentials,
     session: Session,
     write_rate: float = 0.0,
+    known_followers: Sequence[tuple[NodeInfo, float]] = (),
 ) -> Plan:
-    """Preflight, steps and prediction for ``REPLICAOF master`` on ``replica``."""
+    """Preflight, steps and prediction for ``REPLICAOF master`` on ``replica``.
+
+    ``known_followers``: replicas last seen under ``replica`` (with the age of that
+    knowledge) that are not connected to it now; they will sync from it when they return.
+    """
     findings: list[Finding] = []
     replica, f1 = reachable_or_finding(topo, replica_addr, "replica")
     master, f2 = reachable_or_finding(topo, master_addr, "master")
@@ -96,7 +107,18 @@ def plan_attach(
     followers = predict_followers(
         replica, subs, prediction, master.replid if prediction.sync == "partial" else None, params
     )
-    prediction.followers = followers
+    returning = [predict_returning(replica, k, age, prediction) for k, age in known_followers]
+    prediction.followers = followers + returning
+    for ret, (_, age) in zip(returning, known_followers, strict=True):
+        findings.append(
+            Finding(
+                "warn",
+                "returning_replica",
+                f"{ret.replica} was a replica of {r} {age:.0f}s ago and is not connected now: "
+                f"when it comes back it will {ret.sync}-sync from {r}",
+                ret.replica,
+            )
+        )
     if prediction.sync == "full" and replica.keys:
         findings.append(
             Finding(

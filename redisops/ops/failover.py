@@ -25,6 +25,7 @@ from redisops.ops.switchover import _at_offset, _promoted_view, followers_of
 from redisops.plan import RunContext, action
 from redisops.retry import RetryPolicy
 from redisops.session import Session
+from redisops.state import KnownGroup
 from redisops.topology import FENCE_KEY
 
 
@@ -145,11 +146,14 @@ def plan_failover(
     max_disconnect: int = 60,
     dead_confirmed: bool = True,
     persist: bool = False,
+    known: KnownGroup | None = None,
 ) -> Plan:
     findings: list[Finding] = []
     cluster = session.cluster_name
     dead_node = topo.get(dead)
     d = str(dead)
+    if known is not None:
+        findings.extend(known_replica_findings(topo, dead, known))
     if (dead_node is not None and dead_node.reachable) or not dead_confirmed:
         findings.append(
             Finding(
@@ -178,7 +182,13 @@ def plan_failover(
                 "refuse",
                 "no_replicas",
                 f"no reachable replica of {d} was found "
-                f"(give replica addresses as seeds, or --cluster)",
+                f"(give replica addresses as seeds, or --cluster"
+                + (
+                    ""
+                    if known is not None
+                    else f"; no command has recorded {d} in the last-known topology"
+                )
+                + ")",
             )
         )
         return Plan(
@@ -412,6 +422,35 @@ def plan_failover(
         summary,
         touched=(new, *[str(x.address) for x in others]),
     )
+
+
+def known_replica_findings(topo: Topology, dead: Address, known: KnownGroup) -> list[Finding]:
+    """What the last-known topology adds: how old it is, and replicas of ``dead`` seen then
+    that do not answer now (they are neither candidates nor repointed)."""
+    now = time.time()
+    age = now - known.recorded_at
+    out = [
+        Finding(
+            "info",
+            "last_known",
+            f"replicas taken from the last-known topology of {known.group}, recorded {age:.0f}s ago "
+            f"by {known.source}, and probed again now",
+        )
+    ]
+    for addr in known.replicas_of(str(dead)):
+        node = topo.get(Address.parse(addr))
+        if node is None or not node.reachable:
+            seen = known.seen_at(addr) or now
+            out.append(
+                Finding(
+                    "warn",
+                    "known_replica_unreachable",
+                    f"{addr} was a replica of {dead} {now - seen:.0f}s ago and does not answer now: "
+                    f"not a candidate; attach it to the new master once it is back",
+                    addr,
+                )
+            )
+    return out
 
 
 def confirm_down(
