@@ -5,7 +5,7 @@ predicted, then verified); a replica's configuration drifts and is fixed; the ma
 load (the write pause measured, every acknowledged write checked on the new master); the
 new master is killed and the ``master-down`` playbook promotes the best replica, repoints
 the other and records the dead master as fenced; the dead master comes back as a master
-(its config says so: a split brain), is fenced, and the final check is green.
+(its config says so: a split brain), is fenced, and the final health check is green.
 
 Every step is the real ``redisops`` command line, printed before it runs, and is
 verified: a command's exit code must be the expected one, and the demo checks the data
@@ -141,8 +141,17 @@ def main(argv: list[str] | None = None) -> int:
         m, r1, r2, new = (f"127.0.0.1:{base + i}" for i in range(4))
         inventory = Path(tmp) / "redisops.yml"
         inventory.write_text(f"clusters:\n  demo:\n    nodes: [{m}, {r1}, {r2}, {new}]\n")
-        say("Four empty nodes on the embedded engine (pure Python: no Redis installed)")
-        run(["lab", "up", "--nodes", "4", "--base-port", str(base), "--topology", "none"], env)
+        say(
+            "Four empty nodes on the embedded engine (pure Python: no Redis installed), with\n"
+            "# RDB persistence on (a master without it is a hazard the health checks report)"
+        )
+        run(
+            [
+                "lab", "up", "--nodes", "4", "--base-port", str(base), "--topology", "none",
+                "--config", "save=3600 1",
+            ],
+            env,
+        )  # fmt: skip
         try:
             story(env, m, r1, r2, new, inventory)
         finally:
@@ -155,9 +164,10 @@ def story(env: dict[str, str], m: str, r1: str, r2: str, new: str, inventory: Pa
     say("A master and two replicas (REPLICAOF, then follow the sync until in sync)")
     run(["attach", r1, "--to", m, "--yes", "--sample", "0"], env)
     run(["attach", r2, "--to", m, "--yes", "--sample", "0"], env)
-    say("Writes: 2000 keys on the master")
+    say("Writes: 2000 keys on the master; then the health checks (Nagios exit codes)")
     write_keys(m, 2000)
     run(["status", m], env)
+    run(["check", m], env)
 
     say(
         "A new replica, with a playbook: it has no shared history with the master, so the\n"
@@ -248,8 +258,9 @@ def story(env: dict[str, str], m: str, r1: str, r2: str, new: str, inventory: Pa
     if role(r1) != "replica":
         raise DemoFailed(f"{r1} is still a master after the fence")
 
-    say("Final check: one master, every replica linked, no problem")
+    say("Final check: one master, every replica linked, every health check OK")
     run(["status", top], env)
+    run(["check", top, "--expect-replicas", "3"], env)
 
 
 if __name__ == "__main__":

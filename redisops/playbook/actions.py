@@ -220,10 +220,8 @@ def _view_summary(view: Mapping[str, Any]) -> str:
 
 def peers(ctx: ActionContext, address: str) -> tuple[list[str], str | None]:
     """Where to find the other members of the group of ``address`` when it cannot be asked:
-    the run's ``--cluster``, else an inventory cluster that lists it.
-
-    (The last-known topology joins this list when ``redisops check`` records it: issue 14.)
-    """
+    the run's ``--cluster``, else an inventory cluster that lists it, else the group it was
+    last seen in (the last-known topology every read records)."""
     from redisops.inventory import load_inventory
     from redisops.model import Address
 
@@ -235,6 +233,11 @@ def peers(ctx: ActionContext, address: str) -> tuple[list[str], str | None]:
     for name, cfg in sorted(inv.clusters.items()):
         if any(spec.address == target for spec in cfg.nodes):
             return [str(s.address) for s in cfg.nodes], name
+    from redisops.state import group_of
+
+    known = group_of(target)  # the last-known topology (recorded by every read)
+    if known is not None:
+        return [a for a in known.members() if a != address], None
     return [], None
 
 
@@ -817,6 +820,47 @@ def _fence(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
         )
 
 
+def _check(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    """The health checks (``redisops check``); in a dry run over the predicted topology,
+    with nothing written to the state file."""
+    from redisops.checks.result import Status
+    from redisops.ops.check import CheckRequest, run_check
+    from redisops.output_checks import summary
+
+    seeds = list(args.get("seeds") or [])
+    cluster = args.get("cluster") or None
+    if not seeds and cluster is None and ctx.connect.cluster is None:
+        raise StepFailed(
+            "check needs seeds or cluster, or a --cluster for the run", ExitCode.BAD_INPUT
+        )
+    with ctx.connect.session(seeds, cluster) as session:
+        topo = session.with_last_known(_discover(ctx, session))
+        req = CheckRequest(
+            warn=tuple(args.get("warn") or ()),
+            crit=tuple(args.get("crit") or ()),
+            expect_replicas=args.get("expect_replicas"),
+            only=tuple(args.get("only") or ()),
+            record=not ctx.dry_run,
+        )
+        report = run_check(session, req, now=time.time(), topo=topo)
+    predicted = ctx.dry_run and bool(ctx.world.predicted)
+    view = {
+        "status": report.status.name,
+        "ok": report.status is Status.OK,
+        "summary": summary(report),
+        "results": [r.to_dict() for r in report.results],
+        "problems": [r.to_dict() for r in report.problems()],
+        "predicted": predicted,
+    }
+    limit = {"warning": Status.WARNING, "critical": Status.CRITICAL}.get(str(args["fail_on"]))
+    line = f"{report.status.name}: {view['summary']}" + (" (predicted)" if predicted else "")
+    if limit is not None and report.status is not Status.UNKNOWN and report.status >= limit:
+        raise StepFailed(f"check {line}", _probe_code(ctx), value=view)
+    if limit is not None and report.status is Status.UNKNOWN:
+        raise StepFailed(f"check {line}", ExitCode.ERROR, value=view)
+    return ActionResult(view, line, predicted=predicted)
+
+
 def _drift(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
     """Configuration drift (``redisops drift``): read and compare; with ``fix``, the
     fix plan (``drift --fix``), executed like every operation."""
@@ -1053,12 +1097,25 @@ ACTIONS: dict[str, ActionDef] = {
             precondition="the new master is a master",
             verify="the old master replicates from the new one (or is recorded as fenced)",
         ),
-        _waiting(
+        ActionDef(
             "check",
             "probe",
-            "issue 14 (redisops check)",
-            "the health checks",
-            {"seeds": Param("addresses"), "expect_replicas": Param("int")},
+            "the health checks (redisops check): fails the step at or above fail_on",
+            {
+                "seeds": Param("addresses"),
+                "cluster": Param("str", help="an inventory cluster (instead of seeds)"),
+                "expect_replicas": Param("int", help="default: the inventory, else last known"),
+                "only": Param("list", help="check ids to run (default: all)"),
+                "warn": Param("list", help="ID=RANGE warning thresholds"),
+                "crit": Param("list", help="ID=RANGE critical thresholds"),
+                "fail_on": Param(
+                    "str",
+                    default="warning",
+                    choices=("warning", "critical", "never"),
+                    help="the worst state that fails the step",
+                ),
+            },
+            _check,
         ),
         ActionDef(
             "drift",

@@ -126,6 +126,7 @@ def apply_effects(
             info["master_sync_in_progress"] = "0"
             info["loading"] = "0"
             info["master_link_down_since_seconds"] = "-1"
+            info["master_last_io_seconds_ago"] = "0"
             if eff.full:
                 master = infos.get(eff.master, {})
                 for key in [k for k in info if k.startswith("db") and k[2:].isdigit()]:

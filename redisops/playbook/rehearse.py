@@ -17,10 +17,12 @@ stopped and removed afterwards, whatever happened.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,21 @@ class Translator:
 
     def lab(self, address: str) -> str:
         return self.to_lab.get(address, address)
+
+
+@contextmanager
+def _state_in(directory: Path) -> Iterator[None]:
+    """Locks, check baselines, markers and last-known topologies of the rehearsal go to
+    ``directory``: the copy must leave no trace in the real state (nor wait on its locks)."""
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(directory)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = saved
 
 
 def address_vars(book: Playbook, variables: Mapping[str, Any]) -> list[str]:
@@ -121,7 +138,8 @@ def rehearse(
 
         ctx = ActionContext(Connector(make, inventory, "rehearsal"), audit_path=work / "audit.log")
         opts = RunOptions(yes=True, journal_dir=work / "runs", rehearsal=True)
-        report = Runner(book, lab_vars(book, variables, tr), ctx, opts, reporter(tr)).run()
+        with _state_in(work / "state"):
+            report = Runner(book, lab_vars(book, variables, tr), ctx, opts, reporter(tr)).run()
         return report, tr
     finally:
         try:

@@ -28,6 +28,8 @@ def test_the_demo_runs_the_whole_story_and_every_step_verifies(tmp_path: Path) -
     # the story, in order
     markers = [
         "$ redisops lab up",
+        "$ redisops check",
+        "OK - ",
         "$ redisops playbook run add-replica",
         "prediction confirmed",
         "$ redisops drift",
@@ -40,6 +42,8 @@ def test_the_demo_runs_the_whole_story_and_every_step_verifies(tmp_path: Path) -
         "$ redisops playbook run master-down",
         "fenced_master_returned",
         "$ redisops fence",
+        "$ redisops check",
+        "OK - ",
         "$ redisops lab down",
     ]
     at = 0

@@ -161,7 +161,7 @@ def test_a_failed_rehearsal_stops_before_the_real_run(real: RealBackend) -> None
 def test_master_down_is_rehearsed_on_a_copy_where_the_master_is_dead_too(
     real: RealBackend, tmp_path: Path
 ) -> None:
-    m, r1, r2 = star(real, 2)
+    m, r1, r2 = star(real, 2, {"save": "3600 1"})  # its final check refuses unsafe masters
     write_keys(m, 50)
     in_sync(m, r1, r2)
     inventory = tmp_path / "redisops.yml"
