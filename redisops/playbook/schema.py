@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,11 +265,31 @@ def load(path: Path) -> Playbook:
 # ----------------------------------------------------------------------------- validation
 
 
+@dataclass
+class _Head:
+    """The fields every step has, read before its kind (action or group) is known."""
+
+    raw: dict[str, Any]
+    id: str
+    name: str
+    bad: int  # errors before this step: more after it means the step is invalid
+    label: str = ""
+    register: str | None = None
+    on_failure: str = "abort"
+    when: str | None = None
+    precondition: str | None = None
+    verify: str | None = None
+    err: Callable[[str], None] = lambda text: None
+
+
 class _Validator:
     def __init__(self, path: Path, lines: dict[int, int]) -> None:
         self.path = path
         self.lines = lines
         self.errors: list[str] = []
+        self.var_names: set[str] = set()
+        self.seen_names: set[str] = set()
+        self.seen_registers: set[str] = set()
 
     def where(self, obj: Any = None) -> str:
         line = self.lines.get(id(obj)) if obj is not None else None
@@ -381,12 +401,11 @@ class _Validator:
 
     # -- steps ------------------------------------------------------------------------
     def steps(self, raw: list[Any], var_names: set[str]) -> tuple[StepSpec, ...]:
+        self.var_names = set(var_names)
         defined = set(var_names) | BUILTIN_NAMES
-        seen_names: set[str] = set()
-        seen_registers: set[str] = set()
         out: list[StepSpec] = []
         for i, item in enumerate(raw, 1):
-            step = self.step(item, str(i), defined, seen_names, seen_registers, var_names)
+            step = self.step(item, str(i), defined)
             if step is None:
                 # its register still counts, so one bad step does not cascade into errors
                 # on every later step that reads it
@@ -394,79 +413,61 @@ class _Validator:
                     defined.add(item["register"])
                 continue
             out.append(step)
-            if step.register:
-                defined.add(step.register)
-            for sub in step.steps:
-                if sub.register:
-                    defined.add(sub.register)
+            defined.update(s.register for s in (step, *step.steps) if s.register)
         return tuple(out)
 
     def step(
-        self,
-        raw: Any,
-        step_id: str,
-        defined: set[str],
-        seen_names: set[str],
-        seen_registers: set[str],
-        var_names: set[str],
-        nested: bool = False,
+        self, raw: Any, step_id: str, defined: set[str], nested: bool = False
     ) -> StepSpec | None:
         if not isinstance(raw, dict):
             self.error(raw, f"step {step_id}: must be a mapping with name and action")
             return None
+        head = self.head(raw, step_id, defined)
+        if "for_each" in raw:
+            return self.group(head, defined, nested)
+        return self.action_step(head, defined)
+
+    def head(self, raw: dict[str, Any], step_id: str, defined: set[str]) -> _Head:
+        """What every step has: name, register, on_failure, when, precondition, verify."""
         name = raw.get("name")
-        label = f"step {step_id} '{name}'" if isinstance(name, str) else f"step {step_id}"
-        bad = len(self.errors)
-
-        def err(text: str) -> None:
-            self.error(raw, f"{label}: {text}")
-
+        head = _Head(raw, step_id, str(name), len(self.errors))
+        head.label = f"step {step_id} '{name}'" if isinstance(name, str) else f"step {step_id}"
+        err = head.err = lambda text: self.error(raw, f"{head.label}: {text}")
         for key in sorted(set(raw) - STEP_KEYS, key=str):
             err(f"unknown field {key!r} (known: {', '.join(sorted(STEP_KEYS))})")
         if not isinstance(name, str) or not name.strip():
             err("name: every step needs a name (text)")
-            name = f"step {step_id}"
-        elif name in seen_names:
+            head.name = f"step {step_id}"
+        elif name in self.seen_names:
             err(f"name: another step is already called {name!r}")
-        seen_names.add(name)
+        self.seen_names.add(head.name)
         register = raw.get("register")
         if register is not None:
             if not isinstance(register, str) or not IDENT.match(register):
                 err("register: a name of lower case letters, digits and _")
                 register = None
-            elif register in RESERVED or register in var_names:
+            elif register in RESERVED or register in self.var_names:
                 err(f"register: {register!r} is a var or reserved name")
-            elif register in seen_registers:
+            elif register in self.seen_registers:
                 err(f"register: {register!r} is registered by an earlier step")
             if isinstance(register, str):
-                seen_registers.add(register)
+                self.seen_registers.add(register)
+        head.register = register
         on_failure = raw.get("on_failure", "abort")
         if on_failure not in ON_FAILURE:
             err(f"on_failure: {on_failure!r} is not abort or continue")
-        when = self.expression(raw, "when", defined, err)
-        pre = self.expression(raw, "precondition", defined | PRECONDITION_NAMES, err)
-        ver = self.expression(raw, "verify", defined | VERIFY_NAMES | {register or ""}, err)
-        if "for_each" in raw:
-            return self.group(
-                raw,
-                step_id,
-                str(name),
-                label,
-                defined,
-                seen_names,
-                seen_registers,
-                var_names,
-                nested,
-                err,
-                when,
-                register,
-                on_failure,
-                bad,
-            )
-        action = raw.get("action")
-        args = raw.get("with") or {}
+        head.on_failure = str(on_failure)
+        head.when = self.expression(raw, "when", defined, err)
+        head.precondition = self.expression(raw, "precondition", defined | PRECONDITION_NAMES, err)
+        head.verify = self.expression(raw, "verify", defined | VERIFY_NAMES | {register or ""}, err)
+        return head
+
+    def action_step(self, head: _Head, defined: set[str]) -> StepSpec | None:
         from redisops.playbook.actions import ACTIONS
 
+        raw, err = head.raw, head.err
+        action = raw.get("action")
+        args = raw.get("with") or {}
         if "steps" in raw or "as" in raw:
             err("steps/as: only a for_each group has them")
         if not isinstance(action, str) or action not in ACTIONS:
@@ -477,57 +478,38 @@ class _Validator:
             args = {}
         if action is not None:
             self.arguments(ACTIONS[action], args, defined, err)
-        if (
-            (pre is not None or ver is not None)
-            and action is not None
-            and not ACTIONS[action].changes(args)
-        ):
-            err(f"precondition/verify: only mutating steps have them ({action} reads only here)")
-        if len(self.errors) > bad:
+            checks = head.precondition is not None or head.verify is not None
+            if checks and not ACTIONS[action].changes(args):
+                err(
+                    f"precondition/verify: only mutating steps have them ({action} reads only here)"
+                )
+        if len(self.errors) > head.bad:
             return None
         return StepSpec(
-            step_id,
-            name,
+            head.id,
+            head.name,
             action,
             args,
-            when,
-            register,
-            str(on_failure),
-            pre,
-            ver,
+            head.when,
+            head.register,
+            head.on_failure,
+            head.precondition,
+            head.verify,
             line=self.lines.get(id(raw)),
         )
 
-    def group(
-        self,
-        raw: dict[str, Any],
-        step_id: str,
-        name: str,
-        label: str,
-        defined: set[str],
-        seen_names: set[str],
-        seen_registers: set[str],
-        var_names: set[str],
-        nested: bool,
-        err: Any,
-        when: str | None,
-        register: str | None,
-        on_failure: str,
-        bad: int,
-    ) -> StepSpec | None:
+    def group(self, head: _Head, defined: set[str], nested: bool) -> StepSpec | None:
+        raw, err = head.raw, head.err
         if nested:
             err("for_each: groups do not nest (keep the procedure flat)")
             return None
         if "action" in raw or "with" in raw:
             err("action/with: a for_each group has steps, not an action")
-        if register is not None:
+        if head.register is not None:
             err("register: a group registers nothing (its steps can)")
         loop = raw["for_each"]
-        if isinstance(loop, str):
-            if expr.TEMPLATE.fullmatch(loop.strip()) is None:
-                err('for_each: a list, or one template such as "{{ before.replicas }}"')
-            else:
-                self.template_refs(loop, defined, "for_each", err)
+        if isinstance(loop, str) and expr.TEMPLATE.fullmatch(loop.strip()) is not None:
+            self.template_refs(loop, defined, "for_each", err)
         elif not isinstance(loop, list):
             err('for_each: a list, or one template such as "{{ before.replicas }}"')
         as_name = raw.get("as", "item")
@@ -541,29 +523,21 @@ class _Validator:
         else:
             inner = set(defined) | {as_name}
             for j, item in enumerate(subs_raw, 1):
-                sub = self.step(
-                    item,
-                    f"{step_id}.{j}",
-                    inner,
-                    seen_names,
-                    seen_registers,
-                    var_names,
-                    nested=True,
-                )
+                sub = self.step(item, f"{head.id}.{j}", inner, nested=True)
                 if sub is not None:
                     subs.append(sub)
                     if sub.register:
                         inner.add(sub.register)
-        if len(self.errors) > bad:
+        if len(self.errors) > head.bad:
             return None
         return StepSpec(
-            step_id,
-            name,
+            head.id,
+            head.name,
             None,
             {},
-            when,
+            head.when,
             None,
-            on_failure,
+            head.on_failure,
             for_each=loop,
             as_name=as_name,
             steps=tuple(subs),
