@@ -74,10 +74,20 @@ class Unreachable(RedisopsError):
     exit_code = ExitCode.UNREACHABLE
 
 
+class NotRedis(Unreachable):
+    """Something answers at the address, but it does not speak the Redis protocol."""
+
+    exit_code = ExitCode.REFUSED
+
+
 class CommandFailed(RedisopsError):
     """Redis answered a command with an error."""
 
     exit_code = ExitCode.ERROR
+
+
+class CommandUnavailable(CommandFailed):
+    """The node does not know the command: renamed or disabled (``rename-command``)."""
 
 
 class Refused(RedisopsError):
@@ -108,6 +118,12 @@ class VerifyFailed(RedisopsError):
     """Every step ran, but the cluster is not in the state the plan promised."""
 
     exit_code = ExitCode.VERIFY_FAILED
+
+
+class Interrupted(RedisopsError):
+    """SIGINT or SIGTERM arrived while a plan was running (the failure path handles it)."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 class WaitTimeout(RedisopsError):

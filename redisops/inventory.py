@@ -12,6 +12,7 @@ settings::
         sentinels: [10.0.0.10:26379, 10.0.0.11:26379]
         sentinel_master: cache-prod
         ssh: {user: admin, port: 22, key_file: ~/.ssh/id_ed25519}
+        renamed_commands: {CONFIG: SECRETCFG, FLUSHALL: ""}   # the nodes' rename-command lines
 
 Lookup: ``--inventory PATH``, else ``./redisops.yml``, else
 ``$XDG_CONFIG_HOME/redisops/redisops.yml``. The file is read only when a command names
@@ -21,8 +22,9 @@ Lookup: ``--inventory PATH``, else ``./redisops.yml``, else
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +102,17 @@ class SSHSettings:
 
 @dataclass(frozen=True)
 class ConnectOptions:
-    """Everything an adapter needs to open a connection, except the address."""
+    """Everything an adapter needs to open a connection, except the address.
+
+    ``renamed_commands`` mirrors the nodes' ``rename-command`` lines: original name (upper
+    case) -> the name the nodes know it by, ``""`` when the command is disabled.
+    """
 
     credentials: Credentials = field(default_factory=Credentials)
     tls: TLSOptions | None = None
     connect_timeout: float = 1.5
     socket_timeout: float = 5.0
+    renamed_commands: Mapping[str, str] = field(default_factory=dict)
 
     def for_spec(self, spec: NodeSpec) -> ConnectOptions:
         """Per-node variant: a ``rediss://`` URL turns TLS on, a URL user replaces the user."""
@@ -115,7 +122,34 @@ class ConnectOptions:
         tls = self.tls if self.tls is not None else (TLSOptions() if spec.tls else None)
         if creds is self.credentials and tls is self.tls:
             return self
-        return ConnectOptions(creds, tls, self.connect_timeout, self.socket_timeout)
+        return replace(self, credentials=creds, tls=tls)
+
+
+_COMMAND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_|-]*$")
+
+
+def parse_renames(items: Iterable[tuple[object, object]], where: str) -> dict[str, str]:
+    """Validate ``(original, new name)`` pairs into the ``renamed_commands`` map.
+
+    The new name is what the node's ``rename-command ORIGINAL NEW`` line says; ``""``
+    means the command is disabled there.
+
+    >>> parse_renames([("config", "SECRETCFG"), ("FLUSHALL", "")], "--rename-command")
+    {'CONFIG': 'SECRETCFG', 'FLUSHALL': ''}
+    """
+    out: dict[str, str] = {}
+    for original, new in items:
+        name = str(original).strip()
+        target = "" if new is None else str(new).strip()
+        if not _COMMAND_NAME.match(name):
+            raise InventoryError(
+                f"{where}: {name!r} is not a command name",
+                hint="write ORIGINAL=NEWNAME, e.g. CONFIG=SECRETCFG (CONFIG= when disabled)",
+            )
+        if target and any(c.isspace() or not c.isprintable() for c in target):
+            raise InventoryError(f"{where}: the new name for {name.upper()} contains spaces")
+        out[name.upper()] = target
+    return out
 
 
 @dataclass(frozen=True)
@@ -129,6 +163,7 @@ class ClusterConfig:
     sentinels: tuple[Address, ...] = ()
     sentinel_master: str | None = None
     ssh: SSHSettings | None = None
+    renamed_commands: Mapping[str, str] = field(default_factory=dict)
     checks: CheckSettings | None = None
 
 
@@ -294,6 +329,13 @@ def parse_inventory(data: Any, path: Path | None = None) -> Inventory:
                 key_file=_str_or_none(ssh_raw.get("key_file"), f"{where}.ssh.key_file"),
                 known_hosts=_str_or_none(ssh_raw.get("known_hosts"), f"{where}.ssh.known_hosts"),
             )
+        renames_raw = raw.get("renamed_commands") or {}
+        if not isinstance(renames_raw, Mapping):
+            raise InventoryError(
+                f"{where}: 'renamed_commands' must map command names to their new names",
+                hint='e.g. renamed_commands: {CONFIG: SECRETCFG, FLUSHALL: ""}',
+            )
+        renamed = parse_renames(renames_raw.items(), f"{where}.renamed_commands")
         clusters[str(cname)] = ClusterConfig(
             name=str(cname),
             nodes=nodes,
@@ -304,6 +346,7 @@ def parse_inventory(data: Any, path: Path | None = None) -> Inventory:
             sentinels=sentinels,
             sentinel_master=_str_or_none(raw.get("sentinel_master"), f"{where}.sentinel_master"),
             ssh=ssh,
+            renamed_commands=renamed,
             checks=_parse_checks(raw.get("checks"), where),
         )
     return Inventory(path=path, clusters=clusters)

@@ -1,10 +1,16 @@
-"""One mutating operation per cluster at a time.
+"""One mutating operation per replication group at a time.
 
-Two layers: a local ``flock`` (``$XDG_STATE_HOME/redisops/locks/<cluster>.lock``) that
-stops two operators on one host at once, even when the master is dead; and a key on the
-master, ``redisops:lock`` (``SET NX PX``, owner token, expiry), that stops operators on
-different hosts. A second attempt fails with who holds it and since when. The key is
-released only by its owner (``WATCH``/``MULTI``/``DEL``), wherever the master is by then.
+The lock's identity is the replication group, not the way it was named on the command
+line: every member (each address, hostnames resolved, and each run id) is one name, and an
+operation holds all of its group's names. Two operations whose groups share any member
+exclude each other, whatever seeds, address spellings or order they were given.
+
+Two layers: a local ``flock`` per name (``$XDG_STATE_HOME/redisops/locks/<name>.lock``)
+that stops two operators on one host at once, even when the master is dead; and a key on
+the master, ``redisops:lock`` (``SET NX PX``, owner token, expiry), that stops operators on
+different hosts. A second attempt fails with who holds it and since when. A key that
+cannot be written (ACL, OOM, not a Redis master) stops the operation. The key is released
+only by its owner (``WATCH``/``MULTI``/``DEL``), wherever the master is by then.
 """
 
 from __future__ import annotations
@@ -16,13 +22,20 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from redisops.errors import CommandFailed, Locked, RedisopsError, Unreachable
+from redisops.errors import BadInput, CommandFailed, Locked, RedisopsError, Refused, Unreachable
+from redisops.model import Address
 from redisops.redis_node import RedisNode
+from redisops.resolve import resolve_host
 
 LOCK_KEY = "redisops:lock"
+
+
+class LockUnavailable(Refused):
+    """The lock key could not be written on the master: the operation does not start."""
 
 
 def locks_dir() -> Path:
@@ -32,6 +45,31 @@ def locks_dir() -> Path:
 
 def _safe_name(cluster: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", cluster)[:120] or "cluster"
+
+
+def identities(names: Iterable[str]) -> list[str]:
+    """The lock names for group members: ``run:<id>`` as given; an address becomes one
+    ``addr:<ip>:<port>`` per address its host resolves to (so ``localhost:7000`` and
+    ``127.0.0.1:7000`` meet); anything else is a cluster name. Names already in this form
+    are kept.
+
+    >>> identities(["run:abc", "127.0.0.1:7000", "cache-prod/x"])
+    ['addr:127.0.0.1:7000', 'cluster:cache-prod/x', 'run:abc']
+    >>> identities(identities(["127.0.0.1:7000"]))
+    ['addr:127.0.0.1:7000']
+    """
+    out: set[str] = set()
+    for name in names:
+        if name.startswith(("run:", "addr:", "cluster:")):
+            out.add(name)
+            continue
+        try:
+            addr = Address.parse(name)
+        except BadInput:
+            out.add(f"cluster:{name}")
+            continue
+        out.update(f"addr:{ip}:{addr.port}" for ip in resolve_host(addr.host))
+    return sorted(out)
 
 
 def _describe(holder: dict[str, Any]) -> str:
@@ -49,6 +87,10 @@ def _describe(holder: dict[str, Any]) -> str:
 
 
 class ClusterLock:
+    """The lock of one replication group. ``members`` are the group's addresses and
+    ``run:<id>`` names (see :func:`identities`); without them the cluster name is the
+    only name."""
+
     def __init__(
         self,
         cluster: str,
@@ -56,6 +98,7 @@ class ClusterLock:
         operator: str,
         ttl_s: int = 900,
         directory: Path | None = None,
+        members: Iterable[str] = (),
     ) -> None:
         self.cluster = cluster
         self.token = uuid.uuid4().hex
@@ -68,47 +111,82 @@ class ClusterLock:
             "operation": operation,
             "since": time.time(),
         }
-        self.path = (directory or locks_dir()) / f"{_safe_name(cluster)}.lock"
-        self._file: IO[str] | None = None
+        self.directory = directory or locks_dir()
+        self.names = identities(list(members) or [cluster])
+        self._files: dict[str, IO[str]] = {}
         self.key_on: RedisNode | None = None
         self.warnings: list[str] = []
 
+    @property
+    def path(self) -> Path:
+        """The file of the lock's first name (all live in :attr:`directory`)."""
+        return self._path(self.names[0])
+
+    @property
+    def held(self) -> bool:
+        """Whether any layer is still held."""
+        return bool(self._files) or self.key_on is not None
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{_safe_name(name)}.lock"
+
     # ------------------------------------------------------------------ local layer
     def _acquire_local(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the operation
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
+        self.extend(self.names)
+
+    def extend(self, members: Iterable[str]) -> None:
+        """Hold the local lock of more members too (the group grew on a fresh read);
+        raise :class:`Locked` naming the holder when one is taken, holding no new name."""
+        wanted = [n for n in identities(members) if n not in self._files]
+        self.directory.mkdir(parents=True, exist_ok=True)
+        taken: list[str] = []
+        for name in wanted:
+            f = open(self._path(name), "a+", encoding="utf-8")  # noqa: SIM115 - held
             try:
-                holder = json.loads(f.read() or "{}")
-            except ValueError:
-                holder = {}
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                try:
+                    holder = json.loads(f.read() or "{}")
+                except ValueError:
+                    holder = {}
+                f.close()
+                for other in taken:
+                    self._drop(other)
+                raise Locked(
+                    f"cluster {self.cluster} is locked by {_describe(holder)}",
+                    hint="wait for that operation to finish",
+                ) from None
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(self.holder))
+            f.flush()
+            self._files[name] = f
+            taken.append(name)
+        self.names = sorted({*self.names, *wanted})
+
+    def _drop(self, name: str) -> None:
+        f = self._files.pop(name, None)
+        if f is None:
+            return
+        try:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        finally:
             f.close()
-            raise Locked(
-                f"cluster {self.cluster} is locked by {_describe(holder)}",
-                hint="wait for that operation to finish",
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(json.dumps(self.holder))
-        f.flush()
-        self._file = f
 
     def _release_local(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.seek(0)
-                self._file.truncate()
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            finally:
-                self._file.close()
-                self._file = None
+        for name in list(self._files):
+            self._drop(name)
 
     # ------------------------------------------------------------------ key on the master
-    def acquire(self, master: RedisNode | None) -> None:
-        """Take both layers; raise :class:`Locked` naming the holder when taken."""
+    def acquire(self, master: RedisNode | None, *, local_only_ok: bool = False) -> None:
+        """Take both layers; raise :class:`Locked` naming the holder when taken.
+
+        A key that cannot be written raises :class:`LockUnavailable` (nothing is held
+        then), unless ``local_only_ok`` (``--force``), which goes on with the local layer.
+        """
         self._acquire_local()
         if master is None:
             self.warnings.append("no reachable master: only the local lock is held")
@@ -118,11 +196,19 @@ class ClusterLock:
             ok = master.execute("SET", LOCK_KEY, value, "NX", "PX", self.ttl_ms)
         except CommandFailed as exc:
             reason = exc.message.rsplit(" failed: ", 1)[-1]  # Redis's answer, not our command
-            self.warnings.append(
-                f"could not write the lock key on {master.address} ({reason}); "
-                f"only the local lock is held"
-            )
-            return
+            if local_only_ok:
+                self.warnings.append(
+                    f"could not write the lock key on {master.address} ({reason}); "
+                    f"only the local lock is held (--force)"
+                )
+                return
+            self._release_local()
+            raise LockUnavailable(
+                f"cannot take the cluster lock: SET {LOCK_KEY} on {master.address} failed "
+                f"({reason}); nothing was changed",
+                hint="let the operator's user write that key (ACL), free memory, or pass "
+                "--force to go on with only this host's lock",
+            ) from None
         except Unreachable:
             self._release_local()
             raise

@@ -188,7 +188,9 @@ def parse_target(text: str) -> NodeSpec:
 class NodeInfo:
     """One node as read at one moment: INFO fields, ROLE, selected CONFIG values.
 
-    ``reachable=False`` nodes carry only ``address`` and ``error``.
+    ``reachable=False`` nodes carry only ``address``, ``error`` and ``service`` (``not-redis``
+    when something else answers there). ``unavailable`` names the commands redisops needs
+    that the node does not know (renamed or disabled with ``rename-command``).
     """
 
     address: Address
@@ -199,6 +201,8 @@ class NodeInfo:
     role_reply: RoleReply | None = None
     read_at: float = 0.0  # unix time of the read
     rtt_ms: float | None = None
+    service: str = "redis"  # redis | not-redis
+    unavailable: frozenset[str] = frozenset()
 
     # -- identity ---------------------------------------------------------------
     @property
@@ -210,12 +214,48 @@ class NodeInfo:
         return self.info.get("redis_version")
 
     @property
+    def redis_mode(self) -> str:
+        """``standalone``, ``sentinel`` or ``cluster`` (INFO server ``redis_mode``)."""
+        return self.info.get("redis_mode", "standalone")
+
+    @property
     def role(self) -> str:
         """``master``, ``replica``, ``sentinel`` or ``unknown`` (unreachable)."""
+        if self.redis_mode == "sentinel" or (
+            self.role_reply is not None and self.role_reply.role == "sentinel"
+        ):
+            return "sentinel"
         r = self.info.get("role")
         if r == "slave":
             return "replica"
         return r or "unknown"
+
+    @property
+    def unfit(self) -> str | None:
+        """Why this node cannot be a master or replica redisops manages, or None.
+
+        >>> NodeInfo(Address("h", 1), True, info={"redis_mode": "cluster"}).unfit[:37]
+        'runs in cluster mode (cluster_enabled'
+        >>> NodeInfo(Address("h", 1), True, info={"redis_mode": "standalone"}).unfit is None
+        True
+        """
+        if self.service == "not-redis":
+            return f"is {self.error or 'not a Redis server'}"
+        if self.role == "sentinel":
+            return (
+                "is a Redis Sentinel, not a data node: give the master or replica it monitors "
+                "(SENTINEL get-master-addr-by-name), or pass it as --sentinel"
+            )
+        if self.redis_mode == "cluster" or self.info.get("cluster_enabled") == "1":
+            return (
+                "runs in cluster mode (cluster_enabled:1): Redis Cluster manages its "
+                "replication (CLUSTER FAILOVER, redis-cli --cluster), not REPLICAOF"
+            )
+        return None
+
+    def can_run(self, command: str) -> bool:
+        """Whether the node knows ``command`` under the name the session uses for it."""
+        return command.upper() not in self.unavailable
 
     @property
     def is_master(self) -> bool:
@@ -310,6 +350,15 @@ class NodeInfo:
     @cached_property
     def replicas(self) -> list[ReplicaEntry]:
         return replica_entries(self.info)
+
+    @property
+    def announced_address(self) -> Address | None:
+        """Where this replica tells its master it listens (``replica-announce-ip/port``),
+        when that differs from the address it was read at."""
+        ip = self.config.get("replica-announce-ip") or self.address.host
+        port = as_int(self.config.get("replica-announce-port"), 0) or self.address.port
+        announced = Address(ip, port)
+        return None if announced == self.address else announced
 
     @property
     def replica_priority(self) -> int | None:
@@ -644,6 +693,9 @@ class Plan:
     summary: str = ""
     nothing_to_do: bool = False
     touched: tuple[str, ...] = ()  # nodes whose state the result reports
+    #: the replication group's identity for the lock: addresses (aliases too) and
+    #: ``run:<id>`` names of every member (see :func:`redisops.lock.identities`)
+    members: tuple[str, ...] = ()
 
     def refusals(self, force: bool = False) -> list[Finding]:
         return [f for f in self.findings if f.level == "refuse" and not (force and f.forceable)]

@@ -123,6 +123,11 @@ def status_data(topo: Topology) -> dict[str, Any]:
 
 
 def _tree_label(topo: Topology, node: NodeInfo) -> str:
+    if node.unfit is not None:
+        what = node.role if node.reachable else "not Redis"
+        if node.redis_mode == "cluster":
+            what = f"cluster-mode {node.role}"
+        return f"{node.address}  ({what}: not a data node)"
     if not node.reachable:
         return f"{node.address}  UNREACHABLE ({node.error})"
     parts = [node.role]
@@ -202,7 +207,8 @@ def status_rows(topo: Topology) -> list[list[Any]]:
     for node in topo.nodes:
         rec = topo.record(node)
         if not node.reachable:
-            rows.append([rec["address"], "unreachable"] + [None] * (len(STATUS_HEADERS) - 2))
+            what = "not redis" if node.service == "not-redis" else "unreachable"
+            rows.append([rec["address"], what] + [None] * (len(STATUS_HEADERS) - 2))
             continue
         if node.loading:
             sync = "loading"

@@ -11,6 +11,15 @@ the result reports the exact state every touched node was left in, re-read from 
 nodes. Verification steps are ordinary steps whose failure means "every command returned
 OK, but the cluster is not as promised" (exit 9).
 
+Once the lock step holds the lock, the plan is rebuilt from a fresh read of the cluster
+(``RunContext.replan``) and the run stops, changing nothing, when the new plan differs in
+a way that matters (:func:`plan_changes`): what was approved is what runs.
+
+SIGINT and SIGTERM take the failure path (:class:`SignalGuard`): before the point of no
+return completed steps are rolled back (a switchover unpauses writes and restores the PING
+period at once); after it the remaining steps that move nodes still run and the waits are
+skipped; the final state of every node is reported either way.
+
 Step routines are registered per ``action`` by ``ops`` modules (:func:`action`); plain
 commands use the ``command`` action. Retries happen only for idempotent steps and only on
 transport errors.
@@ -18,17 +27,24 @@ transport errors.
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, Protocol
 
 from redisops.audit import AuditLog
 from redisops.errors import (
     CommandFailed,
     ExitCode,
+    Interrupted,
     PartiallyApplied,
     RedisopsError,
+    Refused,
     RolledBack,
     Unreachable,
     VerifyFailed,
@@ -40,6 +56,7 @@ from redisops.model import REDACTED, Address, Plan, Step
 from redisops.redis_node import RedisNode
 from redisops.retry import RetryPolicy
 from redisops.session import Session
+from redisops.testhooks import hold
 
 
 class Progress(Protocol):
@@ -105,6 +122,81 @@ class PlanResult:
         }
 
 
+class SignalGuard:
+    """Turns SIGINT/SIGTERM into :class:`Interrupted` inside step routines, so an interrupt
+    takes the executor's failure path instead of killing the process mid-change.
+
+    Between steps and inside :meth:`critical` sections (a promotion and the demotion that
+    must follow it) a signal is held until the section ends. After the first interrupt,
+    further signals are only recorded: the rollback or finish-forward is bounded by the
+    command timeouts and must not be cut short (SIGKILL remains the way out). Handlers are
+    installed only on the main thread (signals are delivered there).
+    """
+
+    def __init__(self) -> None:
+        self.mode = "defer"  # raise | defer | note
+        self.pending: str | None = None
+        self.received: list[str] = []
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.received)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        self.received.append(name)
+        if self.mode == "raise":
+            self.mode = "note"
+            raise Interrupted(f"interrupted by {name}")
+        if self.mode == "defer" and self.pending is None:
+            self.pending = name
+
+    def check(self) -> None:
+        """Raise the interrupt held since the last check, if any."""
+        if self.pending is not None:
+            name, self.pending = self.pending, None
+            self.mode = "note"
+            raise Interrupted(f"interrupted by {name}")
+
+    @contextmanager
+    def raising(self) -> Iterator[None]:
+        """A step routine runs: a signal raises at once (unless one came already)."""
+        if self.mode == "defer":
+            self.check()
+            self.mode = "raise"
+        try:
+            yield
+        finally:
+            if self.mode == "raise":
+                self.mode = "defer"
+
+    @contextmanager
+    def critical(self) -> Iterator[None]:
+        """Hold signals until the block is done, then raise the held one."""
+        previous = self.mode
+        if previous == "raise":
+            self.mode = "defer"
+        try:
+            yield
+        finally:
+            if self.mode == "defer" and previous == "raise":
+                self.mode = "raise"
+        if previous == "raise":
+            self.check()
+
+
 @dataclass
 class RunContext:
     session: Session
@@ -118,6 +210,21 @@ class RunContext:
     #: values steps overwrote, for their rollback; unlike ``facts`` (which become the
     #: result's ``observed``), never shown anywhere
     remembered: dict[str, Secret] = field(default_factory=dict)
+    #: rebuilds the plan from a fresh read (called once the lock is held)
+    replan: Callable[[], Plan] | None = None
+    #: --force: e.g. go on with only the local lock when the lock key cannot be written
+    force: bool = False
+    guard: SignalGuard = field(default_factory=SignalGuard)
+    #: set by a step that passed the point of no return before it returned
+    committed: bool = False
+
+    def critical(self) -> Any:
+        """A section no signal may cut (see :meth:`SignalGuard.critical`)."""
+        return self.guard.critical()
+
+    def mark_committed(self) -> None:
+        """The running step has passed the point of no return (e.g. the promotion)."""
+        self.committed = True
 
     def node(self, name: str) -> RedisNode:
         return self.session.node(self.session_address(name))
@@ -143,11 +250,21 @@ def remembered(node: str, param: str) -> str:
 
 ActionFn = Callable[[RunContext, Step], str]
 ACTIONS: dict[str, ActionFn] = {}
+#: actions that only wait or check (skipped when finishing forward after an interrupt)
+WAITING: set[str] = set()
+#: actions that take the lock (the plan is rebuilt from a fresh read after them)
+LOCKING: set[str] = set()
 
 
-def action(name: str) -> Callable[[ActionFn], ActionFn]:
+def action(
+    name: str, *, waits: bool = False, takes_lock: bool = False
+) -> Callable[[ActionFn], ActionFn]:
     def register(fn: ActionFn) -> ActionFn:
         ACTIONS[name] = fn
+        if waits:
+            WAITING.add(name)
+        if takes_lock:
+            LOCKING.add(name)
         return fn
 
     return register
@@ -188,16 +305,20 @@ def run_command(ctx: RunContext, step: Step) -> str:
     return str(reply)
 
 
-@action("lock")
+@action("lock", takes_lock=True)
 def run_lock(ctx: RunContext, step: Step) -> str:
-    assert ctx.lock is not None
+    if ctx.lock is None:
+        raise RedisopsError("internal: the plan takes a lock but the run has none")
+    if step.args.get("local_only"):
+        ctx.lock.acquire(None)
+        return f"local lock held ({step.args['local_only']})"
     master: RedisNode | None
     try:
         master = ctx.node(step.node)
         master.connect()
     except Unreachable:
         master = None
-    ctx.lock.acquire(master)
+    ctx.lock.acquire(master, local_only_ok=ctx.force)
     ctx.warnings.extend(ctx.lock.warnings)
     return "lock key and local lock held" if ctx.lock.key_on is not None else "local lock held"
 
@@ -229,7 +350,7 @@ def run_config_rewrite(ctx: RunContext, step: Step) -> str:
         reason = exc.message.split("failed: ", 1)[-1]
         raise CommandFailed(
             f"{step.node}: CONFIG REWRITE failed ({reason}); the change is live but a restart will lose it",
-            hint="edit the node's redis.conf (the SSH layer will do it), or rerun without --persist",
+            hint="put the change in the node's redis.conf by hand, or rerun without --persist",
         ) from None
     return "config file rewritten"
 
@@ -293,6 +414,72 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
     return failures
 
 
+def _signature(step: Step) -> str:
+    """What a step does, without its wording: node, action, exact commands, arguments."""
+    return json.dumps(
+        [step.n, step.node, step.action, step.command, step.rollback, step.commit, step.args],
+        sort_keys=True,
+        default=str,
+    )
+
+
+def plan_changes(approved: Plan, fresh: Plan, force: bool = False) -> list[str]:
+    """How ``fresh`` (rebuilt once the lock is held) differs from the ``approved`` plan in
+    a way that matters: a refusal, something new to confirm, other steps or commands.
+    Offsets and timings that moved meanwhile do not count.
+
+    >>> p = Plan("x", "c", (Step(1, "a:1", "command", "d", command=("PING",)),))
+    >>> plan_changes(p, p)
+    []
+    >>> q = Plan("x", "c", (Step(1, "b:1", "command", "d", command=("PING",)),))
+    >>> plan_changes(p, q)
+    ['step 1 was "d" on a:1, now "d" on b:1']
+    """
+    if fresh.nothing_to_do:
+        return [f"nothing to do any more: {fresh.summary}"]
+    out = [f.message for f in fresh.refusals(force)]
+    if out:
+        return out
+    seen = {(f.code, f.node) for f in approved.findings if f.level == "confirm"}
+    out += [
+        f"new finding to confirm: {f.message}"
+        for f in fresh.findings
+        if f.level == "confirm" and (f.code, f.node) not in seen
+    ]
+    for old, new in zip(approved.steps, fresh.steps, strict=False):
+        if _signature(old) != _signature(new):
+            out.append(
+                f'step {old.n} was "{old.description}" on {old.node}, '
+                f'now "{new.description}" on {new.node}'
+            )
+            break
+    else:
+        if len(approved.steps) != len(fresh.steps):
+            out.append(f"{len(approved.steps)} steps became {len(fresh.steps)}")
+    return out
+
+
+class PlanChanged(Refused):
+    """The cluster changed between the plan the operator approved and the lock."""
+
+
+def _refresh(ctx: RunContext) -> None:
+    """Once the lock is held: rebuild the plan from a fresh read, hold the lock of any new
+    member too, and go on only if nothing that matters changed."""
+    if ctx.replan is None:
+        return
+    fresh = ctx.replan()
+    if ctx.lock is not None and fresh.members:
+        ctx.lock.extend(fresh.members)
+    changes = plan_changes(ctx.plan, fresh, ctx.force)
+    if changes:
+        raise PlanChanged(
+            "the cluster changed after the plan was made: " + "; ".join(changes),
+            hint="nothing was changed; rerun to see the new plan",
+        )
+    ctx.plan = fresh
+
+
 def _load_routines() -> None:
     """Step routines register themselves when their ops module is imported."""
     from redisops.ops import attach, detach, drift, failover, fence, sentinel, switchover  # noqa: F401
@@ -301,9 +488,11 @@ def _load_routines() -> None:
 def execute(ctx: RunContext) -> PlanResult:
     """Run the plan's steps; never raises for a step failure (the result says what happened).
 
-    Anything else that escapes (Ctrl-C, a bug) still releases the lock, so the operator can
-    look at the state and rerun at once instead of waiting for the key to expire.
+    SIGINT/SIGTERM are failures of the running step (see :class:`SignalGuard`). Anything
+    else that escapes (a bug) still releases the lock, so the operator can look at the
+    state and rerun at once instead of waiting for the key to expire.
     """
+    ctx.guard.install()
     try:
         return _execute(ctx)
     except BaseException as exc:
@@ -317,13 +506,15 @@ def execute(ctx: RunContext) -> PlanResult:
         except Exception:  # pragma: no cover - best effort on the way out
             pass
         raise
+    finally:
+        ctx.guard.uninstall()
 
 
 def _release_lock_afresh(ctx: RunContext) -> None:
     """Release the lock on a new connection: the interrupted step may have left a reply
     unread on the cached one."""
     lock = ctx.lock
-    if lock is None or (lock.key_on is None and lock._file is None):
+    if lock is None or not lock.held:
         return
     where = ctx.facts.get("lock_release_on")
     address: Address | None = Address.parse(where) if isinstance(where, str) else None
@@ -337,109 +528,130 @@ def _release_lock_afresh(ctx: RunContext) -> None:
             node.close()
 
 
+def _record(ctx: RunContext, step: Step, result: str, **fields: Any) -> None:
+    ctx.audit.record(
+        step=step.n,
+        node=step.node,
+        action=step.action,
+        command=list(step.command) if step.command else None,
+        result=result,
+        **fields,
+    )
+
+
+def _skip_reason(ctx: RunContext, step: Step, interrupted: bool) -> str | None:
+    """Why ``step`` does not run now: a wait while finishing forward after an interrupt,
+    or a restore of something the plan did not change after all (``if_fact``)."""
+    if interrupted and step.action in WAITING:
+        return "interrupted: not waited for"
+    needed = step.args.get("if_fact")
+    if needed and not ctx.facts.get(str(needed)):
+        return f"nothing to restore: {step.args.get('if_fact_note') or needed + ' did not happen'}"
+    return None
+
+
 def _execute(ctx: RunContext) -> PlanResult:
     _load_routines()
-    plan = ctx.plan
     outcomes: list[StepOutcome] = []
     done: list[Step] = []
-    committed = False
     forward_failures: list[RedisopsError] = []
-    for step in plan.steps:
+    interrupt: RedisopsError | None = None  # an interrupt after the point of no return
+    i = 0
+    while i < len(ctx.plan.steps):
+        step = ctx.plan.steps[i]
+        i += 1
+        skip = _skip_reason(ctx, step, interrupt is not None)
+        if skip is not None:
+            outcomes.append(StepOutcome(step.n, step.node, step.action, "skipped", skip))
+            _record(ctx, step, "skipped", detail=skip)
+            continue
         fn = ACTIONS.get(step.action)
-        ctx.progress.phase(f"step {step.n}/{len(plan.steps)}: {step.description}")
+        ctx.progress.phase(f"step {step.n}/{len(ctx.plan.steps)}: {step.description}")
         t0 = time.perf_counter()
-        ctx.audit.record(
-            step=step.n,
-            node=step.node,
-            action=step.action,
-            command=list(step.command) if step.command else None,
-            result="started",
-        )
+        _record(ctx, step, "started")
         try:
             if fn is None:
                 raise RedisopsError(f"internal: no routine for action {step.action!r}")
-            detail = fn(ctx, step)
+            with ctx.guard.raising():
+                detail = fn(ctx, step)
+            if step.action in LOCKING:
+                hold("locked")
+                _refresh(ctx)
         except RedisopsError as exc:
             elapsed = time.perf_counter() - t0
-            optional = step.args.get("optional", False)
-            outcomes.append(
-                StepOutcome(
-                    step.n,
-                    step.node,
-                    step.action,
-                    "warning" if optional else "failed",
-                    str(exc),
-                    elapsed,
-                )
-            )
-            ctx.audit.record(
-                step=step.n,
-                node=step.node,
-                action=step.action,
-                command=list(step.command) if step.command else None,
-                result="warning" if optional else "failed",
-                detail=str(exc),
-            )
+            optional = step.args.get("optional", False) and not isinstance(exc, Interrupted)
+            result = "warning" if optional else "failed"
+            outcomes.append(StepOutcome(step.n, step.node, step.action, result, str(exc), elapsed))
+            _record(ctx, step, result, detail=str(exc))
             if optional:
                 ctx.warnings.append(str(exc))
                 continue
-            if committed and step.args.get("on_failure") == "continue":
+            if ctx.committed and (
+                isinstance(exc, Interrupted)
+                or interrupt is not None
+                or step.args.get("on_failure") == "continue"
+            ):
+                if isinstance(exc, Interrupted) and interrupt is None:
+                    interrupt = exc
                 forward_failures.append(exc)
                 continue
             ctx.progress.finish()
-            return _failed(ctx, exc, step, done, outcomes, committed, forward_failures)
+            return _failed(ctx, exc, step, done, outcomes, forward_failures)
         elapsed = time.perf_counter() - t0
         outcomes.append(StepOutcome(step.n, step.node, step.action, "ok", detail, elapsed))
-        ctx.audit.record(
-            step=step.n,
-            node=step.node,
-            action=step.action,
-            command=list(step.command) if step.command else None,
-            result="ok",
-            detail=detail,
-            seconds=round(elapsed, 4),
-        )
+        _record(ctx, step, "ok", detail=detail, seconds=round(elapsed, 4))
         done.append(step)
         if step.commit:
-            committed = True
+            ctx.committed = True
     ctx.progress.finish()
     _release_lock(ctx)
+    return _finished(ctx, outcomes, forward_failures, interrupt)
+
+
+def _finished(
+    ctx: RunContext,
+    outcomes: list[StepOutcome],
+    forward_failures: list[RedisopsError],
+    interrupt: RedisopsError | None,
+) -> PlanResult:
+    """The result of a run that got to the end of its steps (finishing forward or not)."""
+    plan = ctx.plan
+
+    def result(outcome: str, code: ExitCode, message: str) -> PlanResult:
+        return PlanResult(
+            outcome, code, message, outcomes, _final_state(ctx), dict(ctx.facts), ctx.warnings
+        )
+
+    if interrupt is not None:
+        others = [str(e) for e in forward_failures if e is not interrupt]
+        return result(
+            "partial",
+            ExitCode.PARTIAL,
+            f"{plan.operation} was {interrupt} after the point of no return: it finished "
+            f"forward and skipped its waits and checks"
+            + (f"; failed: {'; '.join(others)}" if others else "")
+            + "; check the state below with 'redisops status'",
+        )
     if forward_failures:
         text = "; ".join(str(e) for e in forward_failures)
         if all(isinstance(e, VerifyFailed) for e in forward_failures):
             # every command ran; only the checks found a different state (exit 9)
-            return PlanResult(
+            return result(
                 "verify-failed",
                 ExitCode.VERIFY_FAILED,
                 f"{plan.operation}: every step ran, but verification failed: {text}",
-                outcomes,
-                _final_state(ctx),
-                dict(ctx.facts),
-                ctx.warnings,
             )
-        return PlanResult(
+        return result(
             "partial",
             ExitCode.PARTIAL,
             f"{plan.operation} finished forward with {len(forward_failures)} failed step(s): "
             + text,
-            outcomes,
-            _final_state(ctx),
-            dict(ctx.facts),
-            ctx.warnings,
         )
-    return PlanResult(
-        "applied",
-        ExitCode.OK,
-        f"{plan.operation} done",
-        outcomes,
-        _final_state(ctx),
-        dict(ctx.facts),
-        ctx.warnings,
-    )
+    return result("applied", ExitCode.OK, f"{plan.operation} done")
 
 
 def _release_lock(ctx: RunContext) -> None:
-    if ctx.lock is not None and (ctx.lock.key_on is not None or ctx.lock._file is not None):
+    if ctx.lock is not None and ctx.lock.held:
         master = ctx.facts.get("lock_release_on")
         node = ctx.node(master) if isinstance(master, str) else None
         ctx.lock.release(node)
@@ -452,11 +664,10 @@ def _failed(
     step: Step,
     done: list[Step],
     outcomes: list[StepOutcome],
-    committed: bool,
     forward_failures: list[RedisopsError],
 ) -> PlanResult:
     plan = ctx.plan
-    if committed:
+    if ctx.committed:
         _release_lock(ctx)
         err: RedisopsError
         if isinstance(exc, WaitTimeout):
@@ -473,7 +684,9 @@ def _failed(
             )
             outcome = "partial"
     else:
-        rollback_failures = _rollback(ctx, done, outcomes)
+        # an interrupted step may have acted before its reply came back: undo it too
+        undo = [*done, step] if isinstance(exc, Interrupted) else done
+        rollback_failures = _rollback(ctx, undo, outcomes)
         _release_lock(ctx)
         undone = any(o.result == "rolled-back" for o in outcomes)  # skipped ones changed nothing
         if isinstance(exc, VerifyFailed):
@@ -489,6 +702,9 @@ def _failed(
                 f"{plan.operation} failed at step {step.n} ({exc}); completed steps were rolled back"
             )
             outcome = "rolled-back"
+        elif isinstance(exc, Interrupted):
+            err = Interrupted(f"{plan.operation} {exc} at step {step.n}; nothing was changed")
+            outcome = "interrupted"
         else:
             err, outcome = exc, ("timeout" if exc.exit_code is ExitCode.TIMEOUT else "failed")
     return PlanResult(

@@ -10,11 +10,12 @@ messages that never contain a secret.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from redisops.errors import CommandFailed, Unreachable
+from redisops.errors import CommandFailed, CommandUnavailable, NotRedis, RedisopsError, Unreachable
 from redisops.info import parse_info, parse_role
 from redisops.inventory import ConnectOptions
 from redisops.model import Address, NodeInfo
@@ -49,6 +50,10 @@ PROBE_CONFIG = (
     "replica-announce-port",
     "masteruser",
 )
+
+#: Commands redisops sends that hardened nodes often rename or disable (``rename-command``):
+#: every probe asks ``COMMAND INFO`` about them, under the names the session maps them to.
+CHECKED_COMMANDS = ("CONFIG", "REPLICAOF", "CLIENT", "FAILOVER")
 
 SENTINEL_HELLO = "__sentinel__:hello"
 FENCE_KEY = "redisops:fence"  # see redisops.topology
@@ -157,6 +162,8 @@ class RedisNode:
             raise Unreachable(f"{self.address}: {msg}") from None
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise Unreachable(f"{self.address}: {_safe(exc)}") from None
+        except redis.InvalidResponse as exc:
+            raise NotRedis(f"{self.address}: not a Redis server ({_safe(exc)})") from None
 
     def close(self) -> None:
         if self._conn is not None:
@@ -172,6 +179,27 @@ class RedisNode:
         self.close()
 
     # ------------------------------------------------------------------ commands
+    def command_name(self, name: str) -> str | None:
+        """The name this node knows ``name`` by (``rename-command``), None when disabled."""
+        new = self.options.renamed_commands.get(name.upper())
+        if new is None:
+            return name
+        return new or None
+
+    def _translate(self, cmd: Sequence[Any]) -> list[Any]:
+        """The command as it goes on the wire: the one place renamed commands are applied."""
+        words = list(cmd)
+        name = str(_text(words[0]))
+        wire = self.command_name(name)
+        if wire is None:
+            raise CommandUnavailable(
+                f"{self.address}: {_describe(cmd)} cannot run: {name.upper()} is disabled on "
+                f'this node (rename-command {name.upper()} "")'
+            )
+        if wire != name:
+            words[0] = wire
+        return words
+
     def execute(self, *args: Any, timeout: float | None = None) -> Any:
         """Send one command; return the raw reply (bytes decoded to str)."""
         return self.pipeline([args], timeout=timeout, raise_errors=True)[0]
@@ -185,28 +213,42 @@ class RedisNode:
     ) -> list[Any]:
         """Send several commands in one write and read every reply.
 
-        With ``raise_errors=False`` an error reply is returned in place as a
-        :class:`CommandFailed` instance instead of raised.
+        With ``raise_errors=False`` an error reply (or a command disabled on this node) is
+        returned in place as a :class:`CommandFailed` instance instead of raised.
         """
         import redis
 
+        wire: list[list[Any]] = []
+        skipped: list[CommandFailed | None] = []
+        for cmd in commands:
+            try:
+                wire.append(self._translate(cmd))
+                skipped.append(None)
+            except CommandUnavailable as exc:
+                if raise_errors:
+                    raise
+                skipped.append(exc)
         self.connect()
         conn = self._conn
         assert conn is not None
+        kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            conn.send_packed_command(conn.pack_commands([list(c) for c in commands]))
+            if wire:
+                conn.send_packed_command(conn.pack_commands(wire))
             out: list[Any] = []
-            for cmd in commands:
+            unread = len(wire)
+            for cmd, unavailable in zip(commands, skipped, strict=True):
+                if unavailable is not None:
+                    out.append(unavailable)
+                    continue
+                unread -= 1
                 try:
-                    kwargs: dict[str, Any] = {}
-                    if timeout is not None:
-                        kwargs["timeout"] = timeout
                     out.append(_text(conn.read_response(**kwargs)))
                 except redis.ResponseError as exc:
-                    err = CommandFailed(f"{self.address}: {_describe(cmd)} failed: {_safe(exc)}")
+                    err = self._command_error(cmd, exc)
                     if raise_errors:
                         # drain the remaining replies so the connection stays usable
-                        for _ in range(len(commands) - len(out) - 1):
+                        for _ in range(unread):
                             try:
                                 conn.read_response()
                             except redis.ResponseError:
@@ -214,14 +256,37 @@ class RedisNode:
                         raise err from None
                     out.append(err)
             return out
+        except RedisopsError:
+            raise
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             self.close()
             raise Unreachable(f"{self.address}: {_safe(exc)}") from None
+        except redis.InvalidResponse as exc:
+            self.close()
+            raise NotRedis(f"{self.address}: not a Redis server ({_safe(exc)})") from None
+        except BaseException:
+            # interrupted between a command and its reply (Ctrl-C): the reply may still
+            # arrive, so this connection cannot be trusted with the next command
+            self.close()
+            raise
+
+    def _command_error(self, cmd: Sequence[Any], exc: Exception) -> CommandFailed:
+        reason = _safe(exc)
+        text = f"{self.address}: {_describe(cmd)} failed: {reason}"
+        if reason.lower().startswith("unknown command"):
+            name = str(_text(cmd[0])).upper()
+            return CommandUnavailable(
+                text,
+                hint=f"{name} may be renamed or disabled on this node (rename-command): "
+                f"pass --rename-command {name}=NEWNAME, or renamed_commands in the inventory",
+            )
+        return CommandFailed(text)
 
     # ------------------------------------------------------------------ reads
     def probe(self) -> NodeInfo:
         """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O."""
         t0 = time.perf_counter()
+        checked = [c for c in CHECKED_COMMANDS if self.command_name(c)]
         try:
             replies = self.pipeline(
                 [
@@ -230,16 +295,14 @@ class RedisNode:
                     ("CONFIG", "GET", *PROBE_CONFIG),
                     ("PUBSUB", "NUMSUB", SENTINEL_HELLO),
                     ("GET", FENCE_KEY),
+                    ("COMMAND", "INFO", *(self.command_name(c) for c in checked)),
                 ],
                 raise_errors=False,
             )
         except Unreachable as exc:
-            reason = exc.message.removeprefix(f"{self.address}: ")
-            return NodeInfo(
-                address=self.address, reachable=False, error=reason, read_at=time.time()
-            )
+            return self._unreadable(exc)
         rtt = (time.perf_counter() - t0) * 1000.0
-        info_reply, role_reply, config_reply, numsub, fence = replies
+        info_reply, role_reply, config_reply, numsub, fence, command_info = replies
         if isinstance(info_reply, CommandFailed):
             return NodeInfo(
                 address=self.address, reachable=False, error=info_reply.message, read_at=time.time()
@@ -269,6 +332,23 @@ class RedisNode:
             role_reply=role,
             read_at=time.time(),
             rtt_ms=rtt,
+            unavailable=_unavailable(checked, command_info, config_reply),
+        )
+
+    def _unreadable(self, exc: Unreachable) -> NodeInfo:
+        """The snapshot of a node that could not be read: unreachable, or not Redis at all."""
+        reason = exc.message.removeprefix(f"{self.address}: ")
+        service = "not-redis" if isinstance(exc, NotRedis) else "redis"
+        if service == "redis" and reason == "connection closed by server" and not self.options.tls:
+            other = identify_non_redis(self.address, self.options.connect_timeout)
+            if other is not None:
+                service, reason = "not-redis", f"not a Redis server ({other})"
+        return NodeInfo(
+            address=self.address,
+            reachable=False,
+            error=reason,
+            read_at=time.time(),
+            service=service,
         )
 
     def info(self, *sections: str) -> dict[str, str]:
@@ -282,6 +362,44 @@ class RedisNode:
 
     def ping(self) -> bool:
         return self.execute("PING") in ("PONG", b"PONG")
+
+
+def _unavailable(checked: Sequence[str], command_info: Any, config_reply: Any) -> frozenset[str]:
+    """Which of ``checked`` the node does not know (``COMMAND INFO`` answers nil for a name
+    that is renamed or disabled), plus those disabled in the session's rename map; when
+    ``COMMAND`` itself is unavailable, the ``CONFIG GET`` reply still tells about CONFIG."""
+    missing = {c for c in CHECKED_COMMANDS if c not in checked}
+    if isinstance(command_info, list) and len(command_info) == len(checked):
+        missing.update(c for c, entry in zip(checked, command_info, strict=True) if entry is None)
+    elif isinstance(config_reply, CommandUnavailable):
+        missing.add("CONFIG")
+    return frozenset(missing)
+
+
+def identify_non_redis(address: Address, timeout: float) -> str | None:
+    """What answers at ``address`` when it is positively not Redis, else None.
+
+    Sends an inline ``PING`` on a raw socket: every Redis reply starts with a RESP type byte
+    (``+PONG``, ``-NOAUTH``...), so anything else is another service. Silence or a closed
+    connection proves nothing (a stopped or dying Redis looks the same) and gives None.
+    Hand-written because redis-py only reports such peers as a closed connection.
+    """
+    try:
+        with socket.create_connection((address.host, address.port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"PING\r\n")
+            head = sock.recv(64)
+    except OSError:
+        return None
+    if not head or head[:1] in (b"+", b"-", b":", b"$", b"*", b"_", b"%", b"~", b">"):
+        return None
+    if head.startswith(b"HTTP/") or head.lstrip().startswith(b"<"):
+        return "an HTTP server answers there"
+    if head.startswith(b"SSH-"):
+        return "an SSH server answers there"
+    if head[:1] == b"\x15":
+        return "a TLS endpoint answers there: use --tls or a rediss:// address"
+    return f"it answered {head[:24]!r} to PING"
 
 
 _KNOWN_TRANSPORT = (
@@ -299,16 +417,20 @@ _KNOWN_TRANSPORT = (
 
 def _safe(exc: BaseException) -> str:
     """An exception's text, shortened to its first line; common transport errors named plainly.
+    Redis quotes the arguments of an unknown command (a password, for ``CONFIG SET
+    masterauth``): they are cut off.
 
     >>> _safe(OSError("Error 111 connecting to 127.0.0.1:1. Connection refused."))
     'connection refused'
+    >>> _safe(Exception("unknown command 'CONFIG', with args beginning with: 'SET' 'masterauth' 'pw'"))
+    "unknown command 'CONFIG'"
     """
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     for needle, plain in _KNOWN_TRANSPORT:
         if needle in first:
             return plain
-    return first
+    return first.split(", with args beginning with:", 1)[0]
 
 
 _SECRET_ARGS = {"AUTH": "all", "MASTERAUTH": "all"}

@@ -18,10 +18,12 @@ from redisops.inventory import (
     ConnectOptions,
     TLSOptions,
     load_inventory,
+    parse_renames,
     resolve_credentials,
 )
 from redisops.model import Address, NodeInfo, NodeSpec, Problem, Topology, parse_target
 from redisops.redis_node import RedisNode
+from redisops.resolve import resolve_host
 from redisops.retry import CONNECT_RETRY, RetryPolicy
 from redisops.topology import discover
 
@@ -98,7 +100,7 @@ class Session:
         seeds.extend(extra)
         if not seeds:
             raise BadInput("no node to start from", hint="give a SEED address or --cluster NAME")
-        topo = discover(seeds, self.probe, deadline=self.probe_deadline)
+        topo = discover(seeds, self.probe, deadline=self.probe_deadline, resolve=resolve_host)
         if self._discovered_name is None:
             # name the cluster after its master, so every command on it shares one lock
             masters = topo.masters
@@ -223,6 +225,7 @@ def build_session(
     socket_timeout: float = 5.0,
     retry: RetryPolicy = CONNECT_RETRY,
     require_seeds: bool = True,
+    renamed_commands: Sequence[str] = (),
     purpose: str | None = "operation",
     probe_deadline: float | None = None,
 ) -> Session:
@@ -267,8 +270,18 @@ def build_session(
     if not sentinel_addrs and cluster_cfg is not None:
         sentinel_addrs = list(cluster_cfg.sentinels)
     master_name = sentinel_master or (cluster_cfg.sentinel_master if cluster_cfg else None)
+    renames = dict(cluster_cfg.renamed_commands) if cluster_cfg is not None else {}
+    for item in renamed_commands:
+        if "=" not in item:
+            raise BadInput(
+                f"--rename-command {item!r}: expected ORIGINAL=NEWNAME",
+                hint="e.g. --rename-command CONFIG=SECRETCFG (CONFIG= when it is disabled)",
+            )
+    renames.update(
+        parse_renames((item.partition("=")[::2] for item in renamed_commands), "--rename-command")
+    )
     return Session(
-        options=ConnectOptions(creds, tls_opts, connect_timeout, socket_timeout),
+        options=ConnectOptions(creds, tls_opts, connect_timeout, socket_timeout, renames),
         seeds=tuple(specs),
         cluster=cluster_cfg,
         retry=retry,

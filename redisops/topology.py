@@ -20,9 +20,15 @@ from redisops.info import ReplicaEntry
 from redisops.model import Address, NodeInfo, Problem, Topology
 
 Prober = Callable[[Address], NodeInfo]
+Resolver = Callable[[str], frozenset[str]]
 
 #: Key on the master (replicated everywhere) listing old masters fenced by a failover.
 FENCE_KEY = "redisops:fence"
+
+#: ``repl-ping-replica-period`` a switchover sets on the old master while it switches (no
+#: replication PING may land between the catch-up and the demotion). Never an original
+#: value: a node found with it was left so by an interrupted run.
+PING_FREEZE = "2147483647"
 
 
 def fence_records(topo: Topology) -> list[dict[str, object]]:
@@ -88,9 +94,14 @@ def discover(
     parallel: bool = True,
     max_nodes: int = 500,
     deadline: float | None = None,
+    resolve: Resolver | None = None,
 ) -> Topology:
-    """Walk the replication graph from ``seeds`` and return the validated topology
-    (``deadline``: seconds each wave of probes may take, see :func:`probe_all`)."""
+    """Walk the replication graph from ``seeds`` and return the validated topology.
+
+    ``deadline``: seconds each wave of probes may take (see :func:`probe_all`).
+    ``resolve`` (host -> addresses) recognises one unreachable node written two ways (a
+    dead master given as ``localhost:7000`` that its replicas name ``127.0.0.1:7000``).
+    """
     seed_list = list(dict.fromkeys(seeds))
     probed: dict[Address, NodeInfo] = {}
     canonical_by_run_id: dict[str, Address] = {}
@@ -121,11 +132,62 @@ def discover(
                 a = entry_address(entry)
                 if a is not None:
                     pending.append(a)
+    _alias_announced(probed, order, aliases)
+    if resolve is not None:
+        _alias_spellings(probed, order, aliases, resolve)
     nodes = [probed[a] for a in order]
     draft = Topology(nodes=tuple(nodes), aliases=aliases)
     ordered = _tree_order(draft)
     topo = Topology(nodes=tuple(ordered), aliases=aliases)
     return Topology(nodes=topo.nodes, problems=tuple(find_problems(topo)), aliases=aliases)
+
+
+def _alias_announced(
+    probed: dict[Address, NodeInfo], order: list[Address], aliases: dict[Address, Address]
+) -> None:
+    """A replica that announces another address (``replica-announce-ip/port``, NAT) is
+    listed by its master under that address, which may lead nowhere from here: when a node
+    reached at its real address announces exactly it, it is that node (an alias), not an
+    unreachable replica."""
+    announced = {
+        n.announced_address: a
+        for a, n in probed.items()
+        if n.reachable and n.is_replica and n.announced_address is not None
+    }
+    for addr in list(order):
+        node = probed[addr]
+        if not node.reachable and node.service == "redis" and addr in announced:
+            aliases[addr] = announced[addr]
+            del probed[addr]
+            order.remove(addr)
+
+
+def _alias_spellings(
+    probed: dict[Address, NodeInfo],
+    order: list[Address],
+    aliases: dict[Address, Address],
+    resolve: Resolver,
+) -> None:
+    """Unreachable nodes that are one endpoint under two spellings become one node (a
+    reachable one is recognised by its run id instead). The spelling the replicas use for
+    their master is kept."""
+    named = {
+        n.master_address for n in probed.values() if n.reachable and n.master_address is not None
+    }
+    down = [a for a in order if not probed[a].reachable and probed[a].service == "redis"]
+    down.sort(key=lambda a: a not in named)
+    kept: list[Address] = []
+    for addr in down:
+        same = next(
+            (k for k in kept if k.port == addr.port and resolve(k.host) & resolve(addr.host)),
+            None,
+        )
+        if same is None:
+            kept.append(addr)
+            continue
+        aliases[addr] = same
+        del probed[addr]
+        order.remove(addr)
 
 
 def _tree_order(topo: Topology) -> list[NodeInfo]:
@@ -162,8 +224,8 @@ def find_cycle(topo: Topology, node: NodeInfo) -> list[Address] | None:
 
 def find_problems(topo: Topology) -> list[Problem]:
     """Everything wrong with ``topo``, most serious first."""
-    problems: list[Problem] = []
-    reachable = [n for n in topo.nodes if n.reachable]
+    problems: list[Problem] = list(_unfit_problems(topo))
+    reachable = [n for n in topo.nodes if n.reachable and n.unfit is None]
     masters = [n for n in reachable if n.is_master]
 
     if len(masters) > 1:
@@ -182,9 +244,22 @@ def find_problems(topo: Topology) -> list[Problem]:
     reported_cycles: set[frozenset[Address]] = set()
     for node in topo.nodes:
         name = str(node.address)
+        if node.unfit is not None:
+            continue  # reported above
         if not node.reachable:
             problems.append(Problem(name, "unreachable", f"{name} is unreachable: {node.error}"))
             continue
+        if node.config.get("repl-ping-replica-period") == PING_FREEZE:
+            problems.append(
+                Problem(
+                    name,
+                    "ping_period_frozen",
+                    f"{name}: repl-ping-replica-period is {PING_FREEZE}, the value a redisops "
+                    f"switchover sets only while it switches (an interrupted run left it): its "
+                    f"replicas get no PING and drop their link after repl-timeout; restore it "
+                    f"with CONFIG SET repl-ping-replica-period 10",
+                )
+            )
         if not node.is_replica:
             continue
         cycle = find_cycle(topo, node)
@@ -311,6 +386,23 @@ def find_problems(topo: Topology) -> list[Problem]:
             )
     problems.sort(key=lambda p: p.severity != "critical")
     return problems
+
+
+def _unfit_problems(topo: Topology) -> Iterable[Problem]:
+    """Nodes among the seeds that are not Redis data nodes (Sentinel, cluster mode, not
+    Redis at all): labelled, never treated as masters or replicas."""
+    kinds = {"not-redis": ("not_redis", "critical")}
+    for node in topo.nodes:
+        reason = node.unfit
+        if reason is None:
+            continue
+        if node.service in kinds:
+            kind, severity = kinds[node.service]
+        elif node.role == "sentinel":
+            kind, severity = "sentinel_seed", "warning"
+        else:
+            kind, severity = "cluster_mode", "warning"
+        yield Problem(str(node.address), kind, f"{node.address} {reason}", severity=severity)
 
 
 def sentinel_problems(topo: Topology, view: dict[str, object]) -> list[Problem]:

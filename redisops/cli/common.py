@@ -136,6 +136,18 @@ SentinelMasterOpt = Annotated[
 ]
 
 
+RenameOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rename-command",
+        metavar="CMD=NEWNAME",
+        help="A command the nodes renamed (their rename-command line), e.g. CONFIG=SECRETCFG; "
+        "CONFIG= when disabled (repeatable).",
+        rich_help_panel=CONN,
+    ),
+]
+
+
 # ----------------------------------------------------------------------------- one bundle
 
 _CONNECTION_PARAMS: list[tuple[str, Any, Any]] = [
@@ -150,6 +162,7 @@ _CONNECTION_PARAMS: list[tuple[str, Any, Any]] = [
     ("sentinel", SentinelOpt, None),
     ("sentinel_master", SentinelMasterOpt, None),
     ("connect_timeout", ConnectTimeoutOpt, 1.5),
+    ("rename_command", RenameOpt, None),
 ]
 
 
@@ -168,6 +181,7 @@ class Connection:
     sentinel: list[str] | None = None
     sentinel_master: str | None = None
     connect_timeout: float = 1.5
+    rename_command: list[str] | None = None
 
     def session(self, seeds: Sequence[str], **kwargs: Any) -> Session:
         from redisops.session import build_session
@@ -185,6 +199,7 @@ class Connection:
             key=self.key,
             sentinels=self.sentinel or [],
             sentinel_master=self.sentinel_master,
+            renamed_commands=self.rename_command or [],
             **kwargs,
         )
 

@@ -11,13 +11,22 @@ from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, Timeo
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
-    pass
+    from redisops.model import Address, Plan, Topology
+    from redisops.session import Session
 
 
 @with_connection
 def switchover(
     conn: Connection,
     to: Annotated[str, typer.Option("--to", metavar="REPLICA", help="The replica to promote.")],
+    seeds: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[SEED...]",
+            help="More nodes of the cluster (e.g. the real address of a replica that "
+            "announces another one); or use --cluster.",
+        ),
+    ] = None,
     master: Annotated[
         str | None,
         typer.Option(
@@ -76,43 +85,60 @@ def switchover(
     if method not in ("redisops", "native"):
         raise BadInput(f"--method {method!r} is not known", hint="use redisops or native")
     tspec = parse_target(to)
-    seeds = [to] + ([master] if master else [])
-    session = conn.session(seeds)
+    session = conn.session([to, *([master] if master else []), *(seeds or [])])
     with session:
-        topo = session.discover()
-        from redisops.ops.sentinel import discover_master
 
-        sentinel_master_addr = discover_master(session) if session.sentinels else None
-        if master:
-            maddr = parse_target(master).address
-        elif sentinel_master_addr is not None:
-            maddr = topo.canonical(sentinel_master_addr)
-            if topo.get(maddr) is None:
-                topo = session.discover([maddr])
-                maddr = topo.canonical(sentinel_master_addr)
-        else:
-            tnode = topo.get(tspec.address)
-            top = topo.root(tnode) if tnode is not None else None
-            if top is None:
-                raise BadInput(
-                    f"cannot tell the current master of {to}", hint="name it with --master"
-                )
-            maddr = top.address
-        plan = plan_switchover(
-            topo,
-            maddr,
-            tspec.address,
-            session,
-            force=force,
-            via_sentinel=via_sentinel,
-            method=method,
-            max_lag_bytes=max_lag_bytes,
-            pause_timeout_ms=timeout_ms,
-            persist=persist,
-        )
+        def make_plan() -> Plan:
+            topo = session.discover()
+            topo, maddr = _current_master(session, topo, tspec.address, master)
+            return plan_switchover(
+                topo,
+                maddr,
+                tspec.address,
+                session,
+                force=force,
+                via_sentinel=via_sentinel,
+                method=method,
+                max_lag_bytes=max_lag_bytes,
+                pause_timeout_ms=timeout_ms,
+                persist=persist,
+            )
+
         run_operation(
-            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+            make_plan(),
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_log,
+            replan=make_plan,
         )
+
+
+def _current_master(
+    session: Session, topo: Topology, target: Address, master: str | None
+) -> tuple[Topology, Address]:
+    """The master to switch away from: ``--master``, else the one Sentinel names, else the
+    top of the target's tree."""
+    from redisops.errors import BadInput
+    from redisops.model import parse_target
+    from redisops.ops.sentinel import discover_master
+
+    if master:
+        return topo, parse_target(master).address
+    sentinel_master_addr = discover_master(session) if session.sentinels else None
+    if sentinel_master_addr is not None:
+        maddr = topo.canonical(sentinel_master_addr)
+        if topo.get(maddr) is None:
+            topo = session.discover([maddr])
+            maddr = topo.canonical(sentinel_master_addr)
+        return topo, maddr
+    tnode = topo.get(target)
+    top = topo.root(tnode) if tnode is not None else None
+    if top is None:
+        raise BadInput(f"cannot tell the current master of {target}", hint="name it with --master")
+    return topo, top.address
 
 
 @with_connection
@@ -132,6 +158,13 @@ def failover(
         str | None, typer.Option("--to", metavar="REPLICA", help="Promote this replica.")
     ] = None,
     auto: Annotated[bool, typer.Option("--auto", help="Choose with Sentinel's rules.")] = False,
+    accept_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--accept-data-loss",
+            help="Promote even when no loss-free path exists (the plan says what is lost).",
+        ),
+    ] = False,
     max_disconnect: Annotated[
         int,
         typer.Option(
@@ -153,41 +186,55 @@ def failover(
     from redisops.cli.mutate import run_operation
     from redisops.errors import BadInput
     from redisops.model import parse_target
-    from redisops.ops.failover import confirm_down, plan_failover
+    from redisops.ops.failover import confirm_down, known_members, plan_failover
 
     if (to is None) == (not auto):
         raise BadInput(
             "choose the new master with --to REPLICA, or let redisops choose with --auto"
         )
     dead = parse_target(master).address
-    known = None
     if not seeds and conn.cluster is None:
         # the dead master cannot name its replicas: use the ones it was last seen with
         from redisops.output import note
         from redisops.state import group_of
 
-        known = group_of(dead)
-        if known is not None:
-            seeds = [a for a in known.members() if a != str(dead)]
-            note(known_note(known, str(dead)))
+        record = group_of(dead)
+        if record is not None:
+            seeds = [a for a in record.members() if a != str(dead)]
+            note(known_note(record, str(dead)))
     session = conn.session([*(seeds or []), master])
     with session:
         down = confirm_down(session, dead, probes=3, interval=0.3)
-        topo = session.discover()
-        plan = plan_failover(
-            topo,
-            dead,
-            session,
-            to=parse_target(to).address if to else None,
-            auto=auto,
-            force=force,
-            max_disconnect=max_disconnect,
-            dead_confirmed=down,
-            persist=persist,
-            known=known,
-        )
+
+        def make_plan() -> Plan:
+            topo = session.discover()
+            known = known_members(session, topo, dead)
+            unread = [a for a in known.addresses if topo.get(a) is None]
+            if unread:
+                topo = session.discover(unread)
+            return plan_failover(
+                topo,
+                dead,
+                session,
+                to=parse_target(to).address if to else None,
+                auto=auto,
+                force=force,
+                max_disconnect=max_disconnect,
+                dead_confirmed=down,
+                persist=persist,
+                accept_data_loss=accept_data_loss,
+                known=known,
+            )
+
         run_operation(
-            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+            make_plan(),
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_log,
+            replan=make_plan,
         )
 
 
@@ -212,12 +259,26 @@ def fence(
     ospec, nspec = parse_target(old), parse_target(to)
     session = conn.session([old, to])
     with session:
-        topo = session.discover()
-        plan = plan_fence(
-            topo, ospec.address, nspec.address, session, persist=persist, timeout=timeout
-        )
+
+        def make_plan() -> Plan:
+            return plan_fence(
+                session.discover(),
+                ospec.address,
+                nspec.address,
+                session,
+                persist=persist,
+                timeout=timeout,
+            )
+
         run_operation(
-            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+            make_plan(),
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_log,
+            replan=make_plan,
         )
 
 

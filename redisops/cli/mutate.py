@@ -8,6 +8,7 @@ Exit codes: 0 done (or dry run, or nothing to do), 3 a needed node is unreachabl
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,10 +55,14 @@ def run_operation(
     audit_path: Path | None,
     facts: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    replan: Callable[[], Any] | None = None,
 ) -> None:
     """Render, gate, execute and exit with the documented code (raises typer.Exit).
 
-    ``extra`` is added to the JSON document (e.g. the drift report a fix plan came from)."""
+    ``extra`` is added to the JSON document (e.g. the drift report a fix plan came from).
+    ``replan`` rebuilds the plan from a fresh read of the cluster: the executor calls it
+    once the lock is held and stops if the cluster changed since the plan was approved.
+    """
     from redisops.audit import AuditLog, operator
     from redisops.lock import ClusterLock
     from redisops.output import (
@@ -69,6 +74,7 @@ def run_operation(
         write,
     )
     from redisops.plan import RunContext, execute
+    from redisops.testhooks import hold
 
     doc: dict[str, Any] = {**plan.to_dict(), **(extra or {})}
     if plan.nothing_to_do:
@@ -106,6 +112,7 @@ def run_operation(
         if not typer.confirm("Proceed?", default=False):
             error_line("not confirmed; nothing was changed")
             raise typer.Exit(int(ExitCode.REFUSED))
+    hold("approved")
     audit = AuditLog(audit_path, plan.operation, plan.cluster)
     audit.record(
         step=0,
@@ -116,9 +123,22 @@ def run_operation(
         prediction=plan.prediction,
     )
     lock = ClusterLock(
-        plan.cluster, plan.operation, audit.operator or operator(), ttl_s=lock_ttl(plan)
+        plan.cluster,
+        plan.operation,
+        audit.operator or operator(),
+        ttl_s=lock_ttl(plan),
+        members=plan.members,
     )
-    ctx = RunContext(session, plan, audit, lock, make_progress(fmt), facts=dict(facts or {}))
+    ctx = RunContext(
+        session,
+        plan,
+        audit,
+        lock,
+        make_progress(fmt),
+        facts=dict(facts or {}),
+        replan=replan,
+        force=force,
+    )
     from redisops.state import mark_plan, note_final_state
 
     mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
 from redisops.formats import Format
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.model import Plan, Topology
 
 BandwidthOpt = Annotated[
     str,
@@ -76,7 +79,6 @@ def attach(
         # a replica of REPLICA that is reconnecting is not listed by it: the last-known
         # topology names it (probed again if it answers, predicted from what was seen if not)
         topo = session.with_last_known(session.discover())
-        known = known_followers(topo, rspec.address)
         master_node = topo.get(mspec.address)
         rate = wr
         if rate is None:
@@ -98,9 +100,22 @@ def attach(
         # what the replica must present to the master: the master's own credentials (a
         # user named in its redis://user@ URL counts, not only --user)
         creds = session.options_for(mspec.address).credentials
-        plan = plan_attach(topo, rspec.address, mspec.address, opts, creds, session, rate, known)
+
+        def make_plan(topo: Topology) -> Plan:
+            known = known_followers(topo, rspec.address)
+            return plan_attach(
+                topo, rspec.address, mspec.address, opts, creds, session, rate, known
+            )
+
         run_operation(
-            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+            make_plan(topo),
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_log,
+            replan=lambda: make_plan(session.with_last_known(session.discover())),
         )
 
 
@@ -126,11 +141,20 @@ def detach(
     rspec = parse_target(replica)
     session = conn.session([replica])
     with session:
-        topo = session.discover()
         opts = Options(dry_run=dry_run, yes=yes, force=force, persist=persist)
-        plan = plan_detach(topo, rspec.address, opts, session)
+
+        def make_plan() -> Plan:
+            return plan_detach(session.discover(), rspec.address, opts, session)
+
         run_operation(
-            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+            make_plan(),
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_log,
+            replan=make_plan,
         )
 
 

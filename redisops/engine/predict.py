@@ -351,6 +351,32 @@ def predict_followers(
     return out
 
 
+def applied_offset(node: NodeInfo) -> int:
+    """The last stream byte ``node`` holds: a replica's applied offset, a master's own."""
+    applied = node.replica_offset
+    return applied if applied is not None else node.offset
+
+
+def history_gap(behind: NodeInfo, ahead: NodeInfo) -> int | None:
+    """Bytes of history ``ahead`` holds beyond ``behind``, when ``behind``'s history is a
+    prefix of ``ahead``'s (the PSYNC id and offset rule, backlog aside); None when it is
+    not: ``behind`` is further on, or the two histories diverged (unrelated ids).
+
+    Only then can ``behind`` catch up from ``ahead`` without losing anything of its own.
+    """
+    mine, theirs = applied_offset(behind), applied_offset(ahead)
+    decision = psync_decision(
+        behind.replid,
+        mine + 1,
+        replid=ahead.replid,
+        replid2=ahead.replid2 or NULL_REPLID,
+        second_repl_offset=ahead.second_repl_offset,
+        backlog_first=1,
+        master_repl_offset=theirs,
+    )
+    return theirs - mine if decision.partial else None
+
+
 def predict_returning(
     master: NodeInfo, known: NodeInfo, age: float, first: SyncPrediction
 ) -> SyncPrediction:

@@ -21,7 +21,11 @@ from redisops.inventory import Credentials
 from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import (
     Options,
+    config_unavailable,
+    group_members,
+    group_nodes,
     lock_steps,
+    persist_refusal,
     persist_step,
     reachable_or_finding,
     sentinel_finding,
@@ -59,7 +63,7 @@ def plan_attach(
     if session.cluster is None:
         # name the lock after the master it is taken on: every operation on this cluster
         # (whatever its seeds, e.g. a standalone node that sorts first) excludes the others
-        cluster = _lock_node(topo, master)
+        cluster = _lock_node(topo, master)[0]
     if replica.address == master.address or (replica.run_id and replica.run_id == master.run_id):
         findings.append(Finding("refuse", "same_node", f"{r} and {m} are the same node", r))
         return Plan(
@@ -164,11 +168,23 @@ def plan_attach(
             findings.append(Finding("warn", "fork_headroom", risk, m))
         elif "resync loop" in risk:
             findings.append(Finding("warn", "resync_loop", risk, m))
-    if replica.is_master and replica.replicas and prediction.sync == "full":
-        pass  # covered by has_replicas
+    rollback = _rollback_command(replica)
+    if rollback is None:
+        findings.append(
+            Finding(
+                "refuse",
+                "unknown_role",
+                f"{r} is neither a master nor a replica with a known master (role "
+                f"{replica.role}): there would be nothing to roll back to",
+                r,
+            )
+        )
+    findings += _hardened_findings(replica, master, creds, opts)
+    give_password = creds.password is not None and replica.can_run("CONFIG")
     steps: list[Step] = []
     n = 1
-    steps.append(lock_steps(_lock_node(topo, master), n))
+    lock_on, local_only = _lock_node(topo, master)
+    steps.append(lock_steps(lock_on, n, local_only=local_only))
     n += 1
     steps.append(
         Step(
@@ -181,7 +197,7 @@ def plan_attach(
         )
     )
     n += 1
-    if creds.password is not None:
+    if give_password:
         if creds.username:
             steps.append(
                 Step(
@@ -228,7 +244,7 @@ def plan_attach(
             verify=f"ROLE on {r} shows master {m}",
             commit=True,
             idempotent=False,
-            rollback=_rollback_command(replica),
+            rollback=rollback,
         )
     )
     n += 1
@@ -260,7 +276,7 @@ def plan_attach(
             )
         )
         n += 1
-    steps.append(unlock_step(_lock_node(topo, master), n))
+    steps.append(unlock_step(lock_on, n))
     pred = prediction.to_dict()
     summary = (
         f"attach {r} to {m}: {prediction.sync} resync predicted "
@@ -273,20 +289,50 @@ def plan_attach(
         tuple(findings),
         pred,
         summary,
-        touched=(r, m, *[str(s.address) for s in subs]),
+        touched=tuple(dict.fromkeys((r, m, *[str(s.address) for s in subs], *group_nodes(topo)))),
+        members=group_members(topo),
     )
 
 
-def _lock_node(topo: Topology, master: NodeInfo) -> str:
+def _hardened_findings(
+    replica: NodeInfo, master: NodeInfo, creds: Credentials, opts: Options
+) -> list[Finding]:
+    """What cannot be checked or done on nodes where CONFIG is renamed or disabled."""
+    out = [
+        config_unavailable(
+            master, "whether it persists its data (save, appendonly) cannot be checked"
+        ),
+        config_unavailable(
+            replica,
+            "its replication settings cannot be read (the prediction assumes Redis defaults)"
+            + (
+                ", and it cannot be given the master's password (CONFIG SET masterauth): it "
+                "must already have masterauth in its redis.conf"
+                if creds.password is not None
+                else ""
+            ),
+        ),
+        persist_refusal([replica]) if opts.persist else None,
+    ]
+    return [f for f in out if f is not None]
+
+
+def _lock_node(topo: Topology, master: NodeInfo) -> tuple[str, str | None]:
+    """Where the lock key goes (the top master above ``master``), or why only the local
+    layer can be taken (that master is unreachable)."""
     top = topo.root(master)
-    return str(top.address if top is not None else master.address)
+    if top is not None and top.is_master:
+        return str(top.address), None
+    return str(master.address), f"the master above {master.address} is unreachable"
 
 
-def _rollback_command(replica: NodeInfo) -> tuple[str, ...]:
+def _rollback_command(replica: NodeInfo) -> tuple[str, ...] | None:
+    """What puts ``replica`` back where it is, or None when its role is unknown."""
     if replica.is_master:
         return ("REPLICAOF", "NO", "ONE")
     addr = replica.master_address
-    assert addr is not None
+    if not replica.is_replica or addr is None:
+        return None
     return ("REPLICAOF", addr.host, str(addr.port))
 
 
@@ -308,7 +354,7 @@ def baseline(ctx: RunContext, master: str) -> dict[str, int]:
     }
 
 
-@action("wait-sync")
+@action("wait-sync", waits=True)
 def wait_sync(ctx: RunContext, step: Step) -> str:
     """Follow handshake -> transfer -> loading -> connected -> caught up, with progress."""
     master = str(step.args["master"])
@@ -392,7 +438,7 @@ def run_baseline(ctx: RunContext, step: Step) -> str:
     return "counters " + ", ".join(f"{k}={v}" for k, v in ctx.facts["baseline"].items())
 
 
-@action("verify-sync")
+@action("verify-sync", waits=True)
 def verify_sync(ctx: RunContext, step: Step) -> str:
     """Which sync happened (counter deltas) vs the prediction; offsets converge; DBSIZE equal."""
     master = str(step.args["master"])

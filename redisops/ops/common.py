@@ -68,11 +68,17 @@ def sentinel_finding(nodes: list[NodeInfo], session: Session, force: bool) -> Fi
 def reachable_or_finding(
     topo: Topology, address: Address, what: str
 ) -> tuple[NodeInfo | None, Finding | None]:
+    """The node at ``address`` when it is a reachable Redis data node, else why not: a
+    Sentinel, a cluster-mode node or another service is refused (exit 5) like an
+    unreachable node (exit 3), before anything is planned on it."""
     node = topo.get(address)
     if node is None:
         return None, Finding(
             "refuse", "unreachable", f"{what} {address} was not found", str(address)
         )
+    unfit = unfit_finding(node, what)
+    if unfit is not None:
+        return None, unfit
     if not node.reachable:
         return None, Finding(
             "refuse", "unreachable", f"{what} {address} is unreachable: {node.error}", str(address)
@@ -80,7 +86,75 @@ def reachable_or_finding(
     return node, None
 
 
-def lock_steps(master: str, n0: int) -> Step:
+def unfit_finding(node: NodeInfo, what: str) -> Finding | None:
+    """A refusal when ``node`` cannot be a master or replica (see :attr:`NodeInfo.unfit`)."""
+    reason = node.unfit
+    if reason is None:
+        return None
+    return Finding(
+        "refuse", "not_a_data_node", f"{what} {node.address} {reason}", str(node.address)
+    )
+
+
+def group_members(topo: Topology, *extra: Address) -> tuple[str, ...]:
+    """The lock identity of the replication group read into ``topo``: every address it
+    was reached or listed at, and every run id (see :class:`redisops.lock.ClusterLock`).
+    ``extra`` adds members the read could not reach (a dead master)."""
+    names = {str(n.address) for n in topo.nodes}
+    names.update(str(a) for a in topo.aliases)
+    names.update(f"run:{n.run_id}" for n in topo.nodes if n.reachable and n.run_id)
+    names.update(str(a) for a in extra)
+    return tuple(sorted(names))
+
+
+def group_nodes(topo: Topology) -> tuple[str, ...]:
+    """Every node of the group that is (or claims to be) Redis: what a result reports."""
+    return tuple(str(n.address) for n in topo.nodes if n.unfit is None)
+
+
+def config_unavailable(node: NodeInfo, need: str) -> Finding | None:
+    """A warning that ``need`` (a check or a step) cannot run on ``node`` because CONFIG is
+    renamed or disabled there; None when CONFIG works."""
+    if node.can_run("CONFIG"):
+        return None
+    return Finding(
+        "warn",
+        "config_unavailable",
+        f"CONFIG is not available on {node.address} (renamed or disabled with "
+        f"rename-command): {need}; if it is renamed, pass --rename-command CONFIG=NEWNAME "
+        f"(or renamed_commands in the inventory)",
+        str(node.address),
+    )
+
+
+def persist_refusal(nodes: list[NodeInfo]) -> Finding | None:
+    """``--persist`` needs CONFIG REWRITE on every node it persists."""
+    blocked = [str(n.address) for n in nodes if not n.can_run("CONFIG")]
+    if not blocked:
+        return None
+    return Finding(
+        "refuse",
+        "persist_unavailable",
+        f"--persist needs CONFIG REWRITE, and CONFIG is renamed or disabled on "
+        f"{', '.join(blocked)}: pass --rename-command CONFIG=NEWNAME if it is renamed, or "
+        f"leave out --persist and put the change in redis.conf by hand",
+    )
+
+
+def lock_steps(master: str, n0: int, *, local_only: str | None = None) -> Step:
+    """Take the cluster lock: the local layer and the key on ``master``; with
+    ``local_only`` (why no node can hold the key, e.g. the master is unreachable), only
+    the local layer."""
+    if local_only is not None:
+        return Step(
+            n0,
+            master,
+            "lock",
+            f"take the local cluster lock ({local_only})",
+            precondition="no other redisops operation on this host holds the lock",
+            verify="flock held",
+            args={"local_only": local_only},
+        )
     return Step(
         n0,
         master,
@@ -88,7 +162,7 @@ def lock_steps(master: str, n0: int) -> Step:
         "take the cluster lock",
         command=("SET", "redisops:lock", "<owner>", "NX", "PX", "<ttl>"),
         precondition="no other redisops operation holds the lock",
-        verify="SET NX succeeded (or only the local lock when the master is unwritable)",
+        verify="SET NX succeeded (a key that cannot be written stops the operation)",
     )
 
 

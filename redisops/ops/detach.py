@@ -10,7 +10,10 @@ from redisops.errors import VerifyFailed
 from redisops.model import Address, Finding, Plan, Step, Topology
 from redisops.ops.common import (
     Options,
+    group_members,
+    group_nodes,
     lock_steps,
+    persist_refusal,
     persist_step,
     reachable_or_finding,
     sentinel_finding,
@@ -41,6 +44,9 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
     sentinel = sentinel_finding([replica], session, opts.force)
     if sentinel is not None:
         findings.append(sentinel)
+    persist = persist_refusal([replica]) if opts.persist else None
+    if persist is not None:
+        findings.append(persist)
     subs = topo.descendants(replica)
     old_master = replica.master_address
     effects = promotion_effects(replica)
@@ -73,14 +79,15 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
             )
         )
     top = topo.root(replica)
-    lock_on = str(top.address) if top is not None else r
+    lock_on = str(top.address) if top is not None and top.is_master else r
+    local_only = None if lock_on != r else f"its master {old_master} is unreachable"
     if session.cluster is None:
         # the lock (local file and key) is named after the master it is taken on, so every
         # operation on this cluster, whatever its seeds, excludes every other
         cluster = lock_on
     children = [str(s.address) for s in topo.children(replica)]
     steps = [
-        lock_steps(lock_on, 1),
+        lock_steps(lock_on, 1, local_only=local_only),
         Step(
             2,
             r,
@@ -146,11 +153,12 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
         tuple(findings),
         prediction,
         f"detach {r} from {old_master}: it becomes a master (no data moves)",
-        touched=(r, *[str(s.address) for s in subs]),
+        touched=tuple(dict.fromkeys((r, *[str(s.address) for s in subs], *group_nodes(topo)))),
+        members=group_members(topo),
     )
 
 
-@action("verify-detach")
+@action("verify-detach", waits=True)
 def verify_detach(ctx: RunContext, step: Step) -> str:
     """Master now, old id in replid2; its replicas reconnected, and how (counter deltas)."""
     node = ctx.node(step.node)

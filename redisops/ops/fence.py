@@ -12,7 +12,15 @@ import time
 
 from redisops.engine.predict import RateParams, predict_sync
 from redisops.model import Address, Finding, Plan, Step, Topology
-from redisops.ops.common import lock_steps, persist_step, reachable_or_finding, unlock_step
+from redisops.ops.common import (
+    group_members,
+    group_nodes,
+    lock_steps,
+    persist_refusal,
+    persist_step,
+    reachable_or_finding,
+    unlock_step,
+)
 from redisops.plan import RunContext, action
 from redisops.redis_node import RedisNode
 from redisops.session import Session
@@ -123,6 +131,9 @@ def plan_fence(
                 o,
             )
         )
+    persist_block = persist_refusal([old]) if persist else None
+    if persist_block is not None:
+        findings.append(persist_block)
     steps = [
         lock_steps(n, 1),
         Step(
@@ -188,7 +199,8 @@ def plan_fence(
         tuple(findings),
         prediction,
         f"fence {o}: make it a replica of {n} ({pred.sync} resync predicted)",
-        touched=(o, n),
+        touched=tuple(dict.fromkeys((o, n, *group_nodes(topo)))),
+        members=group_members(topo),
     )
 
 

@@ -152,19 +152,18 @@ def sentinel_failover(ctx: RunContext, step: Step) -> str:
     hello messages) after the promotion; demoting it would then need a full resync that
     discards them. Sentinel would demote it too, but only seconds later.
     """
-    from redisops.ops.switchover import _reconnecting, _unpause
+    from redisops.ops.switchover import _unpause
 
     name = str(step.args["name"])
     old = Address.parse(str(step.args["master"]))
-    prefer = str(step.args.get("prefer") or "")
     timeout_ms = int(step.args.get("timeout_ms", 5000))
     candidates = [str(c) for c in step.args.get("candidates", [])]
     sentinel = Address.parse(step.node)
     mnode = ctx.node(str(old))
     mnode.connect()
     t0 = time.perf_counter()
-    mnode.execute("CLIENT", "PAUSE", str(timeout_ms), "WRITE")
     try:
+        mnode.execute("CLIENT", "PAUSE", str(timeout_ms), "WRITE")
         offset = _wait_candidates(ctx, mnode, candidates, t0 + timeout_ms / 1000.0 * 0.5)
         with _sentinel(ctx.session, sentinel) as s:
             s.execute("SENTINEL", "FAILOVER", name)
@@ -172,7 +171,26 @@ def sentinel_failover(ctx: RunContext, step: Step) -> str:
         left = _unpause(mnode)
         note = "; writes unpaused" if left is None else f"; could not unpause ({left})"
         raise type(exc)(f"{exc.message}{note}", hint=exc.hint) from None
-    # Sentinel is failing over now: from here on, finish forward
+    except BaseException:
+        _unpause(mnode)
+        raise
+    # Sentinel is failing over now: from here on, finish forward (an interrupt waits)
+    ctx.mark_committed()
+    with ctx.critical():
+        return _follow_sentinel(ctx, step, mnode, sentinel, offset, t0)
+
+
+def _follow_sentinel(
+    ctx: RunContext, step: Step, mnode: RedisNode, sentinel: Address, offset: int, t0: float
+) -> str:
+    """After ``SENTINEL FAILOVER``: wait for the new master, demote the old one under it
+    at the paused offset, unpause."""
+    from redisops.ops.switchover import _reconnecting, _unpause
+
+    name = str(step.args["name"])
+    old = Address.parse(str(step.args["master"]))
+    prefer = str(step.args.get("prefer") or "")
+    timeout_ms = int(step.args.get("timeout_ms", 5000))
     asked = time.perf_counter()
     new: Address | None = None
     while time.perf_counter() < asked + 60.0:

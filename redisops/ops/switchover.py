@@ -49,7 +49,11 @@ from redisops.errors import (
 from redisops.info import parse_info
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import (
+    config_unavailable,
+    group_members,
+    group_nodes,
     lock_steps,
+    persist_refusal,
     persist_step,
     reachable_or_finding,
     sentinel_finding,
@@ -60,13 +64,88 @@ from redisops.plan import RunContext, action
 from redisops.redis_node import RedisNode
 from redisops.retry import NO_RETRY
 from redisops.session import Session
-from redisops.topology import entry_address
+from redisops.testhooks import hold
+from redisops.topology import PING_FREEZE, entry_address
 
-PING_FREEZE = "2147483647"
 JOURNAL_KEY = "redisops:journal"
+PING_DEFAULT = "10"
 
 
-def _promoted_view(target: NodeInfo, offset: int) -> NodeInfo:
+def original_ping_period(node: NodeInfo) -> tuple[str | None, Finding | None]:
+    """The ``repl-ping-replica-period`` to restore after freezing it, and why not or what
+    is odd: None when CONFIG cannot run (no freeze, nothing to restore); never the freeze
+    value itself, which only an interrupted run leaves behind (the default is restored)."""
+    value = node.config.get("repl-ping-replica-period", PING_DEFAULT)
+    if not node.can_run("CONFIG"):
+        return None, config_unavailable(
+            node,
+            "its replication PINGs cannot be frozen during the switch, so a PING landing "
+            "between the catch-up and the demotion would make it full-sync (the switch "
+            "usually takes milliseconds, PINGs come every 10 s)",
+        )
+    if value == PING_FREEZE:
+        return PING_DEFAULT, Finding(
+            "warn",
+            "ping_period_frozen",
+            f"{node.address} has repl-ping-replica-period {PING_FREEZE}, the value a switchover "
+            f"sets only while it switches (an interrupted run left it): it is restored to "
+            f"{PING_DEFAULT}, not kept",
+            str(node.address),
+        )
+    return value, None
+
+
+def freeze_step(n: int, node: str, period: str) -> Step:
+    return Step(
+        n,
+        node,
+        "freeze-pings",
+        f"stop {node}'s replication PINGs during the switch",
+        command=("CONFIG", "SET", "repl-ping-replica-period", PING_FREEZE),
+        verify="CONFIG SET returns OK",
+        rollback=("CONFIG", "SET", "repl-ping-replica-period", period),
+        args={"optional": True, "runtime_only": True},
+    )
+
+
+def restore_pings_step(n: int, node: str, period: str) -> Step:
+    """Put the PING period back, only if the freeze step changed it."""
+    return Step(
+        n,
+        node,
+        "command",
+        f"restore {node}'s PING period",
+        command=("CONFIG", "SET", "repl-ping-replica-period", period),
+        verify="CONFIG SET returns OK",
+        args={
+            "on_failure": "continue",
+            "if_fact": "pings_frozen",
+            "if_fact_note": "the PING period was not changed",
+        },
+    )
+
+
+def command_refusals(needs: dict[str, list[NodeInfo]]) -> list[Finding]:
+    """Refusals for commands the plan must send that a node does not know (renamed or
+    disabled with rename-command): ``{command: [nodes it is sent to]}``."""
+    out = []
+    for command, nodes in needs.items():
+        for node in nodes:
+            if node.reachable and not node.can_run(command):
+                out.append(
+                    Finding(
+                        "refuse",
+                        "command_unavailable",
+                        f"{command} is renamed or disabled on {node.address}, and this plan "
+                        f"must send it there: pass --rename-command {command}=NEWNAME (or "
+                        f"renamed_commands in the inventory) if it is renamed",
+                        str(node.address),
+                    )
+                )
+    return out
+
+
+def promoted_view(target: NodeInfo, offset: int) -> NodeInfo:
     """The target as it will look right after ``REPLICAOF NO ONE`` at ``offset`` (§4.1)."""
     info = dict(target.info)
     info.update(
@@ -83,7 +162,7 @@ def _promoted_view(target: NodeInfo, offset: int) -> NodeInfo:
     return NodeInfo(target.address, True, None, info, target.config, None, target.read_at)
 
 
-def _at_offset(node: NodeInfo, offset: int) -> NodeInfo:
+def at_offset(node: NodeInfo, offset: int) -> NodeInfo:
     """``node`` once it has applied everything up to ``offset`` (caught up during the pause)."""
     info = dict(node.info)
     info["master_repl_offset"] = str(offset)
@@ -192,29 +271,37 @@ def plan_switchover(
         if n.address != target.address
         and n.address not in {d.address for d in topo.descendants(target)}
     ]
-    # an unreachable replica has no role, so it is no descendant: find it through the
-    # replica lists of the nodes above it
-    for parent in [master, *others]:
-        for entry in parent.replicas if parent.reachable else ():
-            addr = entry_address(entry)
-            lost = topo.get(addr) if addr is not None else None
-            if lost is not None and not lost.reachable:
-                findings.append(
-                    Finding(
-                        "warn",
-                        "replica_unreachable",
-                        f"{lost.address} (a replica of {parent.address}) is unreachable: it "
-                        f"cannot be repointed now; attach it to {t} once it is back",
-                        str(lost.address),
-                    )
-                )
+    lost = _unreachable_replicas(topo, [master, *others])
+    for name, parent in lost.items():
+        findings.append(
+            Finding(
+                "warn",
+                "replica_unreachable",
+                f"{name} (a replica of {parent}) is unreachable: it cannot be repointed now, "
+                f"so the switchover will end partially applied (exit 8); attach it to {t} once "
+                f"it is back (if it announces another address, give its real one as a SEED)",
+                name,
+            )
+        )
     movable = [n for n in others if n.reachable]
+    findings += command_refusals(
+        {
+            "REPLICAOF": [target, master, *movable],
+            "CLIENT": [master] if method == "redisops" and not via_sentinel else [],
+            "FAILOVER": [master] if method == "native" and not via_sentinel else [],
+        }
+    )
+    if persist:
+        findings += [f for f in [persist_refusal([target, master, *movable])] if f is not None]
+    ping_period, ping_note = original_ping_period(master)
+    if ping_note is not None and method == "redisops":
+        findings.append(ping_note)
     # prediction: every node continues through the target's replid2
     offset = master.offset
-    promoted = _promoted_view(target, offset)
+    promoted = promoted_view(target, offset)
     params = RateParams()
-    preds = [predict_sync(promoted, _at_offset(master, offset), params)]
-    preds += [predict_sync(promoted, _at_offset(n, offset), params) for n in movable]
+    preds = [predict_sync(promoted, at_offset(master, offset), params)]
+    preds += [predict_sync(promoted, at_offset(n, offset), params) for n in movable]
     full = [p for p in preds if p.sync != "partial"]
     for p in full:
         findings.append(
@@ -240,7 +327,7 @@ def plan_switchover(
     }
     if via_sentinel:
         return _plan_via_sentinel(
-            topo, master, target, session, findings, prediction, pause_timeout_ms
+            topo, master, target, session, findings, prediction, pause_timeout_ms, ping_period
         )
     steps: list[Step] = []
     n = 1
@@ -283,24 +370,9 @@ def plan_switchover(
         )
         n += 1
     else:
-        steps.append(
-            Step(
-                n,
-                m,
-                "freeze-pings",
-                f"stop {m}'s replication PINGs during the switch",
-                command=("CONFIG", "SET", "repl-ping-replica-period", PING_FREEZE),
-                verify="CONFIG SET returns OK",
-                rollback=(
-                    "CONFIG",
-                    "SET",
-                    "repl-ping-replica-period",
-                    master.config.get("repl-ping-replica-period", "10"),
-                ),
-                args={"optional": True, "runtime_only": True},
-            )
-        )
-        n += 1
+        if ping_period is not None:
+            steps.append(freeze_step(n, m, ping_period))
+            n += 1
         steps.append(
             Step(
                 n,
@@ -325,27 +397,12 @@ def plan_switchover(
             f"repoint every other replica directly to {t}",
             command=("REPLICAOF", target.address.host, str(target.address.port)),
             verify="each replica's link is up with the new master",
-            args={"nodes": other_names, "target": t, "on_failure": "continue"},
+            args={"nodes": [*other_names, *lost], "target": t, "on_failure": "continue"},
         )
     )
     n += 1
-    if method != "native":
-        steps.append(
-            Step(
-                n,
-                m,
-                "command",
-                f"restore {m}'s PING period",
-                command=(
-                    "CONFIG",
-                    "SET",
-                    "repl-ping-replica-period",
-                    master.config.get("repl-ping-replica-period", "10"),
-                ),
-                verify="CONFIG SET returns OK",
-                args={"on_failure": "continue"},
-            )
-        )
+    if method != "native" and ping_period is not None:
+        steps.append(restore_pings_step(n, m, ping_period))
         n += 1
     if persist:
         for name in [t, m, *other_names]:
@@ -372,6 +429,7 @@ def plan_switchover(
     summary = (
         f"switchover {m} -> {t} ({method}): writes paused briefly, {len(movable) + 1} node(s) "
         f"continue with partial resyncs"
+        + (f"; {len(lost)} unreachable replica(s) cannot be moved" if lost else "")
     )
     return Plan(
         "switchover",
@@ -380,8 +438,22 @@ def plan_switchover(
         tuple(findings),
         prediction,
         summary,
-        touched=(t, m, *other_names),
+        touched=tuple(dict.fromkeys((t, m, *other_names, *lost, *group_nodes(topo)))),
+        members=group_members(topo),
     )
+
+
+def _unreachable_replicas(topo: Topology, parents: list[NodeInfo]) -> dict[str, str]:
+    """Replicas listed by ``parents`` that could not be reached (an unreachable replica has
+    no role, so it is no descendant), with the parent that lists each."""
+    out: dict[str, str] = {}
+    for parent in parents:
+        for entry in parent.replicas if parent.reachable else ():
+            addr = entry_address(entry)
+            lost = topo.get(addr) if addr is not None else None
+            if lost is not None and not lost.reachable and lost.unfit is None:
+                out.setdefault(str(lost.address), str(parent.address))
+    return out
 
 
 def _plan_via_sentinel(
@@ -392,6 +464,7 @@ def _plan_via_sentinel(
     findings: list[Finding],
     prediction: dict[str, Any],
     pause_timeout_ms: int,
+    ping_period: str | None,
 ) -> Plan:
     """Sentinel does the promotion, redisops makes it lossless: writes are paused on the
     master until every replica Sentinel may choose has its offset, then ``SENTINEL
@@ -426,7 +499,8 @@ def _plan_via_sentinel(
     others = [str(n.address) for n in children if n.address != target.address]
     # the ones Sentinel may promote: online, priority not 0
     candidates = [str(n.address) for n in children if n.link == "up" and n.replica_priority != 0]
-    ping_period = master.config.get("repl-ping-replica-period", "10")
+    freeze = [freeze_step(3, m, ping_period)] if ping_period is not None else []
+    restore = [restore_pings_step(5, m, ping_period)] if ping_period is not None else []
     steps = (
         lock_steps(m, 1),
         Step(
@@ -438,16 +512,7 @@ def _plan_via_sentinel(
             verify="counters read",
             args={"nodes": [m, t, *others]},
         ),
-        Step(
-            3,
-            m,
-            "freeze-pings",
-            f"stop {m}'s replication PINGs during the switch",
-            command=("CONFIG", "SET", "repl-ping-replica-period", PING_FREEZE),
-            verify="CONFIG SET returns OK",
-            rollback=("CONFIG", "SET", "repl-ping-replica-period", ping_period),
-            args={"optional": True, "runtime_only": True},
-        ),
+        *freeze,
         Step(
             4,
             sentinel,
@@ -468,15 +533,7 @@ def _plan_via_sentinel(
                 "timeout_ms": pause_timeout_ms,
             },
         ),
-        Step(
-            5,
-            m,
-            "command",
-            f"restore {m}'s PING period",
-            command=("CONFIG", "SET", "repl-ping-replica-period", ping_period),
-            verify="CONFIG SET returns OK",
-            args={"on_failure": "continue"},
-        ),
+        *restore,
         Step(
             6,
             t,
@@ -505,7 +562,8 @@ def _plan_via_sentinel(
         tuple(findings),
         prediction,
         f"switchover of {name} through Sentinel {sentinel}",
-        touched=(m, t, *others),
+        touched=tuple(dict.fromkeys((m, t, *others, *group_nodes(topo)))),
+        members=group_members(topo),
     )
 
 
@@ -536,6 +594,7 @@ def baseline_all(ctx: RunContext, step: Step) -> str:
 def freeze_pings(ctx: RunContext, step: Step) -> str:
     assert step.command is not None
     ctx.node(step.node).execute(*step.command)
+    ctx.facts["pings_frozen"] = step.node
     return "replication PINGs suspended for the switch"
 
 
@@ -616,18 +675,39 @@ def switch(ctx: RunContext, step: Step) -> str:
     timeout_ms = int(step.args["timeout_ms"])
     budget_ms = timeout_ms * 0.8
     mnode, tnode = ctx.node(master), ctx.node(target)
-    taddr = Address.parse(target)
     tnode.connect()
     mnode.connect()
     t0 = time.perf_counter()
-    mnode.execute("CLIENT", "PAUSE", str(timeout_ms), "WRITE")
     try:
+        mnode.execute("CLIENT", "PAUSE", str(timeout_ms), "WRITE")
+        hold("switch-paused")
         moff = _wait_for_offset(ctx, mnode, tnode, t0 + budget_ms / 1000.0, budget_ms)
     except RedisopsError as exc:
         left = _unpause(mnode)
         note = "; writes unpaused" if left is None else f"; could not unpause ({left})"
         raise type(exc)(f"{exc.message}{note}", hint=exc.hint) from None
+    except BaseException:
+        _unpause(mnode)
+        raise
     caught_up = time.perf_counter()
+    with ctx.critical():  # promote, demote, unpause: no signal may cut this short
+        return _promote_and_demote(ctx, step, mnode, tnode, moff, t0, caught_up)
+
+
+def _promote_and_demote(
+    ctx: RunContext,
+    step: Step,
+    mnode: RedisNode,
+    tnode: RedisNode,
+    moff: int,
+    t0: float,
+    caught_up: float,
+) -> str:
+    """The second half of :func:`switch`, once the target has the paused master's offset."""
+    master, target = step.node, str(step.args["target"])
+    timeout_ms = int(step.args["timeout_ms"])
+    budget_ms = timeout_ms * 0.8
+    taddr = Address.parse(target)
     try:
         tnode.execute("REPLICAOF", "NO", "ONE", timeout=max(budget_ms / 1000.0, 1.0))
     except CommandFailed:
@@ -648,6 +728,7 @@ def switch(ctx: RunContext, step: Step) -> str:
                 hint=f"check it with 'redisops status {master} {target}'; if it is a master, "
                 f"run 'redisops fence {target} --to {master}'",
             ) from None
+    ctx.mark_committed()
     promoted = time.perf_counter()
     ctx.facts["lock_release_on"] = target
     ctx.facts["promoted"] = target
@@ -709,23 +790,26 @@ def native_failover(ctx: RunContext, step: Step) -> str:
     t0 = time.perf_counter()
     mnode.execute(*step.command)
     deadline = t0 + timeout_ms / 1000.0 + 5.0
-    while True:
-        state = mnode.info("replication").get("master_failover_state", "no-failover")
-        if state == "no-failover":
-            break
-        if time.perf_counter() > deadline:
-            raise WaitTimeout(f"FAILOVER on {master} still {state} after {deadline - t0:.0f}s")
-        time.sleep(0.002)
-    t1 = time.perf_counter()
-    role = _role(ctx, target)
+    with ctx.critical():  # Redis runs the FAILOVER now: an interrupt waits for its outcome
+        while True:
+            state = mnode.info("replication").get("master_failover_state", "no-failover")
+            if state == "no-failover":
+                break
+            if time.perf_counter() > deadline:
+                raise WaitTimeout(f"FAILOVER on {master} still {state} after {deadline - t0:.0f}s")
+            time.sleep(0.002)
+        t1 = time.perf_counter()
+        role = _role(ctx, target)
+        if role == "master":
+            ctx.mark_committed()
+            ctx.facts["lock_release_on"] = target
+            ctx.facts["promoted"] = target
+            ctx.facts["pause_ms"] = (t1 - t0) * 1000.0
     if role != "master":
         raise RolledBack(
             f"FAILOVER ended but {target} is {role or 'not answering'}: Redis aborted it and "
             f"rolled back ({master} is still the master; see its log)"
         )
-    ctx.facts["lock_release_on"] = target
-    ctx.facts["promoted"] = target
-    ctx.facts["pause_ms"] = (t1 - t0) * 1000.0
     return f"FAILOVER done in {ctx.facts['pause_ms']:.1f} ms; {target} is master"
 
 
@@ -791,7 +875,7 @@ def followers_of(topo: Topology, node: NodeInfo) -> dict[str, str]:
     }
 
 
-@action("verify-switchover")
+@action("verify-switchover", waits=True)
 def verify_switchover(ctx: RunContext, step: Step) -> str:
     """One master; every node its replica with the link up and the journal key read back
     (``followers``: replicas already under the new master, at any depth, back on their own

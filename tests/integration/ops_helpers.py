@@ -102,7 +102,11 @@ def _run(session: Session, plan: Plan, state: Path, progress: Any) -> PlanResult
     assert not plan.refusals(force=True), [f.message for f in plan.findings]
     audit = AuditLog(state / "redisops" / "audit.log", plan.operation, plan.cluster)
     lock = ClusterLock(
-        plan.cluster, plan.operation, "tester", directory=state / "redisops" / "locks"
+        plan.cluster,
+        plan.operation,
+        "tester",
+        directory=state / "redisops" / "locks",
+        members=plan.members,
     )
     return execute(RunContext(session, plan, audit, lock, progress or NullProgress()))
 

@@ -193,9 +193,11 @@ def test_a_second_concurrent_attach_is_blocked_by_the_lock(
     assert again.json["result"]["observed"]["prediction_check"] == "prediction confirmed"
 
 
-def test_an_interrupted_attach_exits_130_and_releases_the_lock(
+def test_an_attach_interrupted_while_it_waits_finishes_forward_and_releases_the_lock(
     real: RealBackend, state_home: Path
 ) -> None:
+    """Ctrl-C after REPLICAOF (the point of no return) takes the failure path: the change
+    stands, the wait is skipped, the state is printed, the lock is released (exit 8)."""
     m, a = real.start(2, {"repl-diskless-sync-delay": "30"})  # the sync waits: time to ^C
     proc = spawn_redisops(
         state_home, "attach", a.address, "--to", m.address, "--yes", "--sample", "0"
@@ -203,13 +205,15 @@ def test_an_interrupted_attach_exits_130_and_releases_the_lock(
     try:
         poll(lambda: any(x["action"] == "wait-sync" for x in audit_lines(state_home)), 30)
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 8, err
+    assert "interrupted by SIGINT after the point of no return" in err
+    assert f"{a.address}: replica of {m.address}" in out  # the state it was left in
     assert m.call("EXISTS", LOCK_KEY) == 0  # released now, not in 15 minutes
     assert attach(a, m, "--dry-run").code == 0  # and nothing else is held
     last = audit_lines(state_home)[-1]
-    assert last["result"] == "interrupted"
+    assert last["result"] == "partial"

@@ -208,7 +208,10 @@ def test_switchover_of_an_inventory_cluster_is_locked_and_audited_under_its_name
         for line in (tmp_path / "state" / "redisops" / "audit.log").read_text().splitlines()
     ]
     assert {r.get("cluster") for r in records} == {"cache"}
-    assert (tmp_path / "state" / "redisops" / "locks" / "cache.lock").exists()
+    # the lock is the group's members, whatever the cluster is called
+    locks = tmp_path / "state" / "redisops" / "locks"
+    for node in (m, target):
+        assert (locks / f"addr_127.0.0.1_{node.port}.lock").exists()
 
 
 def test_replicas_under_the_target_are_back_on_it_when_the_command_returns(

@@ -4,9 +4,16 @@ snapshots: the dead master is simply absent from the world (unreachable)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from redisops.model import Address, NodeInfo, Topology
-from redisops.ops.failover import Candidate, plan_failover, rank_candidates
+from redisops.ops.failover import (
+    Candidate,
+    KnownMembers,
+    known_members,
+    plan_failover,
+    rank_candidates,
+)
 from redisops.session import build_session
 from tests.builders import master, replica, rid, topology
 
@@ -95,8 +102,14 @@ def test_priority_zero_loading_and_syncing_replicas_are_never_chosen() -> None:
     assert c[C].reason.startswith("loading or in a full sync")
     assert c[D].reason.startswith("loading or in a full sync")
     assert not any(c[x].eligible for x in (B, C, D))
-    # gaps are measured against the best *eligible* candidate
-    assert c[A].gap_bytes == 0
+    # the gap is measured against the most advanced replica whose dataset is complete: B
+    # (priority 0 keeps it from being promoted, not from being caught up from); the loading
+    # and syncing ones do not count
+    assert c[A].gap_bytes == 800 and c[A].ahead == B
+    assert c[A].reason == (
+        f"priority 100, offset 100: 800 bytes behind {B}, which it catches up from before it "
+        f"is promoted"
+    )
 
 
 def test_a_replica_whose_link_is_up_does_not_see_the_master_down() -> None:
@@ -138,16 +151,95 @@ def test_a_master_that_answers_is_refused_and_switchover_is_suggested() -> None:
     assert "master_alive" in [f.code for f in plan.refusals()]
 
 
-def test_a_named_replica_behind_the_best_is_allowed_with_the_loss_spelled_out() -> None:
+def test_a_named_replica_behind_another_catches_up_from_it_first_and_nothing_is_lost() -> None:
     topo = world(down(A, offset=1000), down(B, offset=600))
     plan = plan_failover(topo, Address.parse(DEAD), session(), to=Address.parse(B), auto=False)
     assert plan.refusals() == []
     assert plan.prediction is not None and plan.prediction["chosen"] == B
-    [warn] = [f for f in plan.findings if f.code == "not_best"]
-    assert warn.message.startswith(f"{B} is 400 bytes behind {A}: promoting it loses those writes")
-    assert plan.prediction["writes_lost_vs_best"] == 400
-    # A is ahead of B's history: it cannot continue partially
-    assert {p["replica"]: p["sync"] for p in plan.prediction["replicas"]} == {A: "full"}
+    assert plan.prediction["catch_up"] == {"from": A, "bytes": 400}
+    assert plan.prediction["writes_lost"] == []
+    [note] = [f for f in plan.findings if f.code == "catch_up"]
+    assert note.message.startswith(f"{B} is 400 bytes behind {A}: it catches up from {A}")
+    assert "nothing acknowledged by a replica is lost" in plan.summary
+    # A stands in as master (a replica serves PSYNC only with its link up), B resyncs from
+    # it, then a zero-loss switch hands the role to B
+    steps = [(s.action, s.node) for s in plan.steps]
+    assert steps[:8] == [
+        ("confirm-down", DEAD),
+        ("lock-local", B),
+        ("baseline-all", B),
+        ("command", A),
+        ("repoint", A),
+        ("wait-sync", B),
+        ("freeze-pings", A),
+        ("switch", A),
+    ]
+    promote, repoint, switch = plan.steps[3], plan.steps[4], plan.steps[7]
+    assert promote.command == ("REPLICAOF", "NO", "ONE") and promote.commit
+    assert repoint.args["nodes"] == [B]
+    assert switch.args["target"] == B
+    # B resyncs partially from A's backlog (A's old id is its replid2 after the promotion)
+    assert {p["replica"]: p["sync"] for p in plan.prediction["replicas"]} == {B: "partial"}
+    verify = next(s for s in plan.steps if s.action == "verify-switchover")
+    assert verify.node == B and verify.args["nodes"] == [A]
+
+
+def test_diverged_histories_have_no_loss_free_path_and_need_accept_data_loss() -> None:
+    other = rid("another history")
+    topo = world(
+        down(A, offset=1000),
+        replace(
+            down(B, offset=5000, priority=10),
+            info={
+                **down(B, offset=5000).info,
+                "master_replid": other,
+                "db0": "keys=40,expires=0,avg_ttl=0",
+            },
+        ),
+    )
+    plan = plan_failover(topo, Address.parse(DEAD), session(), to=Address.parse(A), auto=False)
+    [refusal] = plan.refusals(force=True)
+    assert refusal.code == "data_loss"
+    assert (
+        f"no loss-free path: promoting {A} discards a diverged history (about 40 keys) on {B}"
+        in (refusal.message)
+    )
+    assert "--accept-data-loss" in refusal.message
+    assert f"LOSES a diverged history (about 40 keys) on {B}" in plan.summary
+    accepted = plan_failover(
+        topo,
+        Address.parse(DEAD),
+        session(),
+        to=Address.parse(A),
+        auto=False,
+        accept_data_loss=True,
+    )
+    assert accepted.refusals() == [] and accepted.steps
+    assert [f.level for f in accepted.findings if f.code == "data_loss"] == ["warn"]
+
+
+def test_a_group_that_already_has_a_master_refuses_a_second_failover() -> None:
+    promoted = master(A, offset=1000, replicas=[B], replid=rid("new"))
+    topo = world(promoted, replica(B, A, offset=1000, replid=rid("new")))
+    plan = plan_failover(topo, Address.parse(DEAD), session(), to=Address.parse(B), auto=False)
+    refusal = next(f for f in plan.refusals(force=True) if f.code == "already_failed_over")
+    assert refusal.node == A
+    assert f"{A} is already a master in this group: {DEAD} was already failed over" in (
+        refusal.message
+    )
+    assert plan.steps == ()
+
+
+def test_without_an_inventory_the_plan_says_other_replicas_of_the_dead_master_are_unseen() -> None:
+    a = down(A, offset=1000, replicas=(C,))
+    topo = topology(a, replica(C, A, offset=1000, replid=OLD), seeds=[C])
+    known = KnownMembers((Address.parse(C), Address.parse(A)), "the seeds", False)
+    plan = plan_failover(topo, Address.parse(DEAD), session(), known=known)
+    [warning] = [f for f in plan.findings if f.code == "membership_incomplete"]
+    assert "give every replica as a SEED, or use --cluster" in warning.message
+    assert "reachable from the seeds" in plan.summary
+    assert f"({A}, {C})" in warning.message
+    assert DEAD in plan.members and f"run:{rid('run:' + A)}" in plan.members
 
 
 def test_a_named_priority_zero_replica_needs_force() -> None:
@@ -185,9 +277,9 @@ def test_the_plan_promotes_repoints_every_other_replica_and_fences_the_old_maste
     assert plan.prediction["sync"] == "partial"
     # every candidate is listed for the table output, with its offset, gap and verdict
     notes = [f.message for f in plan.findings if f.code == "candidate"]
-    assert notes[0].startswith(f"candidate {A}: offset 1000 (0 bytes behind the best)")
+    assert notes[0].startswith(f"candidate {A}: offset 1000 (0 bytes behind the most advanced")
     assert "CHOSEN" in notes[0]
-    assert notes[1].startswith(f"candidate {B}: offset 990 (10 bytes behind the best)")
+    assert notes[1].startswith(f"candidate {B}: offset 990 (10 bytes behind the most advanced")
 
 
 def test_a_sentinel_managed_set_is_refused_unless_forced() -> None:
@@ -208,3 +300,16 @@ def test_an_unreachable_seed_is_a_warning_not_a_candidate() -> None:
     assert warning.node == B and warning.level == "warn"
     assert plan.prediction is not None
     assert [c["address"] for c in plan.prediction["candidates"]] == [A]
+
+
+def test_the_inventory_node_list_is_the_known_membership_of_the_group(tmp_path: Path) -> None:
+    inventory = tmp_path / "redisops.yml"
+    inventory.write_text(f"clusters:\n  cache:\n    nodes: [{A}, {B}, {C}]\n")
+    sess = build_session(cluster="cache", inventory=inventory)
+    topo = world(down(A, offset=100))
+    known = known_members(sess, topo, Address.parse(DEAD))
+    assert known.complete
+    assert {str(a) for a in known.addresses} == {DEAD, A, B, C}
+    plan = plan_failover(topo, Address.parse(DEAD), sess, known=known)
+    assert "membership_incomplete" not in [f.code for f in plan.findings]
+    assert {B, C} <= set(plan.members)  # locked too, though unread

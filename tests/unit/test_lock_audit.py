@@ -12,7 +12,7 @@ import pytest
 
 from redisops.audit import AuditLog, default_path, scrub
 from redisops.errors import CommandFailed, ExitCode, Locked, RedisopsError, Unreachable
-from redisops.lock import LOCK_KEY, ClusterLock, locks_dir
+from redisops.lock import LOCK_KEY, ClusterLock, LockUnavailable, locks_dir
 from redisops.model import Address, Plan, Step
 from redisops.redis_node import RedisNode
 from tests.harness import RedisFactory
@@ -55,7 +55,7 @@ def test_the_lock_file_is_named_after_the_cluster_under_the_state_directory(
     assert locks_dir() == tmp_path / "redisops" / "locks"
     lock = ClusterLock("10.0.0.1:6379/../x", "attach", "alice")
     assert lock.path.parent == tmp_path / "redisops" / "locks"
-    assert lock.path.name == "10.0.0.1_6379_.._x.lock"
+    assert lock.path.name == "cluster_10.0.0.1_6379_.._x.lock"
     with lock:
         lock.acquire(None)
         assert json.loads(lock.path.read_text())["operation"] == "attach"
@@ -77,7 +77,7 @@ def test_the_key_on_the_master_stops_an_operator_on_another_host(tmp_path: Path)
     assert "alice@" in str(exc.value) and "(pid" in str(exc.value)
     assert "it expires in 60s" in str(exc.value)
     # the loser holds nothing: its local lock was dropped
-    assert there._file is None
+    assert not there.held
     here.release()
     assert LOCK_KEY not in store
     there.acquire(fake_master(store))
@@ -93,14 +93,66 @@ def test_only_the_owner_releases_the_key(tmp_path: Path) -> None:
     assert json.loads(store[LOCK_KEY])["token"] == "someone-else"
 
 
-def test_an_unwritable_master_leaves_only_the_local_lock_with_a_warning(tmp_path: Path) -> None:
+def test_a_lock_key_that_cannot_be_written_stops_the_operation(tmp_path: Path) -> None:
+    node = fake_master()
+    node.fail_next("SET", CommandFailed("10.0.0.1:6379: SET failed: NOPERM no permissions"))
+    lock = new_lock(tmp_path)
+    with pytest.raises(LockUnavailable) as exc:
+        lock.acquire(node)
+    assert exc.value.exit_code is ExitCode.REFUSED
+    assert "cannot take the cluster lock" in str(exc.value) and "NOPERM" in str(exc.value)
+    assert "nothing was changed" in str(exc.value)
+    assert not lock.held  # and the local layer was given back
+    new_lock(tmp_path).acquire(None)
+
+
+def test_force_goes_on_with_only_the_local_lock_and_says_so(tmp_path: Path) -> None:
     node = fake_master()
     node.fail_next("SET", CommandFailed("READONLY You can't write against a read only replica."))
     lock = new_lock(tmp_path)
-    lock.acquire(node)
-    assert lock.key_on is None and lock._file is not None
+    lock.acquire(node, local_only_ok=True)
+    assert lock.key_on is None and lock.held
     assert "READONLY" in lock.warnings[0] and "only the local lock is held" in lock.warnings[0]
     lock.release()
+
+
+def test_the_lock_identity_is_the_group_whatever_the_spelling_or_the_seeds(
+    tmp_path: Path,
+) -> None:
+    # two failovers of one dead master, seeded with different replicas, one via a hostname
+    first = ClusterLock(
+        "a", "failover", "alice", directory=tmp_path, members=["localhost:7000", "127.0.0.1:7001"]
+    )
+    second = ClusterLock(
+        "b", "failover", "bob", directory=tmp_path, members=["127.0.0.1:7000", "127.0.0.1:7002"]
+    )
+    first.acquire(None)
+    with pytest.raises(Locked, match=r"alice@.*failover"):
+        second.acquire(None)
+    assert not second.held
+    # a node reached under another address is the same member through its run id
+    third = ClusterLock("c", "attach", "carol", directory=tmp_path, members=["run:r1", "h:1"])
+    third.acquire(None)
+    fourth = ClusterLock("d", "detach", "dave", directory=tmp_path, members=["run:r1", "h:2"])
+    with pytest.raises(Locked):
+        fourth.acquire(None)
+    first.release()
+    third.release()
+    second.acquire(None)
+    fourth.acquire(None)
+
+
+def test_a_lock_extends_to_members_found_on_a_fresh_read(tmp_path: Path) -> None:
+    lock = ClusterLock("c", "failover", "alice", directory=tmp_path, members=["127.0.0.1:7000"])
+    lock.acquire(None)
+    lock.extend(["127.0.0.1:7000", "127.0.0.1:7005"])
+    other = ClusterLock("o", "attach", "bob", directory=tmp_path, members=["127.0.0.1:7005"])
+    with pytest.raises(Locked):
+        other.acquire(None)
+    lock.release()
+    other.acquire(None)
+    with pytest.raises(Locked):
+        lock.extend(["127.0.0.1:7005"])
 
 
 def test_an_unreachable_master_releases_the_local_lock_and_raises(tmp_path: Path) -> None:
@@ -109,7 +161,7 @@ def test_an_unreachable_master_releases_the_local_lock_and_raises(tmp_path: Path
     lock = new_lock(tmp_path)
     with pytest.raises(Unreachable):
         lock.acquire(node)
-    assert lock._file is None
+    assert not lock.held
     other = new_lock(tmp_path)
     other.acquire(None)
     other.release()

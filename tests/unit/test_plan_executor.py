@@ -4,6 +4,9 @@ return, finish-forward after it, and the exit code of every outcome."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,9 @@ from redisops.errors import (
 )
 from redisops.inventory import ConnectOptions, Credentials, Secret
 from redisops.lock import LOCK_KEY, ClusterLock
-from redisops.model import Address, NodeInfo, Plan, Step
+from redisops.model import Address, Finding, NodeInfo, Plan, Step
 from redisops.ops.common import lock_steps, unlock_step
-from redisops.plan import RunContext, action, execute, remembered
+from redisops.plan import RunContext, action, execute, plan_changes, remembered
 from tests.builders import master
 
 A, B = "10.0.0.1:6379", "10.0.0.2:6379"
@@ -572,3 +575,172 @@ def test_rollback_on_a_node_that_is_down_is_skipped_not_failed(tmp_path: Path) -
         del plan_mod.ACTIONS["noop-ok"], plan_mod.ACTIONS["noop-fail"]
     assert result.exit_code is ExitCode.ERROR  # the original failure, not "rolled back"
     assert [o.result for o in result.steps if o.action.startswith("rollback")] == ["skipped"]
+
+
+# ----------------------------------------------------------------------------- signals
+
+
+@action("t-sigint")
+def _sigint_step(ctx: RunContext, step: Step) -> str:
+    os.kill(os.getpid(), int(step.args.get("signal", signal.SIGINT)))
+    time.sleep(5)  # the handler raises long before this ends
+    raise AssertionError("the signal did not interrupt the step")
+
+
+@action("t-sigint-in-critical")
+def _sigint_in_critical(ctx: RunContext, step: Step) -> str:
+    with ctx.critical():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        ctx.mark_committed()  # the promotion happened: the signal waited for it
+        ctx.facts["critical_done"] = True
+    return "unreachable"
+
+
+@action("t-wait", waits=True)
+def _a_wait(ctx: RunContext, step: Step) -> str:
+    ctx.facts.setdefault("waited", []).append(step.n)
+    return "waited"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_the_point_of_no_return_rolls_back_and_undoes_the_interrupted_step(
+    sess: FakeSession, tmp_path: Path, sig: signal.Signals
+) -> None:
+    steps = [
+        lock_steps(A, 1),
+        cmd(2, A, "CONFIG", "SET", "p", "frozen", rollback=("CONFIG", "SET", "p", "10")),
+        Step(
+            3,
+            A,
+            "t-sigint",
+            "wait for the target",
+            rollback=("CLIENT", "UNPAUSE"),
+            args={"signal": int(sig)},
+        ),
+        cmd(4, B, "REPLICAOF", "NO", "ONE", commit=True),
+    ]
+    previous = signal.getsignal(sig)
+    result, lines, _ = run(sess, tmp_path, steps)
+    assert signal.getsignal(sig) is previous  # the handler is put back
+    assert result.outcome == "rolled-back" and result.exit_code is ExitCode.ROLLED_BACK
+    assert f"interrupted by {sig.name}" in result.message
+    log = sess.node(n(A)).log
+    undo = [c for c in log if c in (("CLIENT", "UNPAUSE"), ("CONFIG", "SET", "p", "10"))]
+    assert undo == [("CLIENT", "UNPAUSE"), ("CONFIG", "SET", "p", "10")]  # newest first
+    assert ("REPLICAOF", "NO", "ONE") not in sess.node(n(B)).log
+    assert lock_free(tmp_path) and LOCK_KEY not in sess.stores[n(A)]
+    assert result.final_state  # the state of every node is reported
+    assert any(x["result"] == "failed" and sig.name in x.get("detail", "") for x in lines)
+
+
+def test_sigint_with_nothing_done_yet_is_exit_130_and_changes_nothing(
+    sess: FakeSession, tmp_path: Path
+) -> None:
+    result, _, _ = run(sess, tmp_path, [lock_steps(A, 1), Step(2, A, "t-sigint", "wait")])
+    assert result.outcome == "interrupted" and result.exit_code is ExitCode.INTERRUPTED
+    assert "nothing was changed" in result.message
+
+
+def test_sigint_after_the_point_of_no_return_finishes_forward_and_skips_the_waits(
+    sess: FakeSession, tmp_path: Path
+) -> None:
+    steps = [
+        lock_steps(A, 1),
+        Step(2, B, "t-sigint-in-critical", "promote, then demote"),
+        Step(3, B, "t-ok", "repoint the others", args={"on_failure": "continue"}),
+        Step(4, B, "t-wait", "verify", args={"on_failure": "continue"}),
+        unlock_step(A, 5),
+    ]
+    result, _, _ = run(sess, tmp_path, steps)
+    assert result.observed["critical_done"] is True  # the critical section was not cut
+    assert result.outcome == "partial" and result.exit_code is ExitCode.PARTIAL
+    assert "after the point of no return: it finished forward" in result.message
+    assert result.observed["ran"] == [3]  # the repoint still ran
+    assert "waited" not in result.observed  # the wait did not
+    assert [(s.n, s.result) for s in result.steps] == [
+        (1, "ok"),
+        (2, "failed"),
+        (3, "ok"),
+        (4, "skipped"),
+        (5, "ok"),
+    ]
+    assert lock_free(tmp_path)
+
+
+# ----------------------------------------------------------------------------- fresh read
+
+
+def test_the_plan_is_rebuilt_once_the_lock_is_held_and_a_change_stops_the_run(
+    sess: FakeSession, tmp_path: Path
+) -> None:
+    approved = Plan("test-op", "c1", (lock_steps(A, 1), cmd(2, B, "REPLICAOF", "NO", "ONE")))
+    changed = Plan("test-op", "c1", (lock_steps(A, 1), cmd(2, A, "REPLICAOF", "NO", "ONE")))
+    audit = AuditLog(tmp_path / "audit.log", "test-op", "c1")
+    lock = ClusterLock("c1", "test-op", "tester", directory=tmp_path / "locks")
+    ctx = RunContext(sess, approved, audit, lock, replan=lambda: changed)  # type: ignore[arg-type]
+    result = execute(ctx)
+    assert result.exit_code is ExitCode.REFUSED
+    assert "the cluster changed after the plan was made" in result.message
+    assert f'step 2 was "step 2" on {B}, now "step 2" on {A}' in result.message
+    assert not any(c[0] == "REPLICAOF" for node in sess.nodes.values() for c in node.log)
+    assert lock_free(tmp_path)
+
+
+def test_a_fresh_plan_that_does_the_same_runs_with_the_fresh_values(
+    sess: FakeSession, tmp_path: Path
+) -> None:
+    approved = Plan("test-op", "c1", (lock_steps(A, 1), cmd(2, B, "PING")), members=(A,))
+    fresh = Plan(
+        "test-op", "c1", (lock_steps(A, 1), cmd(2, B, "PING")), members=(A, "10.0.0.9:6379")
+    )
+    audit = AuditLog(tmp_path / "audit.log", "test-op", "c1")
+    lock = ClusterLock(
+        "c1", "test-op", "tester", directory=tmp_path / "locks", members=approved.members
+    )
+    seen: list[bool] = []
+
+    def replan() -> Plan:
+        seen.append(True)
+        return fresh
+
+    ctx = RunContext(sess, approved, audit, lock, replan=replan)  # type: ignore[arg-type]
+    result = execute(ctx)
+    assert result.exit_code is ExitCode.OK and seen == [True]
+    assert ctx.plan is fresh
+    assert "addr:10.0.0.9:6379" in lock.names  # the new member was locked too
+
+
+def test_a_refusal_or_a_new_confirmation_on_the_fresh_read_counts_as_a_change() -> None:
+    old = Plan("x", "c", (cmd(1, A, "PING"),))
+    refused = Plan(
+        "x", "c", (cmd(1, A, "PING"),), (Finding("refuse", "already_failed_over", "B is master"),)
+    )
+    confirm = Plan("x", "c", (cmd(1, A, "PING"),), (Finding("confirm", "keys", "lose 3 keys"),))
+    assert plan_changes(old, refused) == ["B is master"]
+    assert plan_changes(old, confirm) == ["new finding to confirm: lose 3 keys"]
+    assert plan_changes(old, Plan("x", "c", (), nothing_to_do=True, summary="done")) == [
+        "nothing to do any more: done"
+    ]
+
+
+def test_a_restore_step_is_skipped_when_what_it_restores_never_changed(
+    sess: FakeSession, tmp_path: Path
+) -> None:
+    sess.node(n(A)).fail_next("CONFIG", CommandFailed("ERR unknown command 'CONFIG'"))
+    steps = [
+        cmd(1, A, "CONFIG", "SET", "p", "frozen", args={"optional": True}),
+        cmd(
+            2,
+            A,
+            "CONFIG",
+            "SET",
+            "p",
+            "10",
+            args={"if_fact": "pings_frozen", "if_fact_note": "the PING period was not changed"},
+        ),
+    ]
+    result, _, _ = run(sess, tmp_path, steps, lock=False)
+    assert result.exit_code is ExitCode.OK
+    assert [s.result for s in result.steps] == ["warning", "skipped"]
+    assert result.steps[1].detail == "nothing to restore: the PING period was not changed"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from redisops.model import Address, NodeInfo, Plan
-from redisops.ops.switchover import PING_FREEZE, plan_switchover
+from redisops.ops.switchover import plan_switchover
 from redisops.session import Session, build_session
+from redisops.topology import PING_FREEZE
 from tests.builders import master, replica, rid, topology
 
 M, T, OT, CH, X = (f"127.0.0.1:{p}" for p in (7000, 7001, 7002, 7003, 7004))
@@ -83,7 +86,9 @@ def test_the_default_plan_pauses_catches_up_promotes_demotes_then_repoints_the_r
     assert repoint.args["nodes"] == [OT, CH]
     assert verify.args["nodes"] == [M, OT, CH]
     assert set(baseline.args["nodes"]) == {M, T, OT, CH}
-    assert set(p.touched) == {M, T, OT, CH}
+    assert restore.args["if_fact"] == "pings_frozen"  # restored only if it was frozen
+    # the result reports every node of the group, the target's own replica included
+    assert set(p.touched) == {M, T, OT, CH, X}
 
 
 def test_the_prediction_is_partial_for_the_old_master_and_every_replica() -> None:
@@ -169,14 +174,52 @@ def test_an_unreachable_target_cannot_be_planned() -> None:
     assert codes(p) == ["unreachable"]
 
 
-def test_an_unreachable_replica_is_a_warning_and_is_left_out_of_the_repoint() -> None:
+def test_an_unreachable_replica_is_a_warning_and_its_repoint_fails_into_exit_8() -> None:
     nodes = [n for n in cluster() if str(n.address) != CH]
     p = plan(nodes)
     assert p.refusals() == []
     [warning] = [f for f in p.findings if f.code == "replica_unreachable"]
     assert warning.node == CH and warning.level == "warn"
+    assert "exit 8" in warning.message
+    # it is still on the list: it cannot be moved, so the result cannot be "applied"
     repoint = next(s for s in p.steps if s.action == "repoint")
-    assert repoint.args["nodes"] == [OT]
+    assert repoint.args["nodes"] == [OT, CH]
+    assert CH in p.touched
+    assert "1 unreachable replica(s) cannot be moved" in p.summary
+
+
+def test_a_frozen_ping_period_is_never_taken_for_the_original() -> None:
+    frozen = {"replica-priority": "100", "repl-ping-replica-period": PING_FREEZE}
+    nodes = cluster()
+    nodes[0] = master(M, offset=1000, replicas=[T, OT], replid=HIST, config=frozen)
+    p = plan(nodes)
+    freeze = next(s for s in p.steps if s.action == "freeze-pings")
+    restore = next(s for s in p.steps if s.args.get("if_fact") == "pings_frozen")
+    assert freeze.rollback == ("CONFIG", "SET", "repl-ping-replica-period", "10")
+    assert restore.command == ("CONFIG", "SET", "repl-ping-replica-period", "10")
+    assert "ping_period_frozen" in [f.code for f in p.findings]
+
+
+def test_without_config_the_pings_are_neither_frozen_nor_restored_and_the_plan_says_so() -> None:
+    nodes = cluster()
+    nodes[0] = replace(nodes[0], config={}, unavailable=frozenset({"CONFIG"}))
+    p = plan(nodes)
+    assert p.refusals() == []
+    assert "freeze-pings" not in [s.action for s in p.steps]
+    assert not any(s.command and s.command[0] == "CONFIG" for s in p.steps)
+    [note] = [f for f in p.findings if f.code == "config_unavailable"]
+    assert note.node == M and "cannot be frozen" in note.message
+    # --persist needs CONFIG REWRITE on the old master: refused before anything runs
+    assert "persist_unavailable" in codes(plan(nodes, persist=True))
+
+
+def test_a_renamed_replicaof_on_a_node_to_move_is_refused() -> None:
+    nodes = cluster()
+    nodes[2] = replace(nodes[2], unavailable=frozenset({"REPLICAOF"}))
+    p = plan(nodes)
+    [refusal] = p.refusals()
+    assert refusal.code == "command_unavailable" and refusal.node == OT
+    assert "--rename-command REPLICAOF=NEWNAME" in refusal.message
 
 
 def test_the_target_is_already_the_master_so_nothing_to_do() -> None:

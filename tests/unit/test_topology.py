@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from redisops.model import Address
-from tests.builders import master, replica, rid, topology, unreachable
+from dataclasses import replace
+
+from redisops.model import Address, NodeInfo
+from redisops.topology import discover
+from tests.builders import master, replica, rid, topology, unreachable, world
 
 
 def kinds(topo) -> list[str]:  # type: ignore[no-untyped-def]
@@ -110,3 +113,60 @@ def test_stale_entry_on_a_master() -> None:
     r = replica("10.0.0.2:6379", "10.0.0.5:6379", offset=10)
     topo = topology(m, r, other)
     assert "stale_replica_entry" in kinds(topo)
+
+
+def test_a_replica_announcing_another_port_is_that_node_not_an_unreachable_one() -> None:
+    # the master lists the replica at its announced port 7999; it is reached at 7002
+    m = master("10.0.0.1:6379", offset=100, replicas=["10.0.0.1:7999"])
+    r = replica("10.0.0.1:7002", "10.0.0.1:6379", offset=100)
+    r = replace(r, config={**r.config, "replica-announce-port": "7999"})
+    topo = topology(m, r, seeds=["10.0.0.1:6379", "10.0.0.1:7002"])
+    assert [str(n.address) for n in topo.nodes] == ["10.0.0.1:6379", "10.0.0.1:7002"]
+    assert topo.canonical(Address.parse("10.0.0.1:7999")) == Address.parse("10.0.0.1:7002")
+    assert "unreachable" not in kinds(topo) and "address_mismatch" not in kinds(topo)
+    # without its real address it stays what it looks like: an unreachable replica
+    alone = topology(m, r, seeds=["10.0.0.1:6379"])
+    assert "unreachable" in kinds(alone)
+
+
+def test_an_unreachable_node_written_two_ways_is_one_node() -> None:
+    a = replica("127.0.0.1:7001", "127.0.0.1:7000", link="down")
+    probe = world(a)
+    ips = {"localhost": frozenset({"127.0.0.1", "::1"}), "127.0.0.1": frozenset({"127.0.0.1"})}
+    topo = discover(
+        [Address.parse("localhost:7000"), Address.parse("127.0.0.1:7001")],
+        probe,
+        parallel=False,
+        resolve=lambda host: ips.get(host, frozenset({host})),
+    )
+    # the spelling the replica uses for its master is kept
+    assert [str(n.address) for n in topo.nodes if not n.reachable] == ["127.0.0.1:7000"]
+    assert topo.canonical(Address.parse("localhost:7000")) == Address.parse("127.0.0.1:7000")
+
+
+def test_sentinels_and_other_services_are_labelled_not_counted_as_masters() -> None:
+    sentinel = NodeInfo(
+        Address.parse("10.0.0.9:26379"), True, info={"redis_mode": "sentinel", "run_id": "s"}
+    )
+    http = NodeInfo(
+        Address.parse("10.0.0.8:80"),
+        False,
+        error="not a Redis server (an HTTP server answers there)",
+        service="not-redis",
+    )
+    m = master("10.0.0.1:6379", offset=10)
+    topo = topology(m, sentinel, http, seeds=["10.0.0.1:6379", "10.0.0.9:26379", "10.0.0.8:80"])
+    assert kinds(topo) == ["not_redis", "sentinel_seed"]
+    assert topo.get(sentinel.address).role == "sentinel"  # type: ignore[union-attr]
+
+
+def test_a_frozen_ping_period_is_a_problem() -> None:
+    m = master(
+        "10.0.0.1:6379",
+        offset=10,
+        config={"replica-priority": "100", "repl-ping-replica-period": "2147483647"},
+    )
+    topo = topology(m)
+    [problem] = topo.problems
+    assert problem.kind == "ping_period_frozen" and problem.node == "10.0.0.1:6379"
+    assert "CONFIG SET repl-ping-replica-period 10" in problem.message
