@@ -46,7 +46,7 @@ from redisops.ops.common import (
     unfit_finding,
 )
 from redisops.ops.fence import write_fence_record
-from redisops.ops.switchover import (
+from redisops.ops.promotion import (
     at_offset,
     command_refusals,
     followers_of,
