@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redisops.engine.predict import RateParams, predict_sync
@@ -76,6 +77,35 @@ from redisops.retry import NO_RETRY
 from redisops.session import Session
 from redisops.testhooks import hold
 from redisops.topology import entry_address
+
+
+def current_master(
+    session: Session,
+    topo: Topology,
+    target: Address,
+    master: str | None,
+    read_more: Callable[[list[Address]], Topology] | None = None,
+) -> tuple[Topology, Address]:
+    """The master to switch away from: ``master`` if given, else the one Sentinel names
+    (read with ``read_more`` when the topology lacks it), else the top of the target's tree."""
+    from redisops.errors import BadInput
+    from redisops.model import parse_target
+    from redisops.ops.sentinel import discover_master
+
+    if master:
+        return topo, parse_target(master).address
+    sentinel_master_addr = discover_master(session) if session.sentinels else None
+    if sentinel_master_addr is not None:
+        maddr = topo.canonical(sentinel_master_addr)
+        if topo.get(maddr) is None:
+            topo = (read_more or session.discover)([maddr])
+            maddr = topo.canonical(sentinel_master_addr)
+        return topo, maddr
+    tnode = topo.get(target)
+    top = topo.root(tnode) if tnode is not None else None
+    if top is None:
+        raise BadInput(f"cannot tell the current master of {target}", hint="name it with --master")
+    return topo, top.address
 
 
 def plan_switchover(

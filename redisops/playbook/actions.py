@@ -27,7 +27,8 @@ from redisops.playbook import expr
 from redisops.playbook.overlay import Down, Effect, Promote, Replicate, World
 
 if TYPE_CHECKING:  # pragma: no cover
-    from redisops.model import Plan, Topology
+    from redisops.model import Address, Plan, Topology
+    from redisops.ops.api import Operation, Reader
     from redisops.plan import PlanResult, Progress
     from redisops.session import Session
 
@@ -151,10 +152,7 @@ class ActionDef:
 def _discover(ctx: ActionContext, session: Session, extra: Iterable[str] = ()) -> Topology:
     from redisops.model import Address
 
-    addrs = [Address.parse(a) for a in extra]
-    topo = ctx.world.discover(session, addrs) if ctx.dry_run else session.discover(addrs)
-    ctx.note_nodes(str(n.address) for n in topo.nodes)
-    return topo
+    return _reader(ctx)(session, [Address.parse(a) for a in extra])
 
 
 def cluster_view(topo: Topology, predicted: Iterable[str] = ()) -> dict[str, Any]:
@@ -429,15 +427,16 @@ def _audit(ctx: ActionContext, operation: str, cluster: str) -> RunAudit:
     return RunAudit(ctx.audit_path, operation, cluster, ctx.run_id)
 
 
-def _lock_ttl(plan: Plan, floor: int = 900, margin: int = 300) -> int:
-    """Seconds the lock key lives: the plan's longest waits plus a margin (as the CLI)."""
-    waits = 0.0
-    for step in plan.steps:
-        try:
-            waits += float(step.args.get("timeout", 0) or 0)
-        except (TypeError, ValueError):
-            continue
-    return max(floor, int(waits) + margin)
+def _reader(ctx: ActionContext) -> Reader:
+    """How the operations read the cluster for this run: as it is, or in a dry run with the
+    predicted effects of the steps so far; every node read is remembered."""
+
+    def read(session: Session, extra: Sequence[Address]) -> Topology:
+        topo = ctx.world.discover(session, extra) if ctx.dry_run else session.discover(list(extra))
+        ctx.note_nodes(str(n.address) for n in topo.nodes)
+        return topo
+
+    return read
 
 
 def _outcome_value(plan: Plan, **extra: Any) -> dict[str, Any]:
@@ -455,35 +454,33 @@ def _outcome_value(plan: Plan, **extra: Any) -> dict[str, Any]:
 def _operate(
     ctx: ActionContext,
     session: Session,
-    plan: Plan,
+    op: Operation,
     *,
     force: bool,
     effects: Sequence[Effect],
     value: Mapping[str, Any] | None = None,
 ) -> ActionResult:
-    """Gate, then predict (dry run) or execute ``plan``, as the CLI commands do."""
-    from redisops.audit import operator
-    from redisops.lock import ClusterLock
+    """Gate, then predict (dry run) or execute the operation, as the CLI commands do
+    (:func:`redisops.ops.api.gate` and :func:`~redisops.ops.api.execute`)."""
+    from redisops.ops.api import execute, gate
     from redisops.output import render_plan
-    from redisops.plan import NullProgress, RunContext, execute
 
+    plan = op.plan
     extra = dict(value or {})
     ctx.note_nodes(plan.touched)
+    for text in op.notes:
+        ctx.show(f"  note: {text}")
     if plan.nothing_to_do:
         return ActionResult(
             _outcome_value(plan, outcome="nothing-to-do", changed=False, **extra),
             plan.summary,
             plan=plan,
         )
-    refusals = plan.refusals(force)
-    if refusals:
-        code = (
-            ExitCode.UNREACHABLE
-            if any(f.code == "unreachable" for f in refusals)
-            else ExitCode.REFUSED
-        )
+    refused = gate(plan, force)
+    if refused is not None:
+        code, why = refused
         raise StepFailed(
-            "refused: " + "; ".join(f.message for f in refusals),
+            f"refused: {why}",
             code,
             value=_outcome_value(plan, outcome="refused", changed=False, **extra),
             plan=plan,
@@ -521,26 +518,14 @@ def _operate(
                 value=_outcome_value(plan, outcome="refused", changed=False, **extra),
                 plan=plan,
             )
-    audit = _audit(ctx, plan.operation, plan.cluster)
-    audit.record(
-        step=0,
-        action="plan",
-        result="approved",
-        forced=force,
-        overridden=[f.message for f in plan.findings if f.level == "refuse"],
-        prediction=plan.prediction,
-    )
-    lock = ClusterLock(
-        plan.cluster, plan.operation, audit.operator or operator(), ttl_s=_lock_ttl(plan)
-    )
-    rctx = RunContext(session, plan, audit, lock, ctx.progress or NullProgress(), sleep=ctx.sleep)
-    result = execute(rctx)
-    audit.record(
-        step=len(plan.steps) + 1,
-        action="result",
-        result=result.outcome,
-        detail=result.message,
-        observed=result.observed,
+    result = execute(
+        op,
+        session,
+        force=force,
+        audit_path=ctx.audit_path,
+        progress=ctx.progress,
+        audit=RunAudit(ctx.audit_path, plan.operation, plan.cluster, ctx.run_id),
+        sleep=ctx.sleep,
     )
     if result.outcome in ("applied", "partial", "timeout", "verify-failed"):
         ctx.changed = True
@@ -573,120 +558,91 @@ def _result_summary(plan: Plan, result: PlanResult) -> str:
     return "; ".join(parts)
 
 
+def _repointed(plan: Plan) -> list[str]:
+    """The replicas a promotion plan repoints to the new master (its ``repoint`` step)."""
+    for step in plan.steps:
+        if step.action == "repoint":
+            return [str(n) for n in step.args.get("nodes", [])]
+    return []
+
+
+def _canonical(address: str) -> str:
+    from redisops.model import parse_target
+
+    return str(parse_target(address).address)
+
+
 def _attach(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
-    from redisops.model import Address
-    from redisops.ops.attach import plan_attach
-    from redisops.ops.common import Options, measure_write_rate
+    from redisops.ops import api
     from redisops.units import parse_rate
 
-    replica, master = str(args["replica"]), str(args["master"])
-    with ctx.connect.session([replica, master]) as session:
-        topo = _discover(ctx, session)
-        maddr = Address.parse(master)
-        rate = (
-            parse_rate(str(args["write_rate"]), option="write_rate")
-            if args.get("write_rate")
-            else None
-        )
-        if rate is None:
-            rate = 0.0
-            mnode = topo.get(maddr)
-            if mnode is not None and mnode.reachable and float(args["sample"]) > 0:
-                top = topo.root(mnode) or mnode
-                rate = measure_write_rate(session, top.address, float(args["sample"]), ctx.sleep)
-        opts = Options(
-            dry_run=ctx.dry_run,
-            yes=ctx.yes,
-            force=bool(args["force"]),
-            persist=bool(args["persist"]),
-            bandwidth=parse_rate(str(args["bandwidth"]), option="bandwidth"),
-            write_rate=rate,
-            sample_seconds=float(args["sample"]),
-            timeout=float(args["timeout"]),
-            wait=bool(args["wait"]),
-        )
-        creds = session.options_for(maddr).credentials
-        plan = plan_attach(topo, Address.parse(replica), maddr, opts, creds, session, rate)
-        full = (plan.prediction or {}).get("sync") == "full"
+    req = api.AttachRequest(
+        str(args["replica"]),
+        str(args["master"]),
+        persist=bool(args["persist"]),
+        force=bool(args["force"]),
+        wait=bool(args["wait"]),
+        timeout=float(args["timeout"]),
+        bandwidth=parse_rate(str(args["bandwidth"]), option="bandwidth"),
+        write_rate=parse_rate(str(args["write_rate"]), option="write_rate")
+        if args.get("write_rate")
+        else None,
+        sample=float(args["sample"]),
+    )
+    with ctx.connect.session(req.seeds()) as session:
+        op = api.attach(session, req, read=_reader(ctx), sleep=ctx.sleep)
+        full = (op.plan.prediction or {}).get("sync") == "full"
+        r, m = _canonical(req.replica), _canonical(req.master)
         return _operate(
             ctx,
             session,
-            plan,
-            force=opts.force,
-            effects=[
-                Replicate(
-                    str(topo.canonical(Address.parse(replica))), str(topo.canonical(maddr)), full
-                )
-            ],
-            value={"replica": replica, "master": master},
+            op,
+            force=req.force,
+            effects=[Replicate(r, m, full)],
+            value={"replica": r, "master": m},
         )
 
 
 def _detach(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
-    from redisops.model import Address
-    from redisops.ops.common import Options
-    from redisops.ops.detach import plan_detach
+    from redisops.ops import api
 
-    replica = str(args["replica"])
-    with ctx.connect.session([replica]) as session:
-        topo = _discover(ctx, session)
-        opts = Options(
-            dry_run=ctx.dry_run,
-            yes=ctx.yes,
-            force=bool(args["force"]),
-            persist=bool(args["persist"]),
-        )
-        plan = plan_detach(topo, Address.parse(replica), opts, session)
+    req = api.DetachRequest(
+        str(args["replica"]), persist=bool(args["persist"]), force=bool(args["force"])
+    )
+    with ctx.connect.session(req.seeds()) as session:
+        op = api.detach(session, req, read=_reader(ctx))
+        r = _canonical(req.replica)
         return _operate(
-            ctx,
-            session,
-            plan,
-            force=opts.force,
-            effects=[Promote(replica)],
-            value={"replica": replica},
+            ctx, session, op, force=req.force, effects=[Promote(r)], value={"replica": r}
         )
 
 
 def _switchover(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
-    from redisops.model import Address
-    from redisops.ops.switchover import plan_switchover
+    from redisops.ops import api
 
-    target = str(args["to"])
-    seeds = [target] + ([str(args["master"])] if args.get("master") else [])
-    with ctx.connect.session(seeds) as session:
-        topo = _discover(ctx, session)
-        taddr = Address.parse(target)
-        if args.get("master"):
-            maddr = Address.parse(str(args["master"]))
-        else:
-            tnode = topo.get(taddr)
-            top = topo.root(tnode) if tnode is not None else None
-            if top is None:
-                raise StepFailed(
-                    f"cannot tell the current master of {target}",
-                    ExitCode.BAD_INPUT,
-                    hint="give with: {master: ...}",
-                )
-            maddr = top.address
-        plan = plan_switchover(
-            topo,
-            maddr,
-            taddr,
-            session,
-            force=bool(args["force"]),
-            method=str(args["method"]),
-            max_lag_bytes=int(args["max_lag"]),
-            pause_timeout_ms=int(float(args["pause_timeout"]) * 1000),
-            persist=bool(args["persist"]),
-        )
-        t, m = str(topo.canonical(taddr)), str(topo.canonical(maddr))
-        others = [str(n.address) for n in _others(topo, maddr, taddr)]
+    req = api.SwitchoverRequest(
+        str(args["to"]),
+        str(args["master"]) if args.get("master") else None,
+        method=str(args["method"]),
+        max_lag_bytes=int(args["max_lag"]),
+        pause_timeout_ms=int(float(args["pause_timeout"]) * 1000),
+        persist=bool(args["persist"]),
+        force=bool(args["force"]),
+    )
+    with ctx.connect.session(req.seeds()) as session:
+        op = api.switchover(session, req, read=_reader(ctx))
+        t = _canonical(req.to)
+        m = next((s.node for s in op.plan.steps if s.action in ("switch", "native-failover")), None)
+        effects: list[Effect] = [Promote(t)]
+        if m is not None:
+            effects.append(Replicate(m, t))
+        effects += [Replicate(o, t) for o in _repointed(op.plan)]
         result = _operate(
             ctx,
             session,
-            plan,
-            force=bool(args["force"]),
-            effects=[Promote(t), Replicate(m, t), *[Replicate(o, t) for o in others]],
+            op,
+            force=req.force,
+            effects=effects,
             value={"old_master": m, "new_master": t},
         )
         observed = result.value.get("observed") or {}
@@ -695,67 +651,46 @@ def _switchover(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
         return result
 
 
-def _others(topo: Topology, master: Any, target: Any) -> list[Any]:
-    mnode, tnode = topo.get(master), topo.get(target)
-    if mnode is None or tnode is None:
-        return []
-    under_target = {d.address for d in topo.descendants(tnode)}
-    return [
-        n
-        for n in topo.descendants(mnode)
-        if n.reachable and n.address != tnode.address and n.address not in under_target
-    ]
-
-
 def _failover(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
-    from redisops.model import Address
-    from redisops.ops.failover import confirm_down, plan_failover
+    from redisops.ops import api
 
-    dead = str(args["master"])
+    dead = _canonical(str(args["master"]))
     seeds = list(args.get("seeds") or [])
     cluster = None
     if not seeds:
         seeds, cluster = peers(ctx, dead)
-    to = args.get("to")
-    with ctx.connect.session([*seeds, dead], cluster) as session:
-        daddr = Address.parse(dead)
-        if ctx.dry_run and dead in {e.node for e in ctx.world.effects if isinstance(e, Down)}:
-            down = True
-        else:
-            down = confirm_down(
-                session,
-                daddr,
-                probes=int(args["probes"]),
-                interval=float(args["interval"]),
-                sleep=ctx.sleep,
-            )
-        topo = _discover(ctx, session)
-        plan = plan_failover(
-            topo,
-            daddr,
-            session,
-            to=Address.parse(str(to)) if to else None,
-            auto=not to,
-            force=bool(args["force"]),
-            max_disconnect=int(float(args["max_disconnect"])),
-            dead_confirmed=down,
-            persist=bool(args["persist"]),
-        )
-        chosen = (plan.prediction or {}).get("chosen")
-        others = [str(n) for n in plan.touched if n != chosen]
+    known_down = ctx.dry_run and dead in {e.node for e in ctx.world.effects if isinstance(e, Down)}
+    req = api.FailoverRequest(
+        dead,
+        str(args["to"]) if args.get("to") else None,
+        tuple(seeds),
+        max_disconnect=int(float(args["max_disconnect"])),
+        persist=bool(args["persist"]),
+        force=bool(args["force"]),
+        probes=int(args["probes"]),
+        interval=float(args["interval"]),
+        accept_data_loss=bool(args["accept_data_loss"]),
+        known_down=known_down,
+    )
+    with ctx.connect.session(req.seeds(), cluster) as session:
+        op = api.failover(session, req, read=_reader(ctx))
+        chosen = (op.plan.prediction or {}).get("chosen")
         effects: list[Effect] = []
         if chosen:
-            effects = [Promote(str(chosen)), *[Replicate(o, str(chosen)) for o in others]]
+            effects = [
+                Promote(str(chosen)),
+                *[Replicate(o, str(chosen)) for o in _repointed(op.plan)],
+            ]
         return _operate(
             ctx,
             session,
-            plan,
-            force=bool(args["force"]),
+            op,
+            force=req.force,
             effects=effects,
             value={
                 "old_master": dead,
                 "new_master": chosen,
-                "candidates": (plan.prediction or {}).get("candidates", []),
+                "candidates": (op.plan.prediction or {}).get("candidates", []),
             },
         )
 
@@ -765,12 +700,20 @@ def _fence(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
     answers; if it is down, recorded as fenced on the new master (``status`` reports it
     as a split brain the moment it answers as a master again)."""
     from redisops.model import Address
-    from redisops.ops.fence import plan_fence, write_fence_record
+    from redisops.ops import api
+    from redisops.ops.fence import write_fence_record
     from redisops.topology import fence_records
 
-    old, new = str(args["old"]), str(args["to"])
+    old, new = _canonical(str(args["old"])), _canonical(str(args["to"]))
+    req = api.FenceRequest(
+        old,
+        new,
+        persist=bool(args["persist"]),
+        force=bool(args["force"]),
+        timeout=float(args["timeout"]),
+    )
     with ctx.connect.session([new, old]) as session:
-        topo = _discover(ctx, session)
+        topo = _reader(ctx)(session, [])
         onode = topo.get(Address.parse(old))
         if onode is None or not onode.reachable:
             recorded = any(str(r.get("address")) == old for r in fence_records(topo))
@@ -802,20 +745,13 @@ def _fence(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
             return ActionResult(
                 {**value, "outcome": "applied"}, f"{old} is down; recorded as fenced on {new}"
             )
-        plan = plan_fence(
-            topo,
-            Address.parse(old),
-            Address.parse(new),
-            session,
-            persist=bool(args["persist"]),
-            timeout=float(args["timeout"]),
-        )
+        op = api.fence(session, req, read=_reader(ctx))
         return _operate(
             ctx,
             session,
-            plan,
-            force=bool(args["force"]),
-            effects=[Replicate(old, new, (plan.prediction or {}).get("sync") == "full")],
+            op,
+            force=req.force,
+            effects=[Replicate(old, new, (op.plan.prediction or {}).get("sync") == "full")],
             value={"old": old, "new_master": new, "fenced": "replica"},
         )
 
@@ -862,10 +798,9 @@ def _check(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
 
 
 def _drift(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
-    """Configuration drift (``redisops drift``): read and compare; with ``fix``, the
-    fix plan (``drift --fix``), executed like every operation."""
-    from redisops.model import parse_target
-    from redisops.ops.drift import drift_report, plan_fix
+    """Configuration drift (``redisops drift``): read and compare; with ``fix``, the fix
+    (``drift --fix``), executed like every operation."""
+    from redisops.ops import api
 
     seeds = list(args.get("seeds") or [])
     cluster = args.get("cluster") or None
@@ -873,28 +808,26 @@ def _drift(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
         raise StepFailed(
             "drift needs seeds or cluster, or a --cluster for the run", ExitCode.BAD_INPUT
         )
+    req = api.DriftRequest(_canonical(str(args["reference"])) if args.get("reference") else None)
     with ctx.connect.session(seeds, cluster) as session:
-        topo = session.discover()
-        ctx.note_nodes(str(n.address) for n in topo.nodes)
-        ref = (
-            str(topo.canonical(parse_target(args["reference"]).address))
-            if args.get("reference")
-            else None
-        )
-        configs, report = drift_report(session, topo, reference=ref)
-        view = _drift_view(report, ctx.world.fixed if ctx.dry_run else set())
         if args.get("fix"):
-            plan = plan_fix(topo, configs, report, session.cluster_name, report.reference or "")
+            op = api.drift_fix(session, req)
+            report = op.extra["report"]
+            ctx.note_nodes(n.node for n in report.nodes)
+            view = _drift_view(report, ctx.world.fixed if ctx.dry_run else set())
             fixes = {
                 (f.parameter, node)
                 for f in report.findings
                 if f.fixable
                 for node in (f.differs or ((f.node,) if f.node else ()))
             }
-            result = _operate(ctx, session, plan, force=False, effects=[], value={"report": view})
+            result = _operate(ctx, session, op, force=False, effects=[], value={"report": view})
             if ctx.dry_run:
                 ctx.world.fixed |= fixes
             return result
+        report = api.drift(session, req).report
+    ctx.note_nodes(n.node for n in report.nodes)
+    view = _drift_view(report, ctx.world.fixed if ctx.dry_run else set())
     fixable = view["fixable"]
     summary = (
         "no drift"
@@ -1073,6 +1006,9 @@ ACTIONS: dict[str, ActionDef] = {
                     "addresses", help="default: the inventory cluster that lists the master"
                 ),
                 "max_disconnect": Param("duration", default=60.0),
+                "accept_data_loss": Param(
+                    "bool", default=False, help="promote a replica that loses writes"
+                ),
                 "probes": Param("int", default=3),
                 "interval": Param("duration", default=0.3),
                 "persist": _PERSIST,

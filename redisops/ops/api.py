@@ -1,0 +1,446 @@
+"""The operations, as one public API: a request in, an :class:`Operation` (a plan, and how
+to plan it again) out; :func:`gate` says whether an operation may run; :func:`execute` is
+the one way an approved operation runs.
+
+The CLI commands (which only parse options into a request and render what comes back)
+and the playbook actions call these same functions, so a playbook step is exactly the
+command an operator would type: the same reading, preflight, prediction, lock, audit,
+executor and verification.
+
+Every entry point reads the cluster through ``read`` (default: the session's discovery);
+a playbook's dry run passes a reader that applies the effects of the steps it has only
+predicted, so later plans are made against the state the procedure will meet.
+
+>>> AttachRequest("10.0.0.2:6379", "10.0.0.1:6379").seeds()
+['10.0.0.2:6379', '10.0.0.1:6379']
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from redisops.errors import ExitCode
+from redisops.ops.check import CheckRequest, run_check
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.audit import AuditLog
+    from redisops.checks.drift import DriftReport, NodeConfig
+    from redisops.model import Address, Plan, Topology
+    from redisops.plan import PlanResult, Progress
+    from redisops.session import Session
+
+__all__ = [
+    "AttachRequest",
+    "CheckRequest",
+    "DetachRequest",
+    "DriftRequest",
+    "FailoverRequest",
+    "FenceRequest",
+    "Operation",
+    "SwitchoverRequest",
+    "attach",
+    "detach",
+    "drift",
+    "drift_fix",
+    "execute",
+    "failover",
+    "failover_seeds",
+    "fence",
+    "gate",
+    "lock_ttl",
+    "run_check",
+    "switchover",
+]
+
+#: how an entry point reads the cluster: ``read(session, extra_addresses)``
+Reader = Callable[["Session", Sequence["Address"]], "Topology"]
+
+
+def live(session: Session, extra: Sequence[Address] = ()) -> Topology:
+    """The cluster as it is now (the default reader)."""
+    return session.discover(list(extra))
+
+
+@dataclass
+class Operation:
+    """A planned operation: its plan, how to plan it again from a fresh read (the executor
+    does so once the lock is held), what to tell the operator first, and the data the plan
+    was made from (e.g. the drift report a fix comes from)."""
+
+    plan: Plan
+    replan: Callable[[], Plan]
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class AttachRequest:
+    replica: str
+    master: str
+    persist: bool = False
+    force: bool = False
+    wait: bool = True
+    timeout: float = 300.0
+    bandwidth: float = 100e6  # bytes/s assumed by the prediction
+    write_rate: float | None = None  # bytes/s; None: measured over ``sample`` seconds
+    sample: float = 1.0
+
+    def seeds(self) -> list[str]:
+        return [self.replica, self.master]
+
+
+@dataclass(frozen=True)
+class DetachRequest:
+    replica: str
+    persist: bool = False
+    force: bool = False
+
+    def seeds(self) -> list[str]:
+        return [self.replica]
+
+
+@dataclass(frozen=True)
+class SwitchoverRequest:
+    to: str
+    master: str | None = None  # default: the one Sentinel names, else the target's master
+    extra_seeds: tuple[str, ...] = ()
+    method: str = "redisops"  # or native
+    via_sentinel: bool = False
+    max_lag_bytes: int = 1024 * 1024
+    pause_timeout_ms: int = 5000
+    persist: bool = False
+    force: bool = False
+
+    def seeds(self) -> list[str]:
+        return [self.to, *([self.master] if self.master else []), *self.extra_seeds]
+
+
+@dataclass(frozen=True)
+class FailoverRequest:
+    master: str  # the dead one
+    to: str | None = None  # None: chosen by Sentinel's rules
+    extra_seeds: tuple[str, ...] = ()
+    max_disconnect: int = 60
+    accept_data_loss: bool = False
+    persist: bool = False
+    force: bool = False
+    probes: int = 3
+    interval: float = 0.3
+    #: a caller that knows the master is down (a dry run that predicted it) skips the probes
+    known_down: bool = False
+
+    def seeds(self) -> list[str]:
+        return [*self.extra_seeds, self.master]
+
+
+@dataclass(frozen=True)
+class FenceRequest:
+    old: str
+    to: str
+    persist: bool = False
+    force: bool = False
+    timeout: float = 300.0
+
+    def seeds(self) -> list[str]:
+        return [self.old, self.to]
+
+
+@dataclass(frozen=True)
+class DriftRequest:
+    reference: str | None = None  # default: the master
+    config_files: Mapping[str, str] = field(default_factory=dict)  # node -> path on its host
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def attach(
+    session: Session,
+    req: AttachRequest,
+    *,
+    read: Reader = live,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Operation:
+    """``REPLICAOF master`` on ``replica``: preflight, predicted resync, steps, verification."""
+    from redisops.model import parse_target
+    from redisops.ops.attach import last_known_followers, plan_attach
+    from redisops.ops.common import Options, measure_write_rate
+
+    rspec, mspec = parse_target(req.replica), parse_target(req.master)
+    # a replica of REPLICA that is reconnecting is not listed by it: the last-known
+    # topology names it (probed again if it answers, predicted from what was seen if not)
+    topo = session.with_last_known(read(session, []))
+    rate = req.write_rate
+    if rate is None:
+        rate = 0.0
+        master_node = topo.get(mspec.address)
+        if master_node is not None and master_node.reachable and req.sample > 0:
+            top = topo.root(master_node) or master_node
+            rate = measure_write_rate(session, top.address, req.sample, sleep)
+    opts = Options(
+        force=req.force,
+        persist=req.persist,
+        bandwidth=req.bandwidth,
+        write_rate=rate,
+        sample_seconds=req.sample,
+        timeout=req.timeout,
+        wait=req.wait,
+    )
+    # what the replica must present to the master: the master's own credentials (a user
+    # named in its redis://user@ URL counts, not only --user)
+    creds = session.options_for(mspec.address).credentials
+
+    def make(topo: Topology) -> Plan:
+        known = last_known_followers(topo, rspec.address)
+        return plan_attach(topo, rspec.address, mspec.address, opts, creds, session, rate, known)
+
+    return Operation(make(topo), lambda: make(session.with_last_known(read(session, []))))
+
+
+def detach(session: Session, req: DetachRequest, *, read: Reader = live) -> Operation:
+    """``REPLICAOF NO ONE`` on a replica: it keeps its data and becomes a master."""
+    from redisops.model import parse_target
+    from redisops.ops.common import Options
+    from redisops.ops.detach import plan_detach
+
+    address = parse_target(req.replica).address
+    opts = Options(force=req.force, persist=req.persist)
+
+    def make() -> Plan:
+        return plan_detach(read(session, []), address, opts, session)
+
+    return Operation(make(), make)
+
+
+def switchover(session: Session, req: SwitchoverRequest, *, read: Reader = live) -> Operation:
+    """Planned change of master with no lost write (the master is alive)."""
+    from redisops.errors import BadInput
+    from redisops.model import parse_target
+    from redisops.ops.switchover import current_master, plan_switchover
+
+    if req.method not in ("redisops", "native"):
+        raise BadInput(f"method {req.method!r} is not known", hint="use redisops or native")
+    target = parse_target(req.to).address
+
+    def make() -> Plan:
+        topo, master = current_master(
+            session, read(session, []), target, req.master, lambda extra: read(session, extra)
+        )
+        return plan_switchover(
+            topo,
+            master,
+            target,
+            session,
+            force=req.force,
+            via_sentinel=req.via_sentinel,
+            method=req.method,
+            max_lag_bytes=req.max_lag_bytes,
+            pause_timeout_ms=req.pause_timeout_ms,
+            persist=req.persist,
+        )
+
+    return Operation(make(), make)
+
+
+def failover_seeds(
+    dead: str, seeds: Sequence[str], cluster: str | None
+) -> tuple[list[str], list[str]]:
+    """Where a failover starts reading, and what to tell the operator: the given seeds, or
+    (none given, no inventory cluster) the members the dead master was last seen with."""
+    from redisops.ops.failover import known_note
+    from redisops.state import group_of
+
+    if seeds or cluster is not None:
+        return list(seeds), []
+    record = group_of(dead)
+    if record is None:
+        return [], []
+    return [a for a in record.members() if a != dead], [known_note(record, dead)]
+
+
+def failover(session: Session, req: FailoverRequest, *, read: Reader = live) -> Operation:
+    """The master is dead: confirm it, choose the replica, promote it, repoint the others,
+    fence the old master."""
+    from redisops.model import parse_target
+    from redisops.ops.failover import confirm_down, known_members, plan_failover
+
+    dead = parse_target(req.master).address
+    down = req.known_down or confirm_down(session, dead, probes=req.probes, interval=req.interval)
+
+    def make() -> Plan:
+        topo = read(session, [])
+        known = known_members(session, topo, dead)
+        unread = [a for a in known.addresses if topo.get(a) is None]
+        if unread:
+            topo = read(session, unread)
+        return plan_failover(
+            topo,
+            dead,
+            session,
+            to=parse_target(req.to).address if req.to else None,
+            auto=req.to is None,
+            force=req.force,
+            max_disconnect=req.max_disconnect,
+            dead_confirmed=down,
+            persist=req.persist,
+            accept_data_loss=req.accept_data_loss,
+            known=known,
+        )
+
+    return Operation(make(), make)
+
+
+def fence(session: Session, req: FenceRequest, *, read: Reader = live) -> Operation:
+    """Make an old master that came back a replica of the new one."""
+    from redisops.model import parse_target
+    from redisops.ops.fence import plan_fence
+
+    old, new = parse_target(req.old).address, parse_target(req.to).address
+
+    def make() -> Plan:
+        return plan_fence(
+            read(session, []), old, new, session, persist=req.persist, timeout=req.timeout
+        )
+
+    return Operation(make(), make)
+
+
+@dataclass
+class DriftResult:
+    topology: Topology
+    configs: list[NodeConfig]
+    report: DriftReport
+
+
+def drift(session: Session, req: DriftRequest) -> DriftResult:
+    """Configuration drift of the session's group: across nodes, and running vs file."""
+    from redisops.errors import BadInput, Unreachable
+    from redisops.model import parse_target
+    from redisops.ops.drift import drift_report
+
+    topo = session.discover()
+    if not any(n.reachable for n in topo.nodes):
+        raise Unreachable("no node of the group could be reached")
+    ref = str(topo.canonical(parse_target(req.reference).address)) if req.reference else None
+    if ref is not None and topo.get(parse_target(ref).address) is None:
+        raise BadInput(f"--reference {req.reference} is not a node of this group")
+    configs, report = drift_report(session, topo, reference=ref, config_files=req.config_files)
+    return DriftResult(topo, configs, report)
+
+
+def drift_fix(session: Session, req: DriftRequest) -> Operation:
+    """The plan that sets drifted keys back to the reference's values and persists them
+    (``extra["report"]``: the drift it fixes)."""
+    from redisops.ops.drift import plan_fix
+
+    def make() -> tuple[Plan, DriftResult]:
+        found = drift(session, req)
+        plan = plan_fix(
+            found.topology,
+            found.configs,
+            found.report,
+            session.cluster_name,
+            found.report.reference or "",
+            dict(req.config_files),
+        )
+        return plan, found
+
+    plan, found = make()
+    return Operation(plan, lambda: make()[0], extra={"report": found.report})
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def gate(plan: Plan, force: bool) -> tuple[ExitCode, str] | None:
+    """Why ``plan`` may not run (exit code and the refusals), or None: 3 when a needed node
+    is unreachable, 5 for any other refusal (``force`` overrides the forceable ones)."""
+    refusals = plan.refusals(force)
+    if not refusals:
+        return None
+    code = (
+        ExitCode.UNREACHABLE if any(f.code == "unreachable" for f in refusals) else ExitCode.REFUSED
+    )
+    return code, "; ".join(f.message for f in refusals)
+
+
+def lock_ttl(plan: Plan, floor: int = 900, margin: int = 300) -> int:
+    """Seconds the lock key lives: the operation's longest possible wait (``--timeout``)
+    plus a margin, never under ``floor``, so the key cannot expire while the operation is
+    still running (e.g. ``attach --timeout 3600`` on a large dataset)."""
+    waits = 0.0
+    for step in plan.steps:
+        try:
+            waits += float(step.args.get("timeout", 0) or 0)
+        except (TypeError, ValueError):
+            continue
+    return max(floor, int(waits) + margin)
+
+
+def execute(
+    op: Operation,
+    session: Session,
+    *,
+    force: bool,
+    audit_path: Path | None,
+    progress: Progress | None = None,
+    facts: Mapping[str, Any] | None = None,
+    audit: AuditLog | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PlanResult:
+    """Run an approved operation: audit the approval, take the cluster lock (the executor
+    re-plans under it), execute, record the final state, audit the result."""
+    from redisops.audit import AuditLog, operator
+    from redisops.lock import ClusterLock
+    from redisops.plan import NullProgress, RunContext
+    from redisops.plan import execute as run_plan
+    from redisops.state import mark_plan, note_final_state
+    from redisops.testhooks import hold
+
+    plan = op.plan
+    hold("approved")
+    log = audit or AuditLog(audit_path, plan.operation, plan.cluster)
+    log.record(
+        step=0,
+        action="plan",
+        result="approved",
+        forced=force,
+        overridden=[f.message for f in plan.findings if f.level == "refuse"],
+        prediction=plan.prediction,
+    )
+    lock = ClusterLock(
+        plan.cluster,
+        plan.operation,
+        log.operator or operator(),
+        ttl_s=lock_ttl(plan),
+        members=plan.members,
+    )
+    ctx = RunContext(
+        session,
+        plan,
+        log,
+        lock,
+        progress or NullProgress(),
+        facts=dict(facts or {}),
+        replan=op.replan,
+        force=force,
+        sleep=sleep,
+    )
+    mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
+    result = run_plan(ctx)
+    note_final_state(result.final_state)
+    log.record(
+        step=len(plan.steps) + 1,
+        action="result",
+        result=result.outcome,
+        detail=result.message,
+        observed=result.observed,
+    )
+    return result
