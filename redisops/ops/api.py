@@ -53,6 +53,7 @@ __all__ = [
     "gate",
     "lock_ttl",
     "run_check",
+    "status",
     "switchover",
 ]
 
@@ -159,6 +160,57 @@ class DriftRequest:
 
 
 # ----------------------------------------------------------------------------- entry points
+
+
+def status(session: Session, *, read: Reader = live) -> Topology:
+    """The topology as ``redisops status`` shows it: from the seeds (and the master the
+    Sentinels name), plus any old master a failover fenced that answers again, completed
+    from the last-known topology, with the Sentinel view and its problems."""
+    from redisops.errors import BadInput, RedisopsError
+    from redisops.model import Address, Topology
+    from redisops.topology import fence_records, sentinel_problems
+
+    view = None
+    if session.sentinels:
+        from redisops.ops.sentinel import master_addr, sentinel_view
+
+        view = sentinel_view(session)
+    extra: list[Address] = []
+    if view is not None and view.get("name"):
+        for entry in view["sentinels"]:
+            if entry.get("master"):
+                extra.append(Address.parse(str(entry["master"])))
+        if not extra:
+            try:
+                found = master_addr(session, session.sentinels[0], str(view["name"]))
+            except RedisopsError:
+                found = None
+            if found is not None:
+                extra.append(found)
+    if not session.seeds and not extra:
+        raise BadInput(
+            "no node to start from: no sentinel named a master",
+            hint="give a SEED address, --cluster NAME, or --sentinel-master",
+        )
+    extra = list(dict.fromkeys(extra))
+    topo = read(session, extra)
+    # an old master fenced by a failover is not linked to anything: look for it explicitly
+    returned = []
+    for record in fence_records(topo):
+        try:
+            addr = Address.parse(str(record.get("address")))
+        except BadInput:
+            continue
+        if topo.get(addr) is None and session.probe(addr).reachable:
+            returned.append(addr)
+    if returned:
+        topo = read(session, [*extra, *returned])
+    topo = session.with_last_known(topo, [*extra, *returned])
+    if view is None:
+        return topo
+    problems = (*topo.problems, *sentinel_problems(topo, view))
+    problems = tuple(sorted(problems, key=lambda p: p.severity != "critical"))
+    return Topology(topo.nodes, problems, topo.aliases, sentinel=view)
 
 
 def attach(

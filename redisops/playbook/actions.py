@@ -253,8 +253,10 @@ def _status(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
             "status needs seeds or cluster (with: {seeds: [...]}), or a --cluster for the run",
             ExitCode.BAD_INPUT,
         )
+    from redisops.ops import api
+
     with ctx.connect.session(seeds, cluster) as session:
-        topo = _discover(ctx, session)
+        topo = api.status(session, read=_reader(ctx))
     view = cluster_view(topo, ctx.world.predicted if ctx.dry_run else ())
     summary = _view_summary(view)
     if dead:
