@@ -21,8 +21,6 @@ from typing import Any
 
 from redisops.errors import BadInput
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.I)
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 1.0}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.I)
 
 
@@ -76,22 +74,18 @@ def _bool(value: Any) -> bool:
 
 def parse_duration(value: Any) -> float:
     """Seconds from ``30s``, ``5m``, ``1h``, ``250ms``, ``1m30s`` or a bare number (seconds)."""
+    from redisops.units import parse_duration as parse
+
     if isinstance(value, bool):
         raise ValueError("expected a duration like 30s, got a boolean")
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)
-    text = str(value).strip()
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos or (m.group(2) is None and m.end() != len(text)):
-            break
-        total += float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "").lower()]
-        pos = m.end()
-    if not text or pos != len(text):
-        raise ValueError("expected a duration like 30s, 5m, 250ms or 1m30s")
-    return total
+    try:
+        return parse(str(value), option="duration")
+    except BadInput:
+        raise ValueError("expected a duration like 30s, 5m, 250ms or 1m30s") from None
 
 
 def parse_size(value: Any) -> int:
