@@ -42,6 +42,7 @@ __all__ = [
     "FenceRequest",
     "Operation",
     "SwitchoverRequest",
+    "WaitSyncRequest",
     "attach",
     "detach",
     "drift",
@@ -55,6 +56,7 @@ __all__ = [
     "run_check",
     "status",
     "switchover",
+    "wait_sync",
 ]
 
 #: how an entry point reads the cluster: ``read(session, extra_addresses)``
@@ -406,6 +408,57 @@ def drift_fix(session: Session, req: DriftRequest) -> Operation:
 
     plan, found = make()
     return Operation(plan, lambda: make()[0], extra={"report": found.report})
+
+
+@dataclass(frozen=True)
+class WaitSyncRequest:
+    replica: str
+    master: str | None = None  # default: the replica's master
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class InSync:
+    master: str
+    offset: int
+    detail: str
+
+
+def wait_sync(
+    session: Session,
+    req: WaitSyncRequest,
+    *,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> InSync:
+    """Until the replica's link is up and its offset is its master's (the wait every attach
+    ends with); Refused when it is not a replica, WaitTimeout with a diagnosis."""
+    from redisops.audit import AuditLog
+    from redisops.errors import Refused
+    from redisops.model import Address, Plan, Step
+    from redisops.ops.attach import wait_sync as follow
+    from redisops.plan import NullProgress, RunContext
+
+    address = Address.parse(req.replica)
+    node = session.probe(address)
+    master = req.master or (str(node.master_address) if node.master_address else None)
+    if not node.reachable or not node.is_replica or master is None:
+        raise Refused(f"{req.replica} is not a replica ({node.error or node.role})")
+    plan = Plan("wait-sync", session.cluster_name, ())
+    ctx = RunContext(
+        session,
+        plan,
+        AuditLog(None, plan.operation, plan.cluster),  # a wait changes nothing: no record
+        None,
+        progress or NullProgress(),
+        sleep=sleep,
+    )
+    step = Step(
+        1, req.replica, "wait-sync", "wait", args={"master": master, "timeout": req.timeout}
+    )
+    detail = follow(ctx, step)
+    offset = int(session.node(address).info("replication").get("master_repl_offset", 0))
+    return InSync(master, offset, detail)
 
 
 # ----------------------------------------------------------------------------- running

@@ -370,12 +370,17 @@ def _sleep(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
 
 
 def _wait_sync(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
-    from redisops.model import Address, Plan, Step
-    from redisops.ops.attach import wait_sync
-    from redisops.plan import NullProgress, RunContext
+    from redisops.model import Address
+    from redisops.ops import api
 
-    replica = str(args["replica"])
+    replica = _canonical(str(args["replica"]))
+    req = api.WaitSyncRequest(
+        replica,
+        _canonical(str(args["master"])) if args.get("master") else None,
+        float(args["timeout"]),
+    )
     with ctx.connect.session([replica]) as session:
+        ctx.note_nodes([replica])
         if ctx.dry_run and replica in ctx.world.predicted:
             topo = ctx.world.discover(session)
             node = topo.get(Address.parse(replica))
@@ -385,29 +390,13 @@ def _wait_sync(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
                     f"{replica} in sync with {node.master_address} (predicted)",
                     predicted=True,
                 )
-        node = session.probe(Address.parse(replica))
-        ctx.note_nodes([replica])
-        master = args.get("master") or (str(node.master_address) if node.master_address else None)
-        if not node.reachable or not node.is_replica or master is None:
-            raise StepFailed(
-                f"{replica} is not a replica ({node.error or node.role})", _probe_code(ctx)
-            )
-        plan = Plan("wait_sync", session.cluster_name, ())
-        audit = _audit(ctx, "wait_sync", session.cluster_name)
-        rctx = RunContext(
-            session, plan, audit, None, ctx.progress or NullProgress(), sleep=ctx.sleep
-        )
-        step = Step(
-            1, replica, "wait-sync", "wait", args={"master": master, "timeout": args["timeout"]}
-        )
         try:
-            detail = wait_sync(rctx, step)
+            done = api.wait_sync(session, req, progress=ctx.progress, sleep=ctx.sleep)
         except RedisopsError as exc:
-            raise StepFailed(str(exc), exc.exit_code, value={"in_sync": False}) from None
-        info = session.node(Address.parse(replica)).info("replication")
+            code = _probe_code(ctx) if exc.exit_code is ExitCode.REFUSED else exc.exit_code
+            raise StepFailed(str(exc), code, value={"in_sync": False}) from None
     return ActionResult(
-        {"in_sync": True, "master": master, "offset": int(info.get("master_repl_offset", 0))},
-        detail,
+        {"in_sync": True, "master": done.master, "offset": done.offset}, done.detail
     )
 
 
@@ -423,10 +412,6 @@ class RunAudit(AuditLog):
 
     def record(self, **fields: Any) -> None:
         super().record(playbook_run=self.run_id, **fields)
-
-
-def _audit(ctx: ActionContext, operation: str, cluster: str) -> RunAudit:
-    return RunAudit(ctx.audit_path, operation, cluster, ctx.run_id)
 
 
 def _reader(ctx: ActionContext) -> Reader:
