@@ -8,6 +8,7 @@ Exit codes: 0 done (or dry run, or nothing to do), 3 a needed node is unreachabl
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,6 +18,7 @@ from redisops.errors import ExitCode
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
+    from redisops.model import Plan
     from redisops.ops.api import Operation
 
 DryRunOpt = Annotated[
@@ -47,7 +49,7 @@ TimeoutOpt = Annotated[
 
 
 def run_operation(
-    op: Operation,
+    op: Operation | Plan,
     session: Any,
     *,
     fmt: Format,
@@ -55,11 +57,16 @@ def run_operation(
     yes: bool,
     force: bool,
     audit_path: Path | None,
+    replan: Callable[[], Plan] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Render, gate, ask, execute (:func:`redisops.ops.api.execute`) and exit with the
     documented code (raises typer.Exit). ``op.extra`` joins the JSON document (e.g. the
-    drift report a fix comes from); ``op.notes`` are told first."""
-    from redisops.ops.api import execute, gate
+    drift report a fix comes from); ``op.notes`` are told first.
+
+    A bare plan (with ``replan`` and ``extra``) is accepted too, for commands whose
+    planning has not moved into :mod:`redisops.ops.api` yet."""
+    from redisops.ops.api import Operation, execute, gate
     from redisops.output import (
         error_line,
         make_progress,
@@ -70,6 +77,8 @@ def run_operation(
         write,
     )
 
+    if not isinstance(op, Operation):
+        op = Operation(op, replan, extra=dict(extra or {}))
     plan = op.plan
     for text in op.notes:
         note(text)

@@ -75,7 +75,7 @@ class Operation:
     was made from (e.g. the drift report a fix comes from)."""
 
     plan: Plan
-    replan: Callable[[], Plan]
+    replan: Callable[[], Plan] | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
