@@ -250,6 +250,9 @@ def remembered(node: str, param: str) -> str:
 
 ActionFn = Callable[[RunContext, Step], str]
 ACTIONS: dict[str, ActionFn] = {}
+#: how to undo a step whose effect is not undone by a Redis command (a server it started,
+#: a file it staged): run on rollback like ``Step.rollback``, returns what it did
+UNDOS: dict[str, ActionFn] = {}
 #: actions that only wait or check (skipped when finishing forward after an interrupt)
 WAITING: set[str] = set()
 #: actions that take the lock (the plan is rebuilt from a fresh read after them)
@@ -265,6 +268,16 @@ def action(
             WAITING.add(name)
         if takes_lock:
             LOCKING.add(name)
+        return fn
+
+    return register
+
+
+def undo(name: str) -> Callable[[ActionFn], ActionFn]:
+    """Register the rollback routine of action ``name`` (see :data:`UNDOS`)."""
+
+    def register(fn: ActionFn) -> ActionFn:
+        UNDOS[name] = fn
         return fn
 
     return register
@@ -365,14 +378,14 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
     """Undo completed steps in reverse order; returns what could not be undone."""
     failures = []
     for step in reversed(done):
-        if step.rollback is None:
+        undo_fn = UNDOS.get(step.action)
+        if step.rollback is None and undo_fn is None:
             continue
         t0 = time.perf_counter()
 
         def record(
             result: str, detail: str, audit_result: str, step: Step = step, t0: float = t0
         ) -> None:
-            assert step.rollback is not None
             outcomes.append(
                 StepOutcome(
                     step.n,
@@ -387,11 +400,19 @@ def _rollback(ctx: RunContext, done: list[Step], outcomes: list[StepOutcome]) ->
                 step=step.n,
                 node=step.node,
                 action=f"rollback:{step.action}",
-                command=list(step.rollback),
+                command=list(step.rollback) if step.rollback else None,
                 result=audit_result,
                 detail=detail,
             )
 
+        if step.rollback is None and undo_fn is not None:
+            try:
+                record("rolled-back", undo_fn(ctx, step), "ok")
+            except RedisopsError as exc:
+                failures.append(f"step {step.n} on {step.node}: {exc}")
+                record("failed", str(exc), "failed")
+            continue
+        assert step.rollback is not None
         try:
             ctx.node(step.node).execute(*_materialise(ctx, step, step.rollback, "rollback_secret"))
             record("rolled-back", " ".join(step.rollback), "ok")
@@ -482,6 +503,7 @@ def _refresh(ctx: RunContext) -> None:
 
 def _load_routines() -> None:
     """Step routines register themselves when their ops module is imported."""
+    from redisops.backup import restore  # noqa: F401
     from redisops.ops import attach, detach, drift, failover, fence, sentinel, switchover  # noqa: F401
 
 

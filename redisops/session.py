@@ -45,6 +45,7 @@ class Session:
     probe_deadline: float | None = None
     _specs: dict[Address, NodeSpec] = field(default_factory=dict)
     _nodes: dict[Address, RedisNode] = field(default_factory=dict)
+    _options: dict[Address, ConnectOptions] = field(default_factory=dict)
     _discovered_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -60,7 +61,17 @@ class Session:
             return self._discovered_name
         return ",".join(sorted(str(s.address) for s in self.seeds)) or "adhoc"
 
+    def set_options(self, address: Address, options: ConnectOptions) -> None:
+        """Connect to ``address`` with ``options`` instead of the session's (a server the
+        operation itself started, e.g. the throwaway server of an online restore)."""
+        self._options[address] = options
+        old = self._nodes.pop(address, None)
+        if old is not None:
+            old.close()
+
     def options_for(self, address: Address) -> ConnectOptions:
+        if address in self._options:
+            return self._options[address]
         spec = self._specs.get(address)
         if spec is not None:
             return self.options.for_spec(spec)

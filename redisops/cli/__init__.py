@@ -110,7 +110,8 @@ def _root(
     Every change can be planned with --dry-run; every command speaks --format json.
     Use --debug anywhere for tracebacks. Exit codes: 0 ok, 1 error, 2 bad input,
     3 unreachable, 4 problems found (check: Nagios 0/1/2/3), 5 refused, 6 locked, 7 rolled back,
-    8 partially applied, 9 verification failed, 10 timed out, 11 drift found.
+    8 partially applied, 9 verification failed, 10 timed out, 11 drift found
+    (backup exit codes: docs/backup.md).
     """
 
 
@@ -125,6 +126,8 @@ COMMAND_MODULES: dict[str, str] = {
     "fence": "master",
     "lab": "lab",
     "playbook": "playbook",
+    "backup": "backup",
+    "restore": "backup",
     "drift": "drift",
     "advise": "advise",
 }

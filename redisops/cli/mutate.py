@@ -58,6 +58,8 @@ def run_operation(
     force: bool,
     audit_path: Path | None,
     replan: Callable[[], Plan] | None = None,
+    facts: dict[str, Any] | None = None,
+    remembered: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Render, gate, ask, execute (:func:`redisops.ops.api.execute`) and exit with the
@@ -115,7 +117,15 @@ def run_operation(
         if not typer.confirm("Proceed?", default=False):
             error_line("not confirmed; nothing was changed")
             raise typer.Exit(int(ExitCode.REFUSED))
-    result = execute(op, session, force=force, audit_path=audit_path, progress=make_progress(fmt))
+    result = execute(
+        op,
+        session,
+        force=force,
+        audit_path=audit_path,
+        progress=make_progress(fmt),
+        facts=facts,
+        remembered=remembered,
+    )
     if fmt is Format.json:
         doc["result"] = result.to_dict()
         write(to_json(doc))

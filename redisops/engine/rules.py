@@ -41,6 +41,24 @@ def rdb_version(redis_version: str) -> int | None:
     return best
 
 
+def can_load_rdb(redis_version: str, rdb_format: int) -> bool | None:
+    """Whether a server of ``redis_version`` loads an RDB file of format ``rdb_format``.
+
+    The one place this rule lives: a server refuses a format newer than the one it writes
+    ("Can't handle RDB format version 11"). Valkey reports ``redis_version:7.2.4`` (and
+    writes format 11), so it follows the same table. None when the version is unknown.
+
+    >>> can_load_rdb("7.0.15", 10), can_load_rdb("7.0.15", 11), can_load_rdb("6.2.14", 10)
+    (True, False, False)
+    >>> can_load_rdb("7.2.4", 11), can_load_rdb("?", 9)
+    (True, None)
+    """
+    newest = rdb_version(redis_version)
+    if newest is None:
+        return None
+    return rdb_format <= newest
+
+
 @dataclass(frozen=True)
 class PsyncDecision:
     partial: bool

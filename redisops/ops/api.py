@@ -497,11 +497,13 @@ def execute(
     audit_path: Path | None,
     progress: Progress | None = None,
     facts: Mapping[str, Any] | None = None,
+    remembered: Mapping[str, Any] | None = None,
     audit: AuditLog | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PlanResult:
     """Run an approved operation: audit the approval, take the cluster lock (the executor
-    re-plans under it), execute, record the final state, audit the result."""
+    re-plans under it), execute, record the final state, audit the result. ``facts`` seed
+    what the steps observe; ``remembered`` holds secrets a step needs (never shown)."""
     from redisops.audit import AuditLog, operator
     from redisops.lock import ClusterLock
     from redisops.plan import NullProgress, RunContext
@@ -538,6 +540,7 @@ def execute(
         force=force,
         sleep=sleep,
     )
+    ctx.remembered.update(remembered or {})  # secrets a step needs (never shown)
     mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
     result = run_plan(ctx)
     note_final_state(result.final_state)

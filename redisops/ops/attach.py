@@ -376,8 +376,15 @@ def baseline(ctx: RunContext, master: str) -> dict[str, int]:
 
 @action("wait-sync", waits=True)
 def wait_sync(ctx: RunContext, step: Step) -> str:
-    """Follow handshake -> transfer -> loading -> connected -> caught up, with progress."""
-    master = str(step.args["master"])
+    """Follow handshake -> transfer -> loading -> connected -> caught up, with progress.
+
+    The master is ``args["master"]``, or, for a server the operation starts itself (a
+    restore's throwaway server), the ``address`` in the fact named by ``args["master_fact"]``.
+    """
+    if "master" in step.args:
+        master = str(step.args["master"])
+    else:
+        master = str(ctx.facts[str(step.args["master_fact"])]["address"])
     timeout = float(step.args.get("timeout", 300))
     rnode = ctx.node(step.node)
     mnode = ctx.node(master)

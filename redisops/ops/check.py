@@ -171,14 +171,18 @@ def read_host_facts(session: Session, topo: Any) -> dict[str, Mapping[str, str] 
 
 
 def newest_verified_backup_source() -> BackupLookup | None:
-    """``newest_verified_backup(group) -> (time, offhost) | None`` from the backup catalogue
-    (issue 13), when that package is installed; None before (the check then uses
-    ``rdb_last_save_time``)."""
-    import importlib
+    """``group -> (time, has a verified off-host copy) | None`` from the backup catalogue at
+    ``$REDISOPS_BACKUP_DEST`` (docs/backup.md); None when no destination is configured (the
+    check then uses ``rdb_last_save_time``)."""
+    import os
 
-    try:
-        module = importlib.import_module("redisops.backup.catalogue")
-    except ImportError:
+    dest = os.environ.get("REDISOPS_BACKUP_DEST")
+    if not dest:
         return None
-    fn = getattr(module, "newest_verified_backup", None)
-    return fn if callable(fn) else None
+    from redisops.backup.catalogue import newest_verified_backup
+
+    def lookup(group: str) -> tuple[float, bool] | None:
+        record = newest_verified_backup(dest, group)
+        return None if record is None else (record.taken_at, record.offhost_copy)
+
+    return lookup

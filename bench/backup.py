@@ -1,0 +1,141 @@
+"""Backup transfer speed: the verified fetch against a plain copy of the same RDB file.
+
+A redis-server on a free loopback port is filled with ``DEBUG POPULATE`` (values of
+``--value-size`` bytes, ``rdbcompression no`` so the file is as large as the data) until
+the RDB is about ``--size-mb``; one ``BGSAVE`` writes it. Then, in the same run and with
+the page cache warm for all (the file is read once first):
+
+* ``cp``: the floor for moving the bytes on this machine;
+* ``redisops fetch``: :func:`redisops.backup.take.fetch_verified`'s copy pass through
+  :class:`~redisops.host.LocalHost`: SHA-256 and CRC64 computed while copying, the source
+  host's SHA-256 computed at the same time (a second reader), fsync;
+* ``redis-check-rdb``: the separate check that follows;
+* for reference, SHA-256 alone and CRC64 alone over the file.
+
+The SFTP-versus-scp comparison (issue 13's target: at least 0.8 of scp's throughput over
+the loopback sshd) needs the SSH layer (issue 12); it is added here once that is merged.
+
+Usage: python bench/backup.py [--size-mb 1024] [--value-size 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from redisops import lab
+from redisops.backup.rdbfile import run_check_rdb
+from redisops.backup.take import copy_once
+from redisops.host import CHUNK, LocalHost
+from redisops.plan import NullProgress
+
+
+def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], redis.Redis]:
+    port = lab.free_base_port(1, 23000)
+    proc = subprocess.Popen(
+        [
+            lab.redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(tmp),
+            "--save",
+            "",
+            "--rdbcompression",
+            "no",
+            "--enable-debug-command",
+            "local",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port, socket_timeout=600)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    return proc, client
+
+
+def make_rdb(client: redis.Redis, size_mb: int, value_size: int) -> float:
+    keys = size_mb * 1024 * 1024 // (value_size + 30)
+    client.execute_command("DEBUG", "POPULATE", keys, "key", value_size)
+    t0 = time.perf_counter()
+    client.bgsave()
+    while client.info("persistence")["rdb_bgsave_in_progress"]:
+        time.sleep(0.1)
+    return time.perf_counter() - t0
+
+
+def rate(nbytes: int, seconds: float) -> str:
+    return f"{nbytes / seconds / 1e6:8.1f} MB/s ({seconds:6.2f} s)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--value-size", type=int, default=1000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-backup-") as tmp_s:
+        tmp = Path(tmp_s)
+        proc, client = start_server(tmp)
+        try:
+            bgsave_s = make_rdb(client, args.size_mb, args.value_size)
+        finally:
+            client.shutdown(nosave=True)
+            proc.wait(30)
+        rdb = tmp / "dump.rdb"
+        size = rdb.stat().st_size
+        print(f"RDB: {size / 1e6:.0f} MB, BGSAVE {bgsave_s:.1f} s")
+        with open(rdb, "rb") as fh:  # warm the page cache for every contender
+            while fh.read(CHUNK):
+                pass
+        out = tmp / "copy.rdb"
+        t0 = time.perf_counter()
+        subprocess.run(["cp", str(rdb), str(out)], check=True)
+        subprocess.run(["sync", str(out)], check=True)
+        cp_s = time.perf_counter() - t0
+        out.unlink()
+        t0 = time.perf_counter()
+        facts, source_sha, _, changed = copy_once(LocalHost(), str(rdb), out, NullProgress())
+        fetch_s = time.perf_counter() - t0
+        assert not changed and facts.sha256 == source_sha and facts.crc_status == "ok"
+        t0 = time.perf_counter()
+        check = run_check_rdb(str(out), facts.format_version)
+        check_s = time.perf_counter() - t0
+        out.unlink()
+        with open(rdb, "rb") as fh:
+            t0 = time.perf_counter()
+            h = hashlib.sha256()
+            for block in iter(lambda: fh.read(CHUNK), b""):
+                h.update(block)
+            sha_s = time.perf_counter() - t0
+        with open(rdb, "rb") as fh:
+            import anycrc
+
+            model, crc = anycrc.Model("CRC64-REDIS"), 0
+            t0 = time.perf_counter()
+            for block in iter(lambda: fh.read(CHUNK), b""):
+                crc = model.calc(block, crc)
+            crc_s = time.perf_counter() - t0
+        print(f"cp + sync                       {rate(size, cp_s)}")
+        print(
+            f"redisops fetch (sha+crc+source) {rate(size, fetch_s)}  ratio to cp {cp_s / fetch_s:.2f}"
+        )
+        print(f"redis-check-rdb ({check.status})          {rate(size, check_s)}")
+        print(f"sha256 alone                    {rate(size, sha_s)}")
+        print(f"crc64 alone (anycrc)            {rate(size, crc_s)}")
+        print("SFTP vs scp: waiting for the SSH layer (issue 12) to be merged")
+
+
+if __name__ == "__main__":
+    main()
