@@ -28,6 +28,8 @@ from redisops.ops.check import CheckRequest, run_check
 
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.audit import AuditLog
+    from redisops.backup.dest import DestSpec
+    from redisops.backup.take import BackupOutcome, BackupRequest
     from redisops.checks.drift import DriftReport, NodeConfig
     from redisops.model import Address, Plan, Topology
     from redisops.plan import PlanResult, Progress
@@ -41,9 +43,11 @@ __all__ = [
     "FailoverRequest",
     "FenceRequest",
     "Operation",
+    "RestoreRequest",
     "SwitchoverRequest",
     "WaitSyncRequest",
     "attach",
+    "backup",
     "detach",
     "drift",
     "drift_fix",
@@ -53,6 +57,7 @@ __all__ = [
     "fence",
     "gate",
     "lock_ttl",
+    "restore",
     "run_check",
     "status",
     "switchover",
@@ -78,6 +83,8 @@ class Operation:
     replan: Callable[[], Plan] | None = None
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: secrets a step needs (e.g. a backup's decryption key): in memory only, never shown
+    remembered: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- requests
@@ -461,6 +468,71 @@ def wait_sync(
     return InSync(master, offset, detail)
 
 
+def backup(
+    session: Session,
+    req: BackupRequest,
+    *,
+    key: bytes | None = None,
+    progress: Progress | None = None,
+    note: Callable[[str], None] = lambda text: None,
+) -> BackupOutcome:
+    """A verified RDB backup of the session's group (``req.dry_run``: what would be taken
+    and pruned); ``key`` encrypts the copies that leave this machine."""
+    from redisops.backup.take import run_backup
+
+    return run_backup(session, req, key=key, progress=progress, note=note)
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    backup: str  # a backup file, or an id (or ``latest``) at ``dest``
+    to: str
+    method: str = "online"  # or file
+    dest: DestSpec | None = None
+    group: str | None = None
+    force: bool = False
+    timeout: float = 3600.0
+
+    def seeds(self) -> list[str]:
+        return [self.to]
+
+
+def restore(
+    session: Session, req: RestoreRequest, *, key: bytes | None = None, read: Reader = live
+) -> Operation:
+    """Put a backup back on a node (``key``: the backup's decryption key, if encrypted)."""
+    from dataclasses import replace
+
+    from redisops.backup.restore import (
+        BACKUP_KEY,
+        METHODS,
+        RestoreOptions,
+        plan_restore,
+        restore_source,
+    )
+    from redisops.errors import BadInput
+    from redisops.inventory import Secret
+    from redisops.model import parse_target
+
+    if req.method not in METHODS:
+        raise BadInput(f"--method {req.method!r} is not known", hint="use online or file")
+    address = parse_target(req.to).address
+    source = restore_source(req.backup, req.dest, req.group)
+    if source.encrypted and key is None:
+        raise BadInput(f"backup {source.record.id} is encrypted", hint="pass --key-file FILE")
+    opts = RestoreOptions(req.method, req.force, req.timeout)
+
+    def make(lock_key_held: bool) -> Plan:
+        held = replace(opts, lock_key_held=lock_key_held)
+        return plan_restore(read(session, []), address, source, held, session)
+
+    return Operation(
+        make(False),
+        lambda: make(True),  # under the lock: our lock key on the node is not data it replaces
+        remembered={BACKUP_KEY: Secret(key.hex())} if key is not None else {},
+    )
+
+
 # ----------------------------------------------------------------------------- running
 
 
@@ -540,7 +612,7 @@ def execute(
         force=force,
         sleep=sleep,
     )
-    ctx.remembered.update(remembered or {})  # secrets a step needs (never shown)
+    ctx.remembered.update({**op.remembered, **(remembered or {})})  # secrets: never shown
     mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
     result = run_plan(ctx)
     note_final_state(result.final_state)
