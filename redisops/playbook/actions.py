@@ -743,6 +743,85 @@ def _fence(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
         )
 
 
+def _backup(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    """A verified RDB backup (``redisops backup take``): in a dry run, what would be taken
+    and pruned (read for real); for real, after confirmation, taken and verified."""
+    from redisops.backup.crypto import load_key
+    from redisops.backup.dest import parse_dest
+    from redisops.backup.retention import Policy
+    from redisops.backup.take import BackupRequest
+    from redisops.model import parse_target
+    from redisops.ops import api
+
+    node = _canonical(str(args["node"]))
+    req = BackupRequest(
+        node=parse_target(node).address,
+        dest=parse_dest(str(args["dest"])),
+        copy_to=tuple(parse_dest(str(c)) for c in args.get("copy_to") or ()),
+        group=args.get("group") or None,
+        from_master=bool(args["from_master"]),
+        no_bgsave=bool(args["no_bgsave"]),
+        policy=Policy(int(args["keep_hourly"]), int(args["keep_daily"]), int(args["keep_min"])),
+        dry_run=ctx.dry_run or ctx.check_only,
+        timeout=float(args["timeout"]),
+    )
+    key = load_key(Path(str(args["encrypt_key_file"]))) if args.get("encrypt_key_file") else None
+    if not req.dry_run and not ctx.yes:
+        if ctx.ask is None:
+            raise StepFailed(
+                f"refused: a backup of {node} writes to {req.dest.url} (not confirmed: not a terminal)",
+                ExitCode.REFUSED,
+                hint="pass --yes to proceed",
+            )
+        if not ctx.ask(f"Take a backup of {node} into {req.dest.url}?"):
+            raise StepFailed("not confirmed; nothing was taken", ExitCode.REFUSED)
+    notes: list[str] = []
+    with ctx.connect.session([node]) as session:
+        ctx.note_nodes([node])
+        outcome = api.backup(session, req, key=key, progress=ctx.progress, note=notes.append)
+    value = outcome.to_dict()
+    record = value.get("backup") or {}
+    if req.dry_run:
+        return ActionResult(
+            {**value, "outcome": "predicted" if ctx.dry_run else "ready"},
+            f"would take a backup of {outcome.source} ({outcome.reason}) into {req.dest.url}",
+            predicted=ctx.dry_run,
+        )
+    if record.get("status") != "verified":
+        raise StepFailed(
+            f"the backup of {node} failed verification: {record.get('failure') or 'no record'}",
+            ExitCode.VERIFY_FAILED,
+            value=value,
+        )
+    return ActionResult(
+        {**value, "outcome": "applied"},
+        f"backup {record.get('id')} of {outcome.source} verified in {req.dest.url} "
+        f"({record.get('size')} bytes, sha256 {str(record.get('sha256'))[:12]})",
+    )
+
+
+def _restore(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    """Put a backup back on a node (``redisops restore``)."""
+    from redisops.backup.crypto import load_key
+    from redisops.backup.dest import parse_dest
+    from redisops.ops import api
+
+    backup = str(args["backup"])
+    req = api.RestoreRequest(
+        backup,
+        _canonical(str(args["to"])),
+        str(args["method"]),
+        None if Path(backup).is_file() else parse_dest(str(args["dest"] or "")),
+        args.get("group") or None,
+        force=bool(args["force"]),
+        timeout=float(args["timeout"]),
+    )
+    key = load_key(Path(str(args["key_file"]))) if args.get("key_file") else None
+    with ctx.connect.session(req.seeds()) as session:
+        op = api.restore(session, req, key=key, read=_reader(ctx))
+        return _operate(ctx, session, op, force=req.force, effects=[], value={"to": req.to})
+
+
 def _check(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
     """The health checks (``redisops check``); in a dry run over the predicted topology,
     with nothing written to the state file."""
@@ -1063,19 +1142,46 @@ ACTIONS: dict[str, ActionDef] = {
             verify="drift runs again: nothing --fix could change remains",
             mutating_with="fix",
         ),
-        _waiting(
+        ActionDef(
             "backup",
             "mutate",
-            "issue 13 (redisops backup)",
-            "an RDB backup, verified",
-            {"node": Param("address", required=True), "dest": Param("str", required=True)},
+            "a verified RDB backup of a node's group (redisops backup take)",
+            {
+                "node": Param(
+                    "address", required=True, help="a replica is used unless from_master"
+                ),
+                "dest": Param("str", required=True, help="a directory or sftp://[user@]host/path"),
+                "copy_to": Param("list", help="more destinations, each copy verified"),
+                "group": Param("str"),
+                "from_master": Param("bool", default=False),
+                "no_bgsave": Param("bool", default=False),
+                "encrypt_key_file": Param("str", help="encrypt copies that leave this machine"),
+                "keep_hourly": Param("int", default=48),
+                "keep_daily": Param("int", default=30),
+                "keep_min": Param("int", default=1),
+                "timeout": Param("duration", default=3600.0),
+            },
+            _backup,
+            precondition="the node is reachable; a dry run of the backup says what it would take",
+            verify="size and SHA-256 of the copy equal the source's; the RDB's own checksum",
         ),
-        _waiting(
+        ActionDef(
             "restore",
             "mutate",
-            "issue 13 (redisops restore)",
-            "restore an RDB backup",
-            {"backup": Param("str", required=True), "to": Param("address", required=True)},
+            "put a backup back on a node (redisops restore)",
+            {
+                "backup": Param("str", required=True, help="a file, or an id or latest at dest"),
+                "to": Param("address", required=True),
+                "method": Param("str", default="online", choices=("online", "file")),
+                "dest": Param("str"),
+                "group": Param("str"),
+                "key_file": Param("str", help="the key of an encrypted backup"),
+                "force": _FORCE,
+                "timeout": Param("duration", default=3600.0),
+            },
+            _restore,
+            precondition="restore preflight: not a replica, the RDB format loadable, the backup verified",
+            verify="key count equal to the catalogue's; the node a master",
         ),
         _waiting(
             "service",

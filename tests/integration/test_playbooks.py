@@ -483,3 +483,35 @@ def test_a_step_can_fail_on_drift_with_exit_11(real: RealBackend, tmp_path: Path
     res = run_playbook(str(path), "--var", f"master={m.address}", "--yes")
     assert res.code == 11, res
     assert "repl-backlog-size" in res.json["message"]
+
+
+# ----------------------------------------------------------------------------- backup-rdb
+
+
+def test_backup_rdb_dry_run_on_the_lab_says_what_it_would_take(
+    lab: LabBackend, tmp_path: Path
+) -> None:
+    m, r1 = star(lab, 1)
+    in_sync(m, r1)
+    dest = tmp_path / "backups"
+    res = run_playbook(
+        "backup-rdb", "--var", f"node={r1.address}", "--var", f"dest={dest}", "--dry-run"
+    )
+    assert res.code == 0, res
+    take = steps(res.json)["3"]
+    assert take["predicted"] and take["registered"]["source"] == r1.address
+    assert not dest.exists() or not any(dest.rglob("*.rdb"))  # nothing written
+
+
+@pytest.mark.redis_server
+def test_backup_rdb_runs_on_redis_server_from_a_replica(real: RealBackend, tmp_path: Path) -> None:
+    m, r1 = star(real, 1)
+    write_keys(m, 100)
+    in_sync(m, r1)
+    dest = tmp_path / "backups"
+    res = run_playbook("backup-rdb", "--var", f"node={m.address}", "--var", f"dest={dest}", "--yes")
+    assert res.code == 0, res
+    taken = steps(res.json)["3"]["registered"]
+    assert taken["source"] == r1.address  # the seeds' rule: the replica, not the master
+    assert taken["backup"]["status"] == "verified" and taken["backup"]["keys"] == 100
+    assert list(dest.rglob("*.rdb"))

@@ -250,24 +250,14 @@ def test_run_refuses_bad_vars_before_touching_anything(tmp_path: Path) -> None:
 
 
 def test_a_playbook_waiting_on_an_action_validates_but_does_not_run(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["playbook", "validate", "backup-rdb"])
+    result = runner.invoke(app, ["playbook", "validate", "rolling-restart"])
     assert result.exit_code == 0
-    assert "waits on issue 13" in result.stdout
+    assert "waits on issue 12" in result.stdout
     result = runner.invoke(
-        app,
-        [
-            "playbook",
-            "run",
-            "backup-rdb",
-            "--var",
-            "node=127.0.0.1:1",
-            "--var",
-            "dest=/tmp",
-            "--dry-run",
-        ],
+        app, ["playbook", "run", "rolling-restart", "--var", "master=127.0.0.1:1", "--dry-run"]
     )
     assert result.exit_code == 2
-    assert "needs action(s) not in this build yet: backup (issue 13" in result.stderr
+    assert "needs action(s) not in this build yet: service (issue 12" in result.stderr
 
 
 def test_list_shows_shipped_and_local_playbooks(
