@@ -1,7 +1,8 @@
 """``./dev demo``: the seeds' story, end to end, on the embedded engine (no Redis needed).
 
 A master with two replicas takes writes; a new replica is attached (its full sync
-predicted, then verified); a replica's configuration drifts and is fixed; the master is switched over to a replica under a live write
+predicted, then verified); a replica's configuration drifts and is fixed; a verified
+backup is taken from a replica; the master is switched over to a replica under a live write
 load (the write pause measured, every acknowledged write checked on the new master); the
 new master is killed and the ``master-down`` playbook promotes the best replica, repoints
 the other and records the dead master as fenced; the dead master comes back as a master
@@ -153,14 +154,16 @@ def main(argv: list[str] | None = None) -> int:
             env,
         )  # fmt: skip
         try:
-            story(env, m, r1, r2, new, inventory)
+            story(env, m, r1, r2, new, inventory, Path(tmp) / "backups")
         finally:
             run(["lab", "down"], env)
     print(f"\ndemo finished in {time.monotonic() - t0:.1f}s: every step verified")
     return 0
 
 
-def story(env: dict[str, str], m: str, r1: str, r2: str, new: str, inventory: Path) -> None:
+def story(
+    env: dict[str, str], m: str, r1: str, r2: str, new: str, inventory: Path, backups: Path
+) -> None:
     say("A master and two replicas (REPLICAOF, then follow the sync until in sync)")
     run(["attach", r1, "--to", m, "--yes", "--sample", "0"], env)
     run(["attach", r2, "--to", m, "--yes", "--sample", "0"], env)
@@ -201,6 +204,22 @@ def story(env: dict[str, str], m: str, r1: str, r2: str, new: str, inventory: Pa
     run(["playbook", "run", "drift-remediation", "--var", f"master={m}", "--yes"], env)
     if config_get(r2, "repl-backlog-size") != config_get(m, "repl-backlog-size"):
         raise DemoFailed("repl-backlog-size still differs after the fix")
+
+    say(
+        "A verified RDB backup with a playbook: taken from a replica (the fork stays off the\n"
+        "# master), copied, size and SHA-256 compared, the RDB's CRC64 and redis-check-rdb"
+    )
+    out = run(
+        [
+            "playbook", "run", "backup-rdb", "--var", f"node={m}",
+            "--var", f"dest={backups}", "--yes",
+        ],
+        env,
+    )  # fmt: skip
+    taken = list(backups.rglob("*.rdb"))
+    if not taken or "verified in" not in out:
+        raise DemoFailed("no verified backup")
+    print(f"backup file: {taken[0]} ({taken[0].stat().st_size} bytes)")
 
     say(
         "Planned switchover under a live write load, rehearsed first on a copy of the cluster:\n"

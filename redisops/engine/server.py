@@ -424,6 +424,25 @@ def build_lab_cluster(
     return cluster
 
 
+def write_rdb_files(cluster: Cluster, port: int, directory: Path) -> None:
+    """Give the node a real ``dir`` and write each RDB it saves there as a file (what
+    ``redisops backup`` copies), atomically, like Redis's temp-file-and-rename."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cluster.nodes[port].config.set_many([(b"dir", str(directory).encode())], startup=True)
+
+    def write(image: Any) -> None:
+        node = cluster.nodes[port]
+        path = Path(node.config.get("dir")) / node.config.get("dbfilename")
+        tmp = path.with_name(f"temp-{os.getpid()}-{port}.rdb")
+        try:
+            tmp.write_bytes(dump(image))
+            os.replace(tmp, path)
+        except OSError:  # Redis would report a failed save; the lab keeps serving
+            tmp.unlink(missing_ok=True)
+
+    cluster.storage[port].on_save = write
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m redisops.engine.server --ports 7000,7001,7002 --topology star --control PATH``."""
     import argparse
@@ -457,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.config_file_dir is not None:
         for port in ports:
             cluster.storage[port].config_file = str(ns.config_file_dir / f"node-{port}.conf")
+            write_rdb_files(cluster, port, ns.config_file_dir / f"node-{port}")
     server = LabServer(cluster, ns.control)
     try:
         for port in ports:

@@ -34,6 +34,8 @@ def test_the_demo_runs_the_whole_story_and_every_step_verifies(tmp_path: Path) -
         "prediction confirmed",
         "$ redisops drift",
         "$ redisops playbook run drift-remediation",
+        "$ redisops playbook run backup-rdb",
+        "backup file:",
         "$ redisops playbook run planned-switchover",
         "REHEARSAL (on a copy of the cluster)",
         "missing on the new one: 0",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.harness import RedisFactory
 from tests.integration.lab_fixture import (
@@ -515,3 +516,30 @@ def test_backup_rdb_runs_on_redis_server_from_a_replica(real: RealBackend, tmp_p
     assert taken["source"] == r1.address  # the seeds' rule: the replica, not the master
     assert taken["backup"]["status"] == "verified" and taken["backup"]["keys"] == 100
     assert list(dest.rglob("*.rdb"))
+
+
+def test_backup_rdb_runs_on_the_embedded_lab_whose_nodes_write_their_rdb_files(
+    tmp_path: Path,
+) -> None:
+    """The lab writes each RDB a node saves to its own ``dir`` as a real file (Redis's
+    format: redis-check-rdb accepts it), so a backup runs with no Redis installed."""
+    from redisops import lab as labs
+
+    state = labs.up(
+        tmp_path / "lab", nodes=2, base_port=labs.free_base_port(2, start=23000),
+        config={"save": "3600 1"},
+    )  # fmt: skip
+    try:
+        m, r1 = (f"127.0.0.1:{p}" for p in state.ports)
+        with redis.Redis(port=state.ports[0]) as master, redis.Redis(port=state.ports[1]) as rep:
+            master.mset({f"k{i}": "v" * 32 for i in range(30)})
+            poll(lambda: rep.dbsize() == 30, what="replicated")
+        dest = tmp_path / "backups"
+        res = run_playbook("backup-rdb", "--var", f"node={m}", "--var", f"dest={dest}", "--yes")
+        assert res.code == 0, res
+        taken = steps(res.json)["3"]["registered"]
+        assert taken["source"] == r1 and taken["backup"]["status"] == "verified"
+        assert taken["backup"]["keys"] == 30
+        assert (tmp_path / "lab" / f"node-{state.ports[1]}" / "dump.rdb").is_file()
+    finally:
+        labs.down(tmp_path / "lab")
