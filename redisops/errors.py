@@ -130,3 +130,9 @@ class WaitTimeout(RedisopsError):
     """The cluster did not reach the expected state in time."""
 
     exit_code = ExitCode.TIMEOUT
+
+
+class HostKeyError(RedisopsError):
+    """An SSH host key is unknown, changed or unverifiable: nothing was touched (exit 12)."""
+
+    exit_code = ExitCode.HOST_KEY

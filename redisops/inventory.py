@@ -11,8 +11,12 @@ settings::
         tls: {cacert: /etc/redis/ca.pem, cert: /etc/redis/client.pem, key: /etc/redis/client.key}
         sentinels: [10.0.0.10:26379, 10.0.0.11:26379]
         sentinel_master: cache-prod
-        ssh: {user: admin, port: 22, key_file: ~/.ssh/id_ed25519}
+        ssh: {user: admin, identity_file: ~/.ssh/id_ed25519, sudo: true}
         renamed_commands: {CONFIG: SECRETCFG, FLUSHALL: ""}   # the nodes' rename-command lines
+
+A node may also be a mapping with its own ``ssh:`` settings, which win over the cluster's
+(``- {address: 10.0.0.3:6379, ssh: {proxy_jump: bastion, tunnel: true}}``). The SSH keys
+are described in docs/ssh.md; the settings are used only by commands that need SSH.
 
 Lookup: ``--inventory PATH``, else ``./redisops.yml``, else
 ``$XDG_CONFIG_HOME/redisops/redisops.yml``. The file is read only when a command names
@@ -32,7 +36,16 @@ from redisops.errors import CredentialError, InventoryError
 from redisops.model import Address, NodeSpec, parse_target
 
 ENV_PASSWORD = "REDISCLI_AUTH"
-_SECRET_KEYS = {"password", "pass", "passwd", "secret", "requirepass", "masterauth", "token"}
+_SECRET_KEYS = {
+    "password",
+    "pass",
+    "passwd",
+    "passphrase",
+    "secret",
+    "requirepass",
+    "masterauth",
+    "token",
+}
 
 
 class Secret:
@@ -92,12 +105,89 @@ class TLSOptions:
 
 @dataclass(frozen=True, slots=True)
 class SSHSettings:
-    """Kept for the SSH layer; parsed and validated now so inventories are forward-compatible."""
+    """The inventory's ``ssh:`` keys for a cluster or a node; ``None`` means "not set here".
+
+    Per-node settings are laid over the cluster's with :meth:`over`; what is still unset
+    comes from ``~/.ssh/config`` and OpenSSH's defaults (see :mod:`redisops.ssh.settings`).
+
+    >>> node = SSHSettings(port=2222, tunnel=True)
+    >>> merged = node.over(SSHSettings(user="admin", port=22))
+    >>> merged.user, merged.port, merged.tunnel, merged.sudo
+    ('admin', 2222, True, None)
+    """
 
     user: str | None = None
-    port: int = 22
-    key_file: str | None = None
+    port: int | None = None
+    identity_file: str | None = None
     known_hosts: str | None = None
+    proxy_jump: str | None = None  # comma-separated hops, as OpenSSH's ProxyJump
+    sudo: bool | None = None  # prefix host commands with ``sudo -n``
+    tunnel: bool | None = None  # reach Redis through an SSH local forward
+    config_file: str | None = None  # the node's redis.conf
+    service: str | None = None  # service command template, ``{verb}`` replaced
+    passphrase_env: str | None = None  # environment variable holding the key passphrase
+    ssh_config: str | None = None  # OpenSSH client config file (default ~/.ssh/config)
+
+    def over(self, base: SSHSettings | None) -> SSHSettings:
+        """These settings, with anything unset taken from ``base``."""
+        if base is None:
+            return self
+        values = {
+            name: getattr(self, name) if getattr(self, name) is not None else getattr(base, name)
+            for name in self.__slots__
+        }
+        return SSHSettings(**values)
+
+
+SSH_KEYS = frozenset(SSHSettings.__slots__) | {"key_file"}
+_SSH_BOOLS = ("sudo", "tunnel")
+
+
+def parse_ssh_settings(raw: Any, where: str) -> SSHSettings:
+    """Validate one ``ssh:`` mapping (``key_file`` is accepted as ``identity_file``)."""
+    if not isinstance(raw, Mapping):
+        raise InventoryError(f"{where}: 'ssh' must be a mapping")
+    unknown = set(raw) - SSH_KEYS
+    if unknown:
+        raise InventoryError(
+            f"{where}: unknown ssh keys {sorted(unknown)}",
+            hint="see docs/ssh.md for the keys (user, port, identity_file, known_hosts, "
+            "proxy_jump, sudo, tunnel, config_file, service, passphrase_env, ssh_config)",
+        )
+    port = raw.get("port")
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+    ):
+        raise InventoryError(f"{where}: ssh.port must be a number from 1 to 65535")
+    for name in _SSH_BOOLS:
+        if raw.get(name) is not None and not isinstance(raw.get(name), bool):
+            raise InventoryError(f"{where}: ssh.{name} must be true or false")
+    service = _str_or_none(raw.get("service"), f"{where}.ssh.service")
+    if service is not None and "{verb}" not in service:
+        raise InventoryError(
+            f"{where}: ssh.service must contain {{verb}}",
+            hint="e.g. 'systemctl {verb} redis-server@6380'",
+        )
+    identity = raw.get("identity_file", raw.get("key_file"))
+    strings = {
+        name: _str_or_none(raw.get(name), f"{where}.ssh.{name}")
+        for name in (
+            "user",
+            "known_hosts",
+            "proxy_jump",
+            "config_file",
+            "passphrase_env",
+            "ssh_config",
+        )
+    }
+    return SSHSettings(
+        port=port,
+        identity_file=_str_or_none(identity, f"{where}.ssh.identity_file"),
+        sudo=raw.get("sudo"),
+        tunnel=raw.get("tunnel"),
+        service=service,
+        **strings,
+    )
 
 
 @dataclass(frozen=True)
@@ -163,8 +253,14 @@ class ClusterConfig:
     sentinels: tuple[Address, ...] = ()
     sentinel_master: str | None = None
     ssh: SSHSettings | None = None
+    node_ssh: Mapping[Address, SSHSettings] = field(default_factory=dict)
     renamed_commands: Mapping[str, str] = field(default_factory=dict)
     checks: CheckSettings | None = None
+
+    def ssh_for(self, address: Address) -> SSHSettings | None:
+        """The SSH settings of one node: its own, laid over the cluster's."""
+        own = self.node_ssh.get(address)
+        return own.over(self.ssh) if own is not None else self.ssh
 
 
 @dataclass(frozen=True)
@@ -281,10 +377,7 @@ def parse_inventory(data: Any, path: Path | None = None) -> Inventory:
         nodes_raw = raw.get("nodes")
         if not isinstance(nodes_raw, list) or not nodes_raw:
             raise InventoryError(f"{where} needs a non-empty 'nodes' list")
-        try:
-            nodes = tuple(parse_target(str(n)) for n in nodes_raw)
-        except Exception as exc:
-            raise InventoryError(f"{where}: {exc}") from None
+        nodes, node_ssh = _parse_nodes(nodes_raw, where)
         auth = raw.get("auth") or {}
         if not isinstance(auth, Mapping):
             raise InventoryError(f"{where}: 'auth' must be a mapping")
@@ -316,19 +409,7 @@ def parse_inventory(data: Any, path: Path | None = None) -> Inventory:
         except Exception as exc:
             raise InventoryError(f"{where}: sentinel: {exc}") from None
         ssh_raw = raw.get("ssh")
-        ssh: SSHSettings | None = None
-        if ssh_raw is not None:
-            if not isinstance(ssh_raw, Mapping):
-                raise InventoryError(f"{where}: 'ssh' must be a mapping")
-            port = ssh_raw.get("port", 22)
-            if not isinstance(port, int) or not 1 <= port <= 65535:
-                raise InventoryError(f"{where}: ssh.port must be a number from 1 to 65535")
-            ssh = SSHSettings(
-                user=_str_or_none(ssh_raw.get("user"), f"{where}.ssh.user"),
-                port=port,
-                key_file=_str_or_none(ssh_raw.get("key_file"), f"{where}.ssh.key_file"),
-                known_hosts=_str_or_none(ssh_raw.get("known_hosts"), f"{where}.ssh.known_hosts"),
-            )
+        ssh = parse_ssh_settings(ssh_raw, where) if ssh_raw is not None else None
         renames_raw = raw.get("renamed_commands") or {}
         if not isinstance(renames_raw, Mapping):
             raise InventoryError(
@@ -346,10 +427,38 @@ def parse_inventory(data: Any, path: Path | None = None) -> Inventory:
             sentinels=sentinels,
             sentinel_master=_str_or_none(raw.get("sentinel_master"), f"{where}.sentinel_master"),
             ssh=ssh,
+            node_ssh=node_ssh,
             renamed_commands=renamed,
             checks=_parse_checks(raw.get("checks"), where),
         )
     return Inventory(path=path, clusters=clusters)
+
+
+def _parse_nodes(
+    nodes_raw: list[Any], where: str
+) -> tuple[tuple[NodeSpec, ...], dict[Address, SSHSettings]]:
+    """A cluster's ``nodes``: each ``HOST:PORT`` or ``{address: HOST:PORT, ssh: {...}}``."""
+    specs: list[NodeSpec] = []
+    node_ssh: dict[Address, SSHSettings] = {}
+    for i, item in enumerate(nodes_raw):
+        here = f"{where}: nodes[{i}]"
+        text = item
+        if isinstance(item, Mapping):
+            unknown = set(item) - {"address", "ssh"}
+            if unknown or "address" not in item:
+                raise InventoryError(
+                    f"{here} must be HOST:PORT or a mapping with 'address' (and 'ssh')",
+                    hint=f"unknown keys {sorted(unknown)}" if unknown else None,
+                )
+            text = item["address"]
+        try:
+            spec = parse_target(str(text))
+        except Exception as exc:
+            raise InventoryError(f"{here}: {exc}") from None
+        specs.append(spec)
+        if isinstance(item, Mapping) and item.get("ssh") is not None:
+            node_ssh[spec.address] = parse_ssh_settings(item["ssh"], here)
+    return tuple(specs), node_ssh
 
 
 def load_inventory(explicit: Path | None) -> Inventory:

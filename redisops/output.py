@@ -465,6 +465,72 @@ def make_progress(fmt: Format) -> Any:
     return TerminalProgress() if sys.stderr.isatty() else LineProgress()
 
 
+# ----------------------------------------------------------------------------- host facts
+
+HOST_FACTS_HEADERS = [
+    "node",
+    "mem avail/total",
+    "swap free/total",
+    "overcommit",
+    "THP",
+    "somaxconn/backlog",
+    "nofile",
+    "disk free (dir)",
+    "cpus",
+    "kernel",
+    "redis-server",
+    "service",
+]
+
+
+def render_host_facts(facts: Sequence[Any], fmt: Format) -> str:
+    """One row per node; what could not be read is listed under the table."""
+    if fmt is Format.json:
+        return to_json({"hosts": [f.to_dict() for f in facts]})
+    rows = []
+    for f in facts:
+        rows.append(
+            [
+                f.node,
+                f"{human_bytes(f.mem_available_bytes)}/{human_bytes(f.mem_total_bytes)}",
+                f"{human_bytes(f.swap_free_bytes)}/{human_bytes(f.swap_total_bytes)}",
+                f.overcommit_memory,
+                f.thp_enabled,
+                f"{_dash(f.somaxconn)}/{_dash(f.tcp_backlog)}"
+                + (" (capped)" if f.backlog_capped else ""),
+                "unlimited" if f.max_open_files == -1 else f.max_open_files,
+                f"{human_bytes(f.disk_free_bytes)} ({_dash(f.redis_dir)})",
+                f.cpu_count,
+                f.kernel,
+                f.redis_version,
+                f.service_state,
+            ]
+        )
+    parts = [table(HOST_FACTS_HEADERS, rows)]
+    notes = [f"  {f.node} ({f.host}): {e}" for f in facts for e in f.errors]
+    if notes:
+        parts += ["", "Not read:", *notes]
+    return "\n".join(parts)
+
+
+def render_service_status(status: Any, fmt: Format) -> str:
+    if fmt is Format.json:
+        return to_json(status.to_dict())
+    return (
+        f"{status.node} on {status.host}: service {status.state} "
+        f"(`{' '.join(status.command)}` exited {_dash(status.exit_status)}); redis {status.redis}"
+    )
+
+
+def render_config_file(doc: dict[str, Any], fmt: Format) -> str:
+    """A config file's effective directives (secrets already redacted by the caller)."""
+    if fmt is Format.json:
+        return to_json(doc)
+    rows = [[d["name"], d["line"], d["where"]] for d in doc["directives"]]
+    head = f"{doc['path']} on {doc['host']} (found by {doc['found_by']})"
+    return "\n".join([head, "", table(["DIRECTIVE", "VALUE", "WHERE"], rows)])
+
+
 # ----------------------------------------------------------------------------- drift
 
 

@@ -356,16 +356,25 @@ def run_unlock(ctx: RunContext, step: Step) -> str:
 
 @action("config-rewrite")
 def run_config_rewrite(ctx: RunContext, step: Step) -> str:
-    """``CONFIG REWRITE``: persist runtime changes so a restart keeps them."""
+    """``CONFIG REWRITE``: persist runtime changes so a restart keeps them; when Redis cannot
+    (no config file, CONFIG renamed, file not writable), edit the file on the node's host
+    instead (:func:`redisops.ops.confedit.persist_via_file`). The detail says which."""
     try:
         ctx.node(step.node).execute("CONFIG", "REWRITE")
     except CommandFailed as exc:
+        from redisops.ops.confedit import persist_via_file
+
         reason = exc.message.split("failed: ", 1)[-1]
-        raise CommandFailed(
-            f"{step.node}: CONFIG REWRITE failed ({reason}); the change is live but a restart will lose it",
-            hint="put the change in the node's redis.conf by hand, or rerun without --persist",
-        ) from None
-    return "config file rewritten"
+        try:
+            return persist_via_file(ctx.session, Address.parse(step.node), reason)
+        except RedisopsError as file_exc:
+            raise CommandFailed(
+                f"{step.node}: CONFIG REWRITE failed ({reason}) and editing the config file "
+                f"failed too ({file_exc}); the change is live but a restart will lose it",
+                hint="set config_file (and ssh:) for the node in the inventory, "
+                "or rerun without --persist",
+            ) from None
+    return "config file rewritten by CONFIG REWRITE"
 
 
 def _is_down(ctx: RunContext, name: str) -> bool:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from redisops.errors import CommandFailed, CommandUnavailable, NotRedis, RedisopsError, Unreachable
@@ -51,6 +52,10 @@ PROBE_CONFIG = (
     "masteruser",
 )
 
+#: Where to open the TCP connection instead of the node's address (a local SSH forward);
+#: called on every connect, so a forward is opened only when the node is used.
+Dial = Callable[[], tuple[str, int]]
+
 #: Commands redisops sends that hardened nodes often rename or disable (``rename-command``):
 #: every probe asks ``COMMAND INFO`` about them, under the names the session maps them to.
 CHECKED_COMMANDS = ("CONFIG", "REPLICAOF", "CLIENT", "FAILOVER")
@@ -80,10 +85,12 @@ class RedisNode:
         address: Address,
         options: ConnectOptions | None = None,
         retry: RetryPolicy = CONNECT_RETRY,
+        dial: Dial | None = None,
     ) -> None:
         self.address = address
         self.options = options or ConnectOptions()
         self.retry = retry
+        self.dial = dial
         self._conn: redis.Connection | None = None
 
     # ------------------------------------------------------------------ connection
@@ -112,8 +119,12 @@ class RedisNode:
             kwargs["lib_name"] = None
             kwargs["lib_version"] = None
         tls = self.options.tls
+        plain, secure = (
+            _dialing_classes() if self.dial is not None else (redis.Connection, redis.SSLConnection)
+        )
+        conn: redis.Connection
         if tls is not None:
-            return redis.SSLConnection(
+            conn = secure(
                 ssl_ca_certs=tls.cacert,
                 ssl_certfile=tls.cert,
                 ssl_keyfile=tls.key,
@@ -122,7 +133,11 @@ class RedisNode:
                 ssl_check_hostname=tls.verify_hostname,
                 **kwargs,
             )
-        return redis.Connection(**kwargs)
+        else:
+            conn = plain(**kwargs)
+        if self.dial is not None:
+            conn.dial_to = self.dial()  # type: ignore[attr-defined]
+        return conn
 
     def _transport_errors(self) -> tuple[type[BaseException], ...]:
         import redis
@@ -135,7 +150,7 @@ class RedisNode:
         import redis
 
         def attempt() -> redis.Connection:
-            conn = self._new_connection()
+            conn = self._new_connection()  # dials the SSH forward (may raise Unreachable)
             try:
                 conn.connect()
             except BaseException:
@@ -339,7 +354,8 @@ class RedisNode:
         """The snapshot of a node that could not be read: unreachable, or not Redis at all."""
         reason = exc.message.removeprefix(f"{self.address}: ")
         service = "not-redis" if isinstance(exc, NotRedis) else "redis"
-        if service == "redis" and reason == "connection closed by server" and not self.options.tls:
+        direct = not self.options.tls and self.dial is None  # a raw socket to the address
+        if service == "redis" and reason == "connection closed by server" and direct:
             other = identify_non_redis(self.address, self.options.connect_timeout)
             if other is not None:
                 service, reason = "not-redis", f"not a Redis server ({other})"
@@ -362,6 +378,29 @@ class RedisNode:
 
     def ping(self) -> bool:
         return self.execute("PING") in ("PONG", b"PONG")
+
+
+@lru_cache(maxsize=1)
+def _dialing_classes() -> tuple[type[redis.Connection], type[redis.SSLConnection]]:
+    """redis-py connections that open their TCP socket to ``dial_to`` (a local SSH forward)
+    instead of host:port. Everything else stays the node's: TLS still verifies the real
+    host name, and redis-py's messages name the real address. Overrides redis-py's
+    ``_connect`` (the socket factory both connection classes share; 5.x to 8.x)."""
+    import redis
+
+    class DialingConnection(redis.Connection):
+        dial_to: tuple[str, int]
+
+        def _connect(self) -> socket.socket:
+            sock = socket.create_connection(self.dial_to, timeout=self.socket_connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(self.socket_timeout)
+            return sock
+
+    class DialingSSLConnection(redis.SSLConnection, DialingConnection):
+        """SSLConnection._connect wraps what super()._connect returns: the dialed socket."""
+
+    return DialingConnection, DialingSSLConnection
 
 
 def _unavailable(checked: Sequence[str], command_info: Any, config_reply: Any) -> frozenset[str]:

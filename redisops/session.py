@@ -7,7 +7,8 @@ and what does the cluster look like now". It owns the adapters' lifetimes (``clo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,19 +17,22 @@ from redisops.errors import BadInput
 from redisops.inventory import (
     ClusterConfig,
     ConnectOptions,
+    SSHSettings,
     TLSOptions,
     load_inventory,
     parse_renames,
     resolve_credentials,
 )
 from redisops.model import Address, NodeInfo, NodeSpec, Problem, Topology, parse_target
-from redisops.redis_node import RedisNode
+from redisops.redis_node import Dial, RedisNode
 from redisops.resolve import resolve_host
 from redisops.retry import CONNECT_RETRY, RetryPolicy
 from redisops.topology import discover
 
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.host import Host
+    from redisops.ssh.pool import SSHPool
+    from redisops.ssh.settings import NodeSSH, Resolver, SSHOptions
 
 
 @dataclass
@@ -39,12 +43,20 @@ class Session:
     retry: RetryPolicy = CONNECT_RETRY
     sentinels: tuple[Address, ...] = ()
     sentinel_master: str | None = None
+    #: the --ssh-* options; with none given and no ssh: in the inventory, SSH is not used
+    ssh: SSHOptions | None = None
+    #: where the SSH layer reports what it did on its own (a host key it recorded)
+    notify: Callable[[str], None] | None = None
     #: what the last-known topology records as its source (None: record nothing)
     purpose: str | None = "operation"
     #: seconds one wave of discovery probes may take (None: the socket timeouts bound it)
     probe_deadline: float | None = None
     _specs: dict[Address, NodeSpec] = field(default_factory=dict)
     _nodes: dict[Address, RedisNode] = field(default_factory=dict)
+    _ssh_lock: threading.Lock = field(default_factory=threading.Lock)
+    _ssh_pool: SSHPool | None = None
+    _ssh_resolver: Resolver | None = None
+    _ssh_nodes: dict[tuple[str, SSHSettings | None], NodeSSH] = field(default_factory=dict)
     _options: dict[Address, ConnectOptions] = field(default_factory=dict)
     _discovered_name: str | None = None
 
@@ -83,23 +95,84 @@ class Session:
         """A connected-on-demand adapter for ``address``, cached for the session."""
         node = self._nodes.get(address)
         if node is None:
-            node = RedisNode(address, self.options_for(address), self.retry)
+            node = RedisNode(address, self.options_for(address), self.retry, self._dial(address))
             self._nodes[address] = node
         return node
 
     def fresh_node(self, address: Address, retry: RetryPolicy | None = None) -> RedisNode:
         """A new, uncached adapter (for a second connection, e.g. a writer or a lock holder)."""
-        return RedisNode(address, self.options_for(address), retry or self.retry)
+        return RedisNode(
+            address, self.options_for(address), retry or self.retry, self._dial(address)
+        )
 
     def host(self, address: Address) -> Host:
         """Shell and file access to the machine that runs ``address`` (see :mod:`redisops.host`).
 
-        Nodes on this machine get a :class:`~redisops.host.LocalHost`; other nodes need the SSH
-        layer, which takes over this method when SSH settings are configured.
+        A node with SSH settings (the inventory's ``ssh:``, or any ``--ssh-*`` option) gets
+        the SSH adapter's host, over the run's one connection to that machine; other nodes on
+        this machine get a :class:`~redisops.host.LocalHost`.
         """
-        from redisops.host import local_host_for
+        node_ssh = self.ssh_for(address)
+        if node_ssh is None:
+            from redisops.host import local_host_for
 
-        return local_host_for(address.host, str(address))
+            return local_host_for(address.host, str(address))
+        return self.ssh_pool().host(node_ssh)
+
+    # ------------------------------------------------------------------ SSH
+    def ssh_settings(self, address: Address) -> SSHSettings | None:
+        """The inventory's SSH settings for a node; None when SSH is not to be used for it."""
+        settings = self.cluster.ssh_for(address) if self.cluster is not None else None
+        if settings is None and (self.ssh is None or not self.ssh.given):
+            return None
+        return settings or SSHSettings()
+
+    def ssh_for(self, address: Address) -> NodeSSH | None:
+        """How to reach a node's machine over SSH, resolved (None: SSH is not used for it)."""
+        settings = self.ssh_settings(address)
+        if settings is None:
+            return None
+        key = (address.host, settings)
+        with self._ssh_lock:
+            found = self._ssh_nodes.get(key)
+            if found is None:
+                if self._ssh_resolver is None:
+                    from redisops.ssh.settings import Resolver, SSHOptions
+
+                    self._ssh_resolver = Resolver(self.ssh or SSHOptions())
+                found = self._ssh_nodes[key] = self._ssh_resolver.node(address.host, settings)
+            return found
+
+    def open_host(self, address: Address) -> None:
+        """Connect to the node's machine now (SSH handshake, host key, login), so that the
+        connection is ready when :meth:`host` is used; nothing to do for local nodes."""
+        node_ssh = self.ssh_for(address)
+        if node_ssh is not None:
+            self.ssh_pool().connection(node_ssh.target)
+
+    def ssh_pool(self) -> SSHPool:
+        """The run's SSH connections (one per host), created on first use."""
+        with self._ssh_lock:
+            if self._ssh_pool is None:
+                from redisops.ssh.pool import SSHPool
+
+                self._ssh_pool = SSHPool(notify=self.notify)
+            return self._ssh_pool
+
+    def _dial(self, address: Address) -> Dial | None:
+        """For a tunnelled node (``tunnel: true`` or ``--via-ssh``): open (once per run) the
+        local forward to it and hand out its address at each connect."""
+        settings = self.ssh_settings(address)
+        if settings is None or not (settings.tunnel or (self.ssh is not None and self.ssh.via_ssh)):
+            return None
+
+        def dial() -> tuple[str, int]:
+            node_ssh = self.ssh_for(address)
+            assert node_ssh is not None
+            forward = self.ssh_pool().forwarder(node_ssh.target, address.host, address.port)
+            return forward.prepare()
+
+        return dial
 
     def probe(self, address: Address) -> NodeInfo:
         # each probe gets its own connection: discovery probes in parallel threads
@@ -205,6 +278,9 @@ class Session:
         for node in self._nodes.values():
             node.close()
         self._nodes.clear()
+        if self._ssh_pool is not None:
+            self._ssh_pool.close()
+            self._ssh_pool = None
 
     def __enter__(self) -> Session:
         return self
@@ -236,6 +312,8 @@ def build_session(
     socket_timeout: float = 5.0,
     retry: RetryPolicy = CONNECT_RETRY,
     require_seeds: bool = True,
+    ssh: SSHOptions | None = None,
+    notify: Callable[[str], None] | None = None,
     renamed_commands: Sequence[str] = (),
     purpose: str | None = "operation",
     probe_deadline: float | None = None,
@@ -261,6 +339,8 @@ def build_session(
     ):
         if path is not None and not path.is_file():
             raise BadInput(f"{opt} {path}: file not found")
+    if ssh is not None and ssh.key is not None and not Path(ssh.key).expanduser().is_file():
+        raise BadInput(f"--ssh-key {ssh.key}: file not found")
     if (cert is None) != (key is None):
         raise BadInput(
             "--cert and --key go together", hint="give both the client certificate and its key"
@@ -298,6 +378,8 @@ def build_session(
         retry=retry,
         sentinels=tuple(sentinel_addrs),
         sentinel_master=master_name,
+        ssh=ssh,
+        notify=notify,
         purpose=purpose,
         probe_deadline=probe_deadline,
     )

@@ -110,8 +110,8 @@ def _root(
     Every change can be planned with --dry-run; every command speaks --format json.
     Use --debug anywhere for tracebacks. Exit codes: 0 ok, 1 error, 2 bad input,
     3 unreachable, 4 problems found (check: Nagios 0/1/2/3), 5 refused, 6 locked, 7 rolled back,
-    8 partially applied, 9 verification failed, 10 timed out, 11 drift found
-    (backup exit codes: docs/backup.md).
+    8 partially applied, 9 verification failed, 10 timed out, 11 drift found,
+    12 SSH host key refused (backup exit codes: docs/backup.md).
     """
 
 
@@ -130,6 +130,9 @@ COMMAND_MODULES: dict[str, str] = {
     "restore": "backup",
     "drift": "drift",
     "advise": "advise",
+    "host-facts": "host",
+    "service": "host",
+    "config-file": "host",
 }
 
 
@@ -142,6 +145,14 @@ def build_app(only: str | None = None) -> typer.Typer:
     """
     import importlib
 
+    app = _root_app()
+    modules = sorted(set(COMMAND_MODULES.values())) if only is None else [only]
+    for name in modules:
+        importlib.import_module(f"redisops.cli.{name}").register(app)
+    return app
+
+
+def _root_app() -> typer.Typer:
     app = typer.Typer(
         cls=RedisopsGroup,
         name="redisops",
@@ -152,9 +163,42 @@ def build_app(only: str | None = None) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
-    modules = sorted(set(COMMAND_MODULES.values())) if only is None else [only]
-    for name in modules:
-        importlib.import_module(f"redisops.cli.{name}").register(app)
+    return app
+
+
+def build_listing_app() -> typer.Typer:
+    """The root for ``redisops``, ``--help``, ``--version`` and unknown commands: every command
+    with its help text, but none of its options.
+
+    Registering is cheap; Typer converts every option of every registered command before it
+    parses anything (35-40 ms for all of them, and every command has the shared connection
+    and SSH options), while the root help shows only names and help lines. A command's own
+    ``--help`` goes through :func:`build_app` with its module, as any use of it does.
+    """
+    import inspect
+
+    from typer.models import DefaultPlaceholder
+
+    def listed_only() -> None:  # pragma: no cover - a named command runs its own module
+        raise AssertionError("main() routes every known command to its module")
+
+    full = build_app()
+    app = _root_app()
+    for info in full.registered_commands:
+        app.command(
+            info.name,
+            help=info.help if info.help is not None else inspect.getdoc(info.callback),
+            short_help=info.short_help,
+            hidden=info.hidden,
+            deprecated=info.deprecated,
+        )(listed_only)
+    for group in full.registered_groups:  # sub-apps (lab): listed like a command
+        sub = group.typer_instance.info if group.typer_instance is not None else None
+        text = sub.help if sub is not None else None
+        app.command(
+            group.name if isinstance(group.name, str) else None,
+            help=None if isinstance(text, DefaultPlaceholder) else text,
+        )(listed_only)
     return app
 
 
@@ -188,4 +232,5 @@ def __getattr__(name: str) -> Any:
 
 def main() -> None:
     """Console-script entry point."""
-    build_app(command_module(sys.argv[1:]))()
+    module = command_module(sys.argv[1:])
+    (build_app(module) if module is not None else build_listing_app())()

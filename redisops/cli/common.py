@@ -20,8 +20,10 @@ from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.session import Session
+    from redisops.ssh.settings import SSHOptions
 
 CONN = "Connection"
+SSH = "SSH (see docs/ssh.md)"
 
 FormatOpt = Annotated[
     Format,
@@ -148,6 +150,54 @@ RenameOpt = Annotated[
 ]
 
 
+SSHUserOpt = Annotated[
+    str | None,
+    typer.Option("--ssh-user", metavar="NAME", help="SSH login name.", rich_help_panel=SSH),
+]
+SSHPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--ssh-port", metavar="PORT", help="SSH port.", rich_help_panel=SSH, min=1, max=65535
+    ),
+]
+SSHKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssh-key",
+        metavar="FILE",
+        help="SSH private key (passphrase: SSH agent or passphrase_env in the inventory).",
+        rich_help_panel=SSH,
+        dir_okay=False,
+    ),
+]
+SSHKnownHostsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ssh-known-hosts",
+        metavar="FILE",
+        help="known_hosts file to verify host keys with (default ~/.ssh/known_hosts).",
+        rich_help_panel=SSH,
+        dir_okay=False,
+    ),
+]
+SSHAcceptNewOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ssh-accept-new",
+        help="Record unknown host keys (OpenSSH accept-new); a changed key is still refused.",
+        rich_help_panel=SSH,
+    ),
+]
+ViaSSHOpt = Annotated[
+    bool,
+    typer.Option(
+        "--via-ssh",
+        help="Reach Redis through an SSH tunnel to each node's host.",
+        rich_help_panel=SSH,
+    ),
+]
+
+
 # ----------------------------------------------------------------------------- one bundle
 
 _CONNECTION_PARAMS: list[tuple[str, Any, Any]] = [
@@ -163,6 +213,12 @@ _CONNECTION_PARAMS: list[tuple[str, Any, Any]] = [
     ("sentinel_master", SentinelMasterOpt, None),
     ("connect_timeout", ConnectTimeoutOpt, 1.5),
     ("rename_command", RenameOpt, None),
+    ("ssh_user", SSHUserOpt, None),
+    ("ssh_port", SSHPortOpt, None),
+    ("ssh_key", SSHKeyOpt, None),
+    ("ssh_known_hosts", SSHKnownHostsOpt, None),
+    ("ssh_accept_new", SSHAcceptNewOpt, False),
+    ("via_ssh", ViaSSHOpt, False),
 ]
 
 
@@ -182,8 +238,15 @@ class Connection:
     sentinel_master: str | None = None
     connect_timeout: float = 1.5
     rename_command: list[str] | None = None
+    ssh_user: str | None = None
+    ssh_port: int | None = None
+    ssh_key: Path | None = None
+    ssh_known_hosts: Path | None = None
+    ssh_accept_new: bool = False
+    via_ssh: bool = False
 
     def session(self, seeds: Sequence[str], **kwargs: Any) -> Session:
+        from redisops.output import note
         from redisops.session import build_session
 
         kwargs.setdefault("connect_timeout", self.connect_timeout)
@@ -200,7 +263,33 @@ class Connection:
             sentinels=self.sentinel or [],
             sentinel_master=self.sentinel_master,
             renamed_commands=self.rename_command or [],
+            ssh=self.ssh_options(),
+            notify=note,
             **kwargs,
+        )
+
+    def ssh_options(self) -> SSHOptions | None:
+        """The --ssh-* options, or None when none was given (then only the inventory's
+        ssh: settings make a node use SSH, and the SSH modules are not even imported)."""
+        given = (
+            self.ssh_user,
+            self.ssh_port,
+            self.ssh_key,
+            self.ssh_known_hosts,
+            self.ssh_accept_new,
+            self.via_ssh,
+        )
+        if not any(given):
+            return None
+        from redisops.ssh.settings import SSHOptions
+
+        return SSHOptions(
+            user=self.ssh_user,
+            port=self.ssh_port,
+            key=str(self.ssh_key) if self.ssh_key else None,
+            known_hosts=str(self.ssh_known_hosts) if self.ssh_known_hosts else None,
+            accept_new=self.ssh_accept_new,
+            via_ssh=self.via_ssh,
         )
 
 

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from redisops.cli.common import Connection, FormatOpt, with_connection
-from redisops.cli.mutate import AuditOpt, DryRunOpt, ForceOpt, PersistOpt, TimeoutOpt, YesOpt
+from redisops.cli.mutate import (
+    AuditOpt,
+    DryRunOpt,
+    FenceOpt,
+    ForceOpt,
+    PersistOpt,
+    TimeoutOpt,
+    YesOpt,
+)
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,14 +147,19 @@ def failover(
     yes: YesOpt = False,
     force: ForceOpt = False,
     persist: PersistOpt = False,
+    fence_mode: FenceOpt = None,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Unplanned: the master is dead. Confirm it, promote the best replica (REPLICAOF NO ONE),
-    repoint the others, and record the old master as fenced."""
+    repoint the others, and record the old master as fenced (--fence stop|config also fences
+    it on its machine over SSH)."""
     from redisops.cli.mutate import run_operation
     from redisops.errors import BadInput
     from redisops.ops import api
+    from redisops.ops.fence import check_fence_mode
+
+    check_fence_mode(fence_mode)
 
     if (to is None) == (not auto):
         raise BadInput(
@@ -162,6 +175,7 @@ def failover(
         accept_data_loss=accept_data_loss,
         persist=persist,
         force=force,
+        fence_mode=fence_mode,
     )
     with conn.session(req.seeds()) as session:
         op = api.failover(session, req)
@@ -180,15 +194,25 @@ def fence(
     yes: YesOpt = False,
     force: ForceOpt = False,
     persist: PersistOpt = False,
+    fence_mode: FenceOpt = None,
     timeout: TimeoutOpt = 300.0,
     audit_log: AuditOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Make a returning old master a replica of the new one (--persist keeps it across restarts)."""
+    """Make a returning old master a replica of the new one (--persist keeps it across restarts).
+
+    With --fence config its config file also gets replicaof NEW (over SSH); with
+    --fence stop its service is stopped instead, and it stays recorded as fenced.
+    """
     from redisops.cli.mutate import run_operation
     from redisops.ops import api
+    from redisops.ops.fence import check_fence_mode
 
-    req = api.FenceRequest(old, to, persist=persist, force=force, timeout=timeout)
+    check_fence_mode(fence_mode)
+
+    req = api.FenceRequest(
+        old, to, persist=persist, force=force, timeout=timeout, fence_mode=fence_mode
+    )
     with conn.session(req.seeds()) as session:
         run_operation(
             api.fence(session, req),

@@ -31,6 +31,15 @@ ForceOpt = Annotated[
 PersistOpt = Annotated[
     bool, typer.Option("--persist", help="CONFIG REWRITE so a restart keeps the change.")
 ]
+FenceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fence",
+        metavar="stop|config",
+        help="Also fence the old master on its machine (SSH): stop its service, or write "
+        "replicaof into its config file so a restart brings it back as a replica.",
+    ),
+]
 AuditOpt = Annotated[
     Path | None,
     typer.Option(

@@ -145,6 +145,7 @@ class FailoverRequest:
     interval: float = 0.3
     #: a caller that knows the master is down (a dry run that predicted it) skips the probes
     known_down: bool = False
+    fence_mode: str | None = None  # stop | config: also fence it on its machine (SSH)
 
     def seeds(self) -> list[str]:
         return [*self.extra_seeds, self.master]
@@ -157,6 +158,7 @@ class FenceRequest:
     persist: bool = False
     force: bool = False
     timeout: float = 300.0
+    fence_mode: str | None = None  # stop | config: fence it on its machine too (SSH)
 
     def seeds(self) -> list[str]:
         return [self.old, self.to]
@@ -353,6 +355,7 @@ def failover(session: Session, req: FailoverRequest, *, read: Reader = live) -> 
             persist=req.persist,
             accept_data_loss=req.accept_data_loss,
             known=known,
+            fence_mode=req.fence_mode,
         )
 
     return Operation(make(), make)
@@ -367,7 +370,13 @@ def fence(session: Session, req: FenceRequest, *, read: Reader = live) -> Operat
 
     def make() -> Plan:
         return plan_fence(
-            read(session, []), old, new, session, persist=req.persist, timeout=req.timeout
+            read(session, []),
+            old,
+            new,
+            session,
+            persist=req.persist,
+            timeout=req.timeout,
+            fence_mode=req.fence_mode,
         )
 
     return Operation(make(), make)

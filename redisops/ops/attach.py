@@ -179,7 +179,7 @@ def plan_attach(
                 r,
             )
         )
-    findings += _hardened_findings(replica, master, creds, opts)
+    findings += _hardened_findings(replica, master, creds, opts, session)
     give_password = creds.password is not None and replica.can_run("CONFIG")
     steps: list[Step] = []
     n = 1
@@ -295,7 +295,7 @@ def plan_attach(
 
 
 def _hardened_findings(
-    replica: NodeInfo, master: NodeInfo, creds: Credentials, opts: Options
+    replica: NodeInfo, master: NodeInfo, creds: Credentials, opts: Options, session: Session
 ) -> list[Finding]:
     """What cannot be checked or done on nodes where CONFIG is renamed or disabled."""
     out = [
@@ -312,7 +312,7 @@ def _hardened_findings(
                 else ""
             ),
         ),
-        persist_refusal([replica]) if opts.persist else None,
+        persist_refusal([replica], session) if opts.persist else None,
     ]
     return [f for f in out if f is not None]
 

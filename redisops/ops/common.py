@@ -127,17 +127,26 @@ def config_unavailable(node: NodeInfo, need: str) -> Finding | None:
     )
 
 
-def persist_refusal(nodes: list[NodeInfo]) -> Finding | None:
-    """``--persist`` needs CONFIG REWRITE on every node it persists."""
-    blocked = [str(n.address) for n in nodes if not n.can_run("CONFIG")]
+def persist_refusal(nodes: list[NodeInfo], session: Session) -> Finding | None:
+    """``--persist`` needs CONFIG REWRITE on every node it persists, or a config file that
+    redisops can edit itself on the node's machine (the fallback, see
+    :func:`redisops.ops.confedit.can_edit_config_file`)."""
+    from redisops.ops.confedit import can_edit_config_file
+
+    blocked = [
+        str(n.address)
+        for n in nodes
+        if not n.can_run("CONFIG") and not can_edit_config_file(session, n)
+    ]
     if not blocked:
         return None
     return Finding(
         "refuse",
         "persist_unavailable",
         f"--persist needs CONFIG REWRITE, and CONFIG is renamed or disabled on "
-        f"{', '.join(blocked)}: pass --rename-command CONFIG=NEWNAME if it is renamed, or "
-        f"leave out --persist and put the change in redis.conf by hand",
+        f"{', '.join(blocked)}: pass --rename-command CONFIG=NEWNAME if it is renamed, set "
+        f"config_file (and ssh:) for the node in the inventory so redisops edits the file "
+        f"itself, or leave out --persist and put the change in redis.conf by hand",
     )
 
 

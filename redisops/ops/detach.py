@@ -44,7 +44,7 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
     sentinel = sentinel_finding([replica], session, opts.force)
     if sentinel is not None:
         findings.append(sentinel)
-    persist = persist_refusal([replica]) if opts.persist else None
+    persist = persist_refusal([replica], session) if opts.persist else None
     if persist is not None:
         findings.append(persist)
     subs = topo.descendants(replica)

@@ -45,7 +45,7 @@ from redisops.ops.common import (
     sentinel_finding,
     unfit_finding,
 )
-from redisops.ops.fence import write_fence_record
+from redisops.ops.fence import host_fence_steps, write_fence_record
 from redisops.ops.promotion import (
     at_offset,
     command_refusals,
@@ -334,6 +334,7 @@ def plan_failover(
     persist: bool = False,
     accept_data_loss: bool = False,
     known: KnownMembers | None = None,
+    fence_mode: str | None = None,
 ) -> Plan:
     findings: list[Finding] = []
     cluster = session.cluster_name
@@ -417,6 +418,7 @@ def plan_failover(
     builder = _CatchUpPlan if source is not None else _DirectPlan
     plan = builder(topo, dead, session, new_node, source, persist)
     plan.partial_view = known is not None and not known.complete
+    plan.fence_mode = fence_mode
     return plan.build(findings, prediction, accept_data_loss, members)
 
 
@@ -585,6 +587,7 @@ class _DirectPlan:
         ]
         #: the replicas known are only those the seeds reach (no inventory, no record)
         self.partial_view = False
+        self.fence_mode: str | None = None  # --fence: also fence the dead master on its host
 
     def replicas_text(self) -> str:
         n = len(self.others)
@@ -626,7 +629,7 @@ class _DirectPlan:
             )
         findings += command_refusals(self.command_needs())
         if self.persist:
-            block = persist_refusal([self.new, *self.others])
+            block = persist_refusal([self.new, *self.others], self.session)
             if block is not None:
                 findings.append(block)
         full = sum(1 for p in preds if p.sync == "full")
@@ -764,6 +767,12 @@ class _DirectPlan:
             for name in [t, *others]:
                 steps.append(persist_step(n, name, "its new role"))
                 n += 1
+        if self.fence_mode is not None:
+            # on the dead master's machine (SSH): stop its service, or point its config file
+            # at the new master; after the point of no return, so a dead host only warns
+            fenced = host_fence_steps(self.fence_mode, self.dead, self.new.address, n, self.session)
+            steps += fenced
+            n += len(fenced)
         steps.append(
             Step(
                 n,

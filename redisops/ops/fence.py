@@ -11,6 +11,7 @@ import json
 import time
 
 from redisops.engine.predict import RateParams, predict_sync
+from redisops.errors import BadInput
 from redisops.model import Address, Finding, Plan, Step, Topology
 from redisops.ops.common import (
     group_members,
@@ -21,6 +22,7 @@ from redisops.ops.common import (
     reachable_or_finding,
     unlock_step,
 )
+from redisops.ops.service import service_steps
 from redisops.plan import RunContext, action
 from redisops.redis_node import RedisNode
 from redisops.session import Session
@@ -68,6 +70,77 @@ def unfence(node: RedisNode, address: str) -> bool:
     return True
 
 
+#: ``--fence``: how an old master is kept from coming back as a master, on its host (SSH)
+FENCE_MODES = ("stop", "config")
+
+
+def check_fence_mode(mode: str | None) -> None:
+    if mode is not None and mode not in FENCE_MODES:
+        raise BadInput(f"--fence {mode!r} is not known", hint="use --fence stop or --fence config")
+
+
+def host_fence_steps(
+    mode: str, old: Address, new: Address, n: int, session: Session, *, timeout: float = 60.0
+) -> list[Step]:
+    """Steps that fence ``old`` on its machine: ``stop`` its service (and check nothing
+    answers), or ``config``: write ``replicaof NEW`` into its config file so a restart brings
+    it back as a replica. Both continue on failure (the host may be as dead as the node)."""
+    o = str(old)
+    if mode == "stop":
+        return service_steps(
+            session,
+            old,
+            "stop",
+            n,
+            timeout=timeout,
+            why=" so it cannot come back as a master",
+            keep_going=True,
+        )
+    return [
+        Step(
+            n,
+            o,
+            "fence-config",
+            f"write replicaof {new} into {o}'s config file (a restart brings it back as a replica)",
+            command=("replicaof", new.host, str(new.port)),
+            verify="read back from the file",
+            args={"master": str(new), "on_failure": "continue"},
+        )
+    ]
+
+
+@action("fence-config")
+def run_fence_config(ctx: RunContext, step: Step) -> str:
+    from redisops.ops.confedit import fence_config
+
+    return fence_config(ctx.session, Address.parse(step.node), Address.parse(step.args["master"]))
+
+
+def _plan_fence_stop(
+    topo: Topology, old_addr: Address, new_addr: Address, session: Session
+) -> Plan:
+    """``fence --fence stop``: stop the returning old master's service instead of resyncing
+    it (its writes stay on its disk for inspection); the fence record stays in place."""
+    findings: list[Finding] = []
+    new, finding = reachable_or_finding(topo, new_addr, "new master")
+    if finding is not None:
+        findings.append(finding)
+    o = str(topo.canonical(old_addr))
+    n = str(new.address) if new is not None else str(new_addr)
+    if new is not None and not new.is_master:
+        findings.append(Finding("refuse", "not_master", f"{n} is not a master", n))
+    steps = [lock_steps(n, 1), *host_fence_steps("stop", old_addr, new_addr, 2, session)]
+    steps.append(unlock_step(n, len(steps) + 1))
+    return Plan(
+        "fence",
+        session.cluster_name,
+        tuple(steps),
+        tuple(findings),
+        summary=f"fence {o}: stop its service (it stays recorded as fenced on {n})",
+        touched=(o, n),
+    )
+
+
 def plan_fence(
     topo: Topology,
     old_addr: Address,
@@ -76,7 +149,11 @@ def plan_fence(
     *,
     persist: bool = False,
     timeout: float = 300.0,
+    fence_mode: str | None = None,
 ) -> Plan:
+    check_fence_mode(fence_mode)
+    if fence_mode == "stop":
+        return _plan_fence_stop(topo, old_addr, new_addr, session)
     findings: list[Finding] = []
     old, f1 = reachable_or_finding(topo, old_addr, "old master")
     new, f2 = reachable_or_finding(topo, new_addr, "new master")
@@ -131,7 +208,7 @@ def plan_fence(
                 o,
             )
         )
-    persist_block = persist_refusal([old]) if persist else None
+    persist_block = persist_refusal([old], session) if persist else None
     if persist_block is not None:
         findings.append(persist_block)
     steps = [
@@ -166,6 +243,9 @@ def plan_fence(
     k = 5
     if persist:
         steps.append(persist_step(k, o, "the fence"))
+        k += 1
+    if fence_mode == "config":
+        steps += host_fence_steps("config", old.address, new.address, k, session)
         k += 1
     steps.append(
         Step(

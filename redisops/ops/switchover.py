@@ -228,7 +228,9 @@ def plan_switchover(
         }
     )
     if persist:
-        findings += [f for f in [persist_refusal([target, master, *movable])] if f is not None]
+        findings += [
+            f for f in [persist_refusal([target, master, *movable], session)] if f is not None
+        ]
     ping_period, ping_note = original_ping_period(master)
     if ping_note is not None and method == "redisops":
         findings.append(ping_note)

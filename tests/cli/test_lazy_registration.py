@@ -40,3 +40,22 @@ def test_command_module_picks_the_module_or_the_full_app(
     argv: list[str], expected: str | None
 ) -> None:
     assert command_module(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [["--help"], [], ["statsu"], ["--version"]])
+def test_the_listing_app_prints_what_the_full_app_prints(argv: list[str]) -> None:
+    """``redisops --help`` (and the other root-level runs) skip converting every command's
+    options; what they print must not change."""
+    from typer.testing import CliRunner
+
+    from redisops.cli import build_listing_app
+
+    runner = CliRunner()
+    full = runner.invoke(build_app(), argv)
+    listing = runner.invoke(build_listing_app(), argv)
+    assert (listing.exit_code, listing.stdout, listing.stderr) == (
+        full.exit_code,
+        full.stdout,
+        full.stderr,
+    )
+    assert listing.stdout or listing.stderr

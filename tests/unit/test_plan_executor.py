@@ -119,6 +119,9 @@ class FakeSession:
         self.probed.append(address)
         return master(str(address), offset=42)
 
+    def ssh_settings(self, address: Address) -> None:
+        return None  # no inventory: the --persist fallback finds no config_file here
+
 
 def n(name: str) -> Address:
     return Address.parse(name)
