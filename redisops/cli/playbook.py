@@ -68,12 +68,10 @@ def pb_list(fmt: FormatOpt = Format.table) -> None:
             "path": str(entry.path),
             "description": "",
             "valid": True,
-            "waiting": {},
         }
         try:
             book = load(entry.path)
             row["description"] = book.description
-            row["waiting"] = dict(book.waiting)
         except PlaybookInvalid as exc:
             row["valid"] = False
             row["error"] = f"INVALID: {exc.errors[0]}"
@@ -108,15 +106,10 @@ def pb_validate(playbook: FileArg, fmt: FormatOpt = Format.table) -> None:
     except PlaybookInvalid as exc:
         _invalid(exc, fmt)
         return
-    waiting = [f"action {a} waits on {i}" for a, i in sorted(book.waiting.items())]
     if fmt is Format.json:
-        write(to_json({"valid": True, "path": str(book.path), "waiting_on": dict(book.waiting)}))
+        write(to_json({"valid": True, "path": str(book.path)}))
     else:
-        steps = len(book.all_steps())
-        write(
-            f"{book.path}: valid ({len(book.vars)} var(s), {steps} step(s))"
-            + "".join(f"\n  note: {w}: it validates, but cannot run in this build" for w in waiting)
-        )
+        write(f"{book.path}: valid ({len(book.vars)} var(s), {len(book.all_steps())} step(s))")
 
 
 def _parse_vars(items: list[str] | None) -> dict[str, str]:

@@ -44,6 +44,7 @@ __all__ = [
     "FenceRequest",
     "Operation",
     "RestoreRequest",
+    "ServiceRequest",
     "SwitchoverRequest",
     "WaitSyncRequest",
     "attach",
@@ -59,6 +60,7 @@ __all__ = [
     "lock_ttl",
     "restore",
     "run_check",
+    "service",
     "status",
     "switchover",
     "wait_sync",
@@ -540,6 +542,35 @@ def restore(
         lambda: make(True),  # under the lock: our lock key on the node is not data it replaces
         remembered={BACKUP_KEY: Secret(key.hex())} if key is not None else {},
     )
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    node: str
+    verb: str  # start | stop | restart
+    timeout: float = 60.0
+
+    def seeds(self) -> list[str]:
+        return [self.node]
+
+
+def service(session: Session, req: ServiceRequest, *, read: Reader = live) -> Operation:
+    """Start, stop or restart a node's redis-server through its service manager (over SSH,
+    or on this machine), then check it from outside."""
+    from redisops.errors import BadInput
+    from redisops.model import parse_target
+    from redisops.ops.service import plan_service
+
+    if req.verb not in ("start", "stop", "restart"):
+        raise BadInput(f"unknown service action {req.verb!r}", hint="use start, stop or restart")
+    address = parse_target(req.node).address
+
+    def make() -> Plan:
+        return plan_service(
+            read(session, [address]), address, req.verb, session, timeout=req.timeout
+        )
+
+    return Operation(make(), make)
 
 
 # ----------------------------------------------------------------------------- running

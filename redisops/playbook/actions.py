@@ -126,7 +126,6 @@ class ActionDef:
     help: str
     params: Mapping[str, Param]
     run: Runner | None = None
-    waiting_on: str | None = None
     precondition: str = ""  # the default precondition, in words
     verify: str = ""  # the default verification, in words
 
@@ -822,6 +821,81 @@ def _restore(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
         return _operate(ctx, session, op, force=req.force, effects=[], value={"to": req.to})
 
 
+_SERVICE_VERBS = {"started": "start", "stopped": "stop", "restarted": "restart"}
+
+
+def _service(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    """Start, stop or restart a node's service (``redisops service``), checked from outside."""
+    from redisops.ops import api
+
+    node = _canonical(str(args["node"]))
+    req = api.ServiceRequest(node, _SERVICE_VERBS[str(args["state"])], float(args["timeout"]))
+    with ctx.connect.session(req.seeds()) as session:
+        op = api.service(session, req, read=_reader(ctx))
+        effects: list[Effect] = [Down(node)] if req.verb == "stop" else []
+        return _operate(
+            ctx, session, op, force=bool(args["force"]), effects=effects, value={"node": node}
+        )
+
+
+def _ssh(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
+    """A command on a node's machine (over SSH, or on this machine for a local node): an
+    argument list, never a shell line; its output is registered, and a non-zero exit fails
+    the step unless ``allow_failure``. In a dry run it is shown, not run."""
+    from redisops.model import Address
+
+    node = _canonical(str(args["node"]))
+    argv = [str(a) for a in args["command"]]
+    if not argv:
+        raise StepFailed("ssh: the command is empty", ExitCode.BAD_INPUT)
+    shown = " ".join(argv)
+    if ctx.dry_run or ctx.check_only:
+        return ActionResult(
+            {"node": node, "command": argv, "outcome": "predicted" if ctx.dry_run else "ready"},
+            f"would run on {node}'s machine: {shown}",
+            predicted=ctx.dry_run,
+        )
+    if not ctx.yes:
+        if ctx.ask is None:
+            raise StepFailed(
+                f"refused: running `{shown}` on {node}'s machine is not confirmed (not a terminal)",
+                ExitCode.REFUSED,
+                hint="pass --yes to proceed",
+            )
+        if not ctx.ask(f"Run `{shown}` on {node}'s machine?"):
+            raise StepFailed("not confirmed; nothing was run", ExitCode.REFUSED)
+    with ctx.connect.session([node]) as session:
+        host = session.host(Address.parse(node))
+        audit = RunAudit(ctx.audit_path, "ssh", session.cluster_name, ctx.run_id)
+        audit.record(
+            step=1, node=node, action="ssh", command=argv, host=host.name, result="started"
+        )
+        result = host.run(argv, sudo=bool(args["sudo"]), timeout=float(args["timeout"]))
+        audit.record(
+            step=1, node=node, action="ssh", command=argv, result=f"exit {result.exit_status}"
+        )
+    ctx.note_nodes([node])
+    stderr = result.stderr.decode("utf-8", "replace")
+    value = {
+        "node": node,
+        "host": host.name,
+        "command": argv,
+        "exit_status": result.exit_status,
+        "stdout": result.text(),
+        "stderr": stderr,
+        "outcome": "applied",
+    }
+    if not result.ok and not args["allow_failure"]:
+        err = stderr.strip().splitlines()
+        raise StepFailed(
+            f"`{shown}` on {host.name} exited {result.exit_status}: {err[-1] if err else 'no error output'}",
+            ExitCode.ERROR,
+            value=value,
+        )
+    ctx.changed = True
+    return ActionResult(value, f"`{shown}` on {host.name}: exit {result.exit_status}")
+
+
 def _check(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
     """The health checks (``redisops check``); in a dry run over the predicted topology,
     with nothing written to the state file."""
@@ -948,12 +1022,6 @@ def _drift_view(report: Any, fixed: set[tuple[str, str]]) -> dict[str, Any]:
 
 _FORCE = Param("bool", default=False, help="override refusals marked forceable")
 _PERSIST = Param("bool", default=False, help="CONFIG REWRITE so a restart keeps the change")
-
-
-def _waiting(
-    name: str, kind: str, issue: str, help_text: str, params: Mapping[str, Param]
-) -> ActionDef:
-    return ActionDef(name, kind, help_text, params, None, waiting_on=issue)
 
 
 ACTIONS: dict[str, ActionDef] = {
@@ -1183,23 +1251,36 @@ ACTIONS: dict[str, ActionDef] = {
             precondition="restore preflight: not a replica, the RDB format loadable, the backup verified",
             verify="key count equal to the catalogue's; the node a master",
         ),
-        _waiting(
+        ActionDef(
             "service",
             "mutate",
-            "issue 12 (redisops service)",
-            "start, stop or restart a node's service",
+            "start, stop or restart a node's service (redisops service), then check it",
             {
                 "node": Param("address", required=True),
                 "state": Param("str", required=True, choices=("started", "stopped", "restarted")),
+                "timeout": Param("duration", default=60.0),
                 "force": _FORCE,
             },
+            _service,
+            precondition="service preflight: stopping or restarting a master with replicas is refused",
+            verify="PING answers after start (a new run id after restart); nothing answers after stop",
         ),
-        _waiting(
+        ActionDef(
             "ssh",
             "mutate",
-            "issue 12 (the SSH layer)",
-            "run a command on a node's host",
-            {"node": Param("address", required=True), "command": Param("list", required=True)},
+            "run a command (an argument list) on a node's machine, over SSH or locally",
+            {
+                "node": Param("address", required=True),
+                "command": Param("list", required=True, help="the arguments, e.g. [df, -h, /data]"),
+                "sudo": Param("bool", default=False),
+                "timeout": Param("duration", default=60.0),
+                "allow_failure": Param(
+                    "bool", default=False, help="register a non-zero exit, do not fail"
+                ),
+            },
+            _ssh,
+            precondition="the node's machine is reachable (SSH settings, host key known)",
+            verify="the command exits 0 (unless allow_failure)",
         ),
     )
 }
@@ -1234,12 +1315,8 @@ def run_action(
     ctx: ActionContext, name: str, args: dict[str, Any], scope: Mapping[str, Any]
 ) -> ActionResult:
     """Run one action with already-rendered, typed ``args``."""
-    action = ACTIONS[name]
     if name == "assert":
         return _assert(ctx, args, scope)
-    if action.run is None:
-        raise StepFailed(
-            f"action {name!r} is not in this build yet (it arrives with {action.waiting_on})",
-            ExitCode.BAD_INPUT,
-        )
-    return action.run(ctx, args)
+    run = ACTIONS[name].run
+    assert run is not None  # only assert is run by the runner itself
+    return run(ctx, args)

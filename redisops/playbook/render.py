@@ -53,12 +53,6 @@ def render_show(book: Playbook) -> str:
             ]
         )
     lines.append(table(["#", "STEP", "ACTION", "WITH", "WHEN / CHECKS"], rows))
-    if book.waiting:
-        lines += [""]
-        lines += [
-            f"waiting: action {a} is not in this build yet ({issue}); the playbook validates but cannot run"
-            for a, issue in sorted(book.waiting.items())
-        ]
     return "\n".join(lines)
 
 
@@ -99,12 +93,7 @@ def render_list(rows: list[dict[str, Any]]) -> str:
             [
                 r["name"],
                 r["source"],
-                (_headline(r["description"]) or r.get("error") or "")
-                + (
-                    f" [waiting on {', '.join(sorted(set(r['waiting'].values())))}]"
-                    if r.get("waiting")
-                    else ""
-                ),
+                _headline(r["description"]) or r.get("error") or "",
                 r["path"],
             ]
             for r in rows

@@ -170,12 +170,6 @@ class Runner:
     def prepare(self) -> RunReport:
         """Everything checked before the first step runs (raises BadInput / Refused)."""
         book, opts = self.book, self.opts
-        if book.waiting:
-            names = ", ".join(f"{a} ({issue})" for a, issue in sorted(book.waiting.items()))
-            raise BadInput(
-                f"{book.path}: this playbook needs action(s) not in this build yet: {names}",
-                hint="it validates and shows; it runs once those commands land",
-            )
         if opts.resume:
             self.past = find_run(opts.journal_dir, book.path, opts.resume_run_id)
             self._check_resumable(self.past)

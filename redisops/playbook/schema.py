@@ -170,8 +170,6 @@ class Playbook:
     vars: tuple[VarSpec, ...]
     steps: tuple[StepSpec, ...]
     sha256: str = ""
-    #: actions this playbook uses that this build does not have yet: action -> issue
-    waiting: Mapping[str, str] = field(default_factory=dict)
 
     def step(self, step_id: str) -> StepSpec | None:
         for s in self.all_steps():
@@ -193,7 +191,6 @@ class Playbook:
             "description": self.description,
             "vars": [v.to_dict() for v in self.vars],
             "steps": [s.to_dict() for s in self.steps],
-            "waiting_on": dict(self.waiting),
         }
 
 
@@ -326,13 +323,7 @@ class _Validator:
             steps = self.steps(steps_raw, {v.name for v in variables})
         if self.errors:
             raise PlaybookInvalid(self.errors)
-        from redisops.playbook.actions import ACTIONS
 
-        waiting = {
-            s.action: ACTIONS[s.action].waiting_on
-            for s in [x for st in steps for x in (st, *st.steps)]
-            if s.action is not None and ACTIONS[s.action].waiting_on
-        }
         return Playbook(
             self.path,
             name.strip(),
@@ -340,7 +331,6 @@ class _Validator:
             variables,
             steps,
             sha,
-            {k: str(v) for k, v in waiting.items()},
         )
 
     # -- vars -------------------------------------------------------------------------

@@ -543,3 +543,22 @@ def test_backup_rdb_runs_on_the_embedded_lab_whose_nodes_write_their_rdb_files(
         assert (tmp_path / "lab" / f"node-{state.ports[1]}" / "dump.rdb").is_file()
     finally:
         labs.down(tmp_path / "lab")
+
+
+# ----------------------------------------------------------------------------- rolling-restart
+
+
+def test_rolling_restart_dry_run_on_the_lab_plans_every_restart_and_the_switch(
+    lab: LabBackend, tmp_path: Path
+) -> None:
+    m, r1, r2 = star(lab, 2, PERSIST)
+    write_keys(m, 50)
+    in_sync(m, r1, r2)
+    res = run_playbook("rolling-restart", "--var", f"master={m.address}", "--dry-run")
+    assert res.code == 0, res
+    by_id = {(s["id"], s.get("item")): s for s in res.json["steps"]}
+    for replica in (r1.address, r2.address):
+        assert by_id[("3.1", replica)]["predicted"]  # the restart is planned, not done
+    assert by_id[("4", None)]["registered"]["new_master"] in (r1.address, r2.address)
+    assert by_id[("6", None)]["registered"]["outcome"] == "nothing-to-do"  # already follows
+    assert state([m])[m.address] == ("master", None)

@@ -52,7 +52,6 @@ def test_a_well_formed_playbook_loads_with_typed_defaults(tmp_path: Path) -> Non
     book = load(write(tmp_path, GOOD))
     assert [s.id for s in book.steps] == ["1", "2", "3"]
     assert book.vars[2].default == 2.0
-    assert not book.waiting
 
 
 @pytest.mark.parametrize(
@@ -249,17 +248,6 @@ def test_run_refuses_bad_vars_before_touching_anything(tmp_path: Path) -> None:
     assert "--var 'master' is not NAME=VALUE" in result.stderr
 
 
-def test_a_playbook_waiting_on_an_action_validates_but_does_not_run(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["playbook", "validate", "rolling-restart"])
-    assert result.exit_code == 0
-    assert "waits on issue 12" in result.stdout
-    result = runner.invoke(
-        app, ["playbook", "run", "rolling-restart", "--var", "master=127.0.0.1:1", "--dry-run"]
-    )
-    assert result.exit_code == 2
-    assert "needs action(s) not in this build yet: service (issue 12" in result.stderr
-
-
 def test_list_shows_shipped_and_local_playbooks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,4 +264,4 @@ def test_list_shows_shipped_and_local_playbooks(
         rows["my-move"]["source"] == "local" and rows["my-move"]["description"] == "move the master"
     )
     assert rows["master-down"]["source"] == "shipped" and rows["master-down"]["valid"]
-    assert rows["rolling-restart"]["waiting"]
+    assert rows["rolling-restart"]["valid"]
