@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from redisops.errors import BadInput, RedisopsError, Unreachable
+from redisops.versions import Server, from_version_output
 
 ENGINES = ("embedded", "redis-server")
 TOPOLOGIES = ("star", "chain", "none")
@@ -50,6 +51,8 @@ class LabState:
     clone_replicas: list[int] = field(default_factory=list)
     clone_down: list[int] = field(default_factory=list)
     clone_of: dict[str, str] = field(default_factory=dict)
+    binary: str | None = None  # redis-server engine: the server executable
+    server: str | None = None  # ... and what it says it is ("valkey 8.1.8")
 
     @property
     def master_port(self) -> int:
@@ -191,12 +194,14 @@ def up(
     config: dict[str, str] | None = None,
     timeout: float = 30.0,
     clone: Mapping[str, Any] | None = None,
+    binary: str | None = None,
 ) -> LabState:
     """Start a lab in the background; returns when it is ready.
 
-    ``clone`` is a clone spec (:func:`redisops.clone.clone_spec`): the lab is then a copy
-    of a real cluster on the spec's ports (embedded engine only).
-    """
+    ``binary`` is the server the ``redis-server`` engine runs (``redis-server`` of any
+    supported version, or ``valkey-server``); default ``redis-server`` on PATH. ``clone`` is
+    a clone spec (:func:`redisops.clone.clone_spec`): the lab is then a copy of a real
+    cluster on the spec's ports (embedded engine only)."""
     if clone is not None:
         return _up_clone(lab_dir, clone, timeout)
     if engine not in ENGINES:
@@ -217,9 +222,17 @@ def up(
     busy = [p for p in ports if not _port_free(p)]
     if busy:
         raise BadInput(f"port {busy[0]} is already in use", hint="choose another --base-port")
+    if binary is not None and engine != "redis-server":
+        raise BadInput("--binary needs --engine redis-server")
     cfg = {**LAB_DEFAULTS, **(config or {})}
-    lab_dir.mkdir(parents=True, exist_ok=True)
     state = LabState(engine, str(lab_dir), ports, topology, time.time(), cfg)
+    if engine == "redis-server":
+        state.binary = binary or redis_server_binary()
+        server = server_of(state.binary)
+        state.server = str(server)
+        if not server.has_enable_debug_command:  # 6.2: DEBUG is on, the directive unknown
+            state.config.pop("enable-debug-command", None)
+    lab_dir.mkdir(parents=True, exist_ok=True)
     if engine == "embedded":
         _up_embedded(state)
     else:
@@ -345,6 +358,26 @@ def redis_server_binary() -> str:
     return path
 
 
+def server_of(binary: str) -> Server:
+    """What ``binary --version`` says it is; BadInput when it is no supported server."""
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=20, check=False
+        )
+    except OSError as exc:
+        raise BadInput(
+            f"cannot run {binary} ({exc.strerror})", hint="name a redis-server or valkey-server"
+        ) from None
+    server = from_version_output(out.stdout)
+    if server is None:
+        raise BadInput(
+            f"{binary} does not say it is a Redis or Valkey server "
+            f"({(out.stdout or out.stderr).strip()[:80]!r})",
+            hint="name a redis-server or valkey-server binary",
+        )
+    return server
+
+
 def _redis_args(state: LabState, port: int) -> list[str]:
     node_dir = Path(state.dir) / f"node-{port}"
     node_dir.mkdir(parents=True, exist_ok=True)
@@ -358,7 +391,6 @@ def _redis_args(state: LabState, port: int) -> list[str]:
             'save ""',
             "daemonize no",
             "protected-mode no",
-            "enable-debug-command local",
         ]
         idx = state.ports.index(port)
         if state.topology == "star" and idx > 0:
@@ -367,7 +399,7 @@ def _redis_args(state: LabState, port: int) -> list[str]:
             lines.append(f"replicaof 127.0.0.1 {state.ports[idx - 1]}")
         lines += [f"{k} {v if v else chr(34) * 2}" for k, v in state.config.items()]
         conf.write_text("\n".join(lines) + "\n")
-    return [redis_server_binary(), str(conf)]
+    return [state.binary or redis_server_binary(), str(conf)]
 
 
 def _spawn_redis(state: LabState, port: int) -> int:
@@ -456,6 +488,7 @@ def status(lab_dir: Path) -> dict[str, Any]:
         "engine": state.engine,
         "dir": state.dir,
         "topology": state.topology,
+        "server": state.server,
         "addresses": [f"127.0.0.1:{p}" for p in state.ports],
         "nodes": nodes,
         "pid": state.pid,

@@ -197,7 +197,8 @@ STATUS_HEADERS = (
     "REPLID2",
     "BACKLOG",
     "BACKLOG_RANGE",
-    "VERSION",
+    "SERVER",
+    "RDB",
     "MEM",
 )
 
@@ -240,7 +241,8 @@ def status_rows(topo: Topology) -> list[list[Any]]:
                 None if node.replid2 == "0" * 40 else node.replid2[:8],
                 human_bytes(node.backlog_size) if node.backlog_active else "off",
                 f"{brange[0]}-{brange[1]}" if brange else None,
-                node.version,
+                str(node.server) if node.server is not None else None,
+                rec["rdb_format"],
                 human_bytes(node.used_memory),
             ]
         )

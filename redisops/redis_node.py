@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from redisops.retry import CONNECT_RETRY, RetryPolicy
 if TYPE_CHECKING:  # pragma: no cover
     import redis
 
-#: INFO sections every probe reads (Redis 7 accepts several at once).
+#: INFO sections every probe reads, one ``INFO <section>`` each (see :func:`info_commands`).
 PROBE_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "keyspace")
 
 #: CONFIG keys every probe reads. Never a secret (no requirepass, no masterauth).
@@ -50,6 +50,8 @@ PROBE_CONFIG = (
     "replica-announce-ip",
     "replica-announce-port",
     "masteruser",
+    "dual-channel-replication-enabled",  # Valkey 8+
+    "rdb-version-check",  # Valkey 8.1+
 )
 
 #: Where to open the TCP connection instead of the node's address (a local SSH forward);
@@ -75,6 +77,42 @@ def _text(value: Any) -> Any:
 def _pairs(reply: Sequence[Any]) -> dict[str, str]:
     items = [_text(x) for x in reply]
     return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+
+
+def _info_fields(reply: Any) -> dict[str, str]:
+    return parse_info(str(reply))
+
+
+def _merged(replies: Iterable[Any], fields: Callable[[Any], dict[str, str]]) -> dict[str, str]:
+    """The fields of several replies (one per INFO section or CONFIG key) in one dict; an
+    error reply (a section or key this server refuses) adds nothing.
+
+    >>> _merged([["a", "1"], CommandFailed("x"), ["b", "2"]], _pairs)
+    {'a': '1', 'b': '2'}
+    """
+    out: dict[str, str] = {}
+    for reply in replies:
+        if not isinstance(reply, CommandFailed):
+            out.update(fields(reply))
+    return out
+
+
+def info_commands(sections: Sequence[str]) -> list[tuple[str, ...]]:
+    """The commands that read ``sections``: one ``INFO <section>`` per section.
+
+    ``INFO a b`` exists only since Redis 7.0 (6.2 answers "syntax error"), and which
+    server a node runs is known only from its INFO reply. One command per section works on
+    every server and, pipelined, costs the same single round trip.
+
+    >>> info_commands(["replication", "stats"])
+    [('INFO', 'replication'), ('INFO', 'stats')]
+    """
+    return [("INFO", s) for s in sections] or [("INFO",)]
+
+
+def config_commands(keys: Sequence[str]) -> list[tuple[str, ...]]:
+    """One ``CONFIG GET <key>`` per key, for the same reason (several keys: 7.0+)."""
+    return [("CONFIG", "GET", k) for k in keys]
 
 
 class RedisNode:
@@ -299,15 +337,22 @@ class RedisNode:
 
     # ------------------------------------------------------------------ reads
     def probe(self) -> NodeInfo:
-        """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O."""
+        """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O.
+
+        A node that answers is never reported unreachable because of its version: every
+        command here exists on each supported server (see :mod:`redisops.versions`), and a
+        section or key a server lacks just comes back empty. Only a node that answers but
+        refuses ``INFO replication`` (an ACL, say) cannot be read; its error says so.
+        """
+        n_info, n_config = len(PROBE_SECTIONS), len(PROBE_CONFIG)
         t0 = time.perf_counter()
         checked = [c for c in CHECKED_COMMANDS if self.command_name(c)]
         try:
             replies = self.pipeline(
                 [
-                    ("INFO", *PROBE_SECTIONS),
+                    *info_commands(PROBE_SECTIONS),
                     ("ROLE",),
-                    ("CONFIG", "GET", *PROBE_CONFIG),
+                    *config_commands(PROBE_CONFIG),
                     ("PUBSUB", "NUMSUB", SENTINEL_HELLO),
                     ("GET", FENCE_KEY),
                     ("COMMAND", "INFO", *(self.command_name(c) for c in checked)),
@@ -317,21 +362,27 @@ class RedisNode:
         except Unreachable as exc:
             return self._unreadable(exc)
         rtt = (time.perf_counter() - t0) * 1000.0
-        info_reply, role_reply, config_reply, numsub, fence, command_info = replies
-        if isinstance(info_reply, CommandFailed):
+        info_replies = dict(zip(PROBE_SECTIONS, replies[:n_info], strict=True))
+        role_reply = replies[n_info]
+        config_replies = replies[n_info + 1 : n_info + 1 + n_config]
+        numsub, fence, command_info = replies[n_info + 1 + n_config :]
+        refused = info_replies["replication"]
+        if isinstance(refused, CommandFailed):
+            reason = refused.message.removeprefix(f"{self.address}: ")
             return NodeInfo(
-                address=self.address, reachable=False, error=info_reply.message, read_at=time.time()
+                address=self.address,
+                reachable=False,
+                error=f"it answers, but cannot be read: {reason}",
+                read_at=time.time(),
             )
-        info = parse_info(str(info_reply))
+        info = _merged(info_replies.values(), _info_fields)
         role = None
         if isinstance(role_reply, list):
             try:
                 role = parse_role(role_reply)
             except (ValueError, IndexError, TypeError):
                 role = None
-        config: dict[str, str] = {}
-        if isinstance(config_reply, list):
-            config = _pairs(config_reply)
+        config = _merged(config_replies, _pairs)
         extra: dict[str, str] = {}
         if isinstance(numsub, list) and len(numsub) == 2:
             extra["redisops_sentinel_subscribers"] = str(numsub[1])
@@ -347,7 +398,7 @@ class RedisNode:
             role_reply=role,
             read_at=time.time(),
             rtt_ms=rtt,
-            unavailable=_unavailable(checked, command_info, config_reply),
+            unavailable=_unavailable(checked, command_info, config_replies[0]),
         )
 
     def _unreadable(self, exc: Unreachable) -> NodeInfo:
@@ -368,10 +419,11 @@ class RedisNode:
         )
 
     def info(self, *sections: str) -> dict[str, str]:
-        return parse_info(str(self.execute("INFO", *sections)))
+        """INFO fields of ``sections`` (all default sections when none), one round trip."""
+        return _merged(self.pipeline(info_commands(sections)), _info_fields)
 
     def config_get(self, *keys: str) -> dict[str, str]:
-        return _pairs(self.execute("CONFIG", "GET", *keys))
+        return _merged(self.pipeline(config_commands(keys)), _pairs)
 
     def config_set(self, key: str, value: str) -> None:
         self.execute("CONFIG", "SET", key, value)

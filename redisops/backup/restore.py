@@ -38,13 +38,13 @@ from redisops.backup import crypto
 from redisops.backup.catalogue import BackupRecord, stamp
 from redisops.backup.dest import DestSpec
 from redisops.backup.throwaway import Throwaway, dataset_facts, start_throwaway
-from redisops.engine.rules import can_load_rdb, rdb_version
 from redisops.errors import CommandFailed, RedisopsError, Unreachable, VerifyFailed, WaitTimeout
 from redisops.host import Host, HostError, LocalHost, is_local_address
 from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import lock_steps, reachable_or_finding, sentinel_finding, unlock_step
 from redisops.plan import RunContext, action, remembered, undo
 from redisops.session import Session
+from redisops.versions import can_load
 
 METHODS = ("online", "file")
 THROWAWAY_PASSWORD = "throwaway:password"
@@ -103,14 +103,18 @@ def _findings(
                 forceable=True,
             )
         )
-    loadable = can_load_rdb(node.version or "", rec.rdb_version or 0)
-    if rec.rdb_version is not None and loadable is False:
+    server = node.server
+    if (
+        server is not None
+        and rec.rdb_version is not None
+        and can_load(server, rec.rdb_version) is False
+    ):
         out.append(
             Finding(
                 "refuse",
                 "rdb_version",
-                f"{n} runs Redis {node.version}, which loads RDB formats up to "
-                f"{rdb_version(node.version or '')}; this backup is format {rec.rdb_version} "
+                f"{n} runs {server}, which loads RDB formats up to {server.rdb_format}; this "
+                f"backup is format {rec.rdb_version} "
                 f"(written by {rec.redis_version or 'a newer server'})",
                 n,
             )

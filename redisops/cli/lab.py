@@ -91,6 +91,15 @@ def lab_up(
     inventory: InventoryOpt = None,
     password_file: PasswordFileOpt = None,
     user: UserOpt = None,
+    binary: Annotated[
+        str | None,
+        typer.Option(
+            "--binary",
+            metavar="PATH",
+            help="With --engine redis-server: the server to run (redis-server 6.2/7.x or "
+            "valkey-server; default redis-server on PATH).",
+        ),
+    ] = None,
     lab_dir: DirOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -120,11 +129,13 @@ def lab_up(
         base_port=7000 if base_port is None else base_port,
         topology=topology,
         config=cfg,
+        binary=binary,
     )
     if fmt is Format.json:
         write(to_json(state.to_dict()))
         return
-    lines = [f"lab up ({state.engine}, {state.topology}) in {state.dir}"]
+    engine_name = state.server or state.engine
+    lines = [f"lab up ({engine_name}, {state.topology}) in {state.dir}"]
     for i, port in enumerate(state.ports):
         role = "master" if i == 0 or state.topology == "none" else "replica"
         lines.append(f"  127.0.0.1:{port}  {role}")

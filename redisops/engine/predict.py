@@ -55,6 +55,7 @@ class SyncPrediction:
     peak_output_buffer: int = 0
     risks: list[str] = field(default_factory=list)
     followers: list[SyncPrediction] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # server differences: modelled or not
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class SyncPrediction:
             "peak_output_buffer": self.peak_output_buffer,
             "risks": list(self.risks),
             "followers": [f.to_dict() for f in self.followers],
+            "notes": list(self.notes),
         }
 
 
@@ -151,7 +153,9 @@ def _full_sync_run(master: NodeInfo, rdb: int, params: RateParams) -> dict[str, 
         hard, soft, soft_secs = parse_obl(cfg.get("client-output-buffer-limit", ""))["slave"]
     except (ValueError, KeyError):
         hard, soft, soft_secs = 256 * MB, 64 * MB, 60
-    hard = obuf_hard_limit(hard, backlog_size)
+    server = master.server
+    if server is None or server.obuf_hard_limit_at_least_backlog:
+        hard = obuf_hard_limit(hard, backlog_size)
     used = master.used_memory or rdb * 2
     fork_us = master.stat("latest_fork_usec")
     fork_s = max(used / 1024**3 * timing.fork_ms_per_gb / 1000.0, 0.0)
@@ -295,7 +299,43 @@ def predict_sync(
         run["risks"],
     )
     pred.risks.append(f"RDB size {rdb} bytes is an estimate ({how})")
+    unloadable = replica.cannot_load_from(master)
+    if unloadable is not None:
+        pred.reason += f"; the sync cannot complete: {unloadable}"
+        pred.risks.insert(
+            0,
+            f"{name} cannot load {mname}'s RDB ({unloadable}): the full sync fails at the "
+            f"load and is retried in a loop, the replica never comes up",
+        )
+    pred.notes += full_sync_notes(master, replica)
     return pred
+
+
+def full_sync_notes(master: NodeInfo, replica: NodeInfo) -> list[str]:
+    """How the full-sync model differs for these servers, or where it does not apply."""
+    server = master.server
+    notes: list[str] = []
+    if server is not None and not server.shared_replication_buffer:
+        notes.append(
+            f"{server}: every replica in a full sync has its own output buffer (no shared "
+            f"replication buffer before 7.0): concurrent full syncs hold one copy each of "
+            f"the buffered writes; no 7.0.10 raise of the hard limit to the backlog size"
+        )
+    rserver = replica.server
+    if (
+        server is not None
+        and rserver is not None
+        and server.has_dual_channel
+        and rserver.has_dual_channel
+        and master.config.get("dual-channel-replication-enabled") == "yes"
+        and replica.config.get("dual-channel-replication-enabled") == "yes"
+    ):
+        notes.append(
+            "dual-channel replication (Valkey): the RDB comes over a second connection and "
+            "the replica buffers the stream itself; not modelled: the timings and the "
+            "master-side output-buffer figures here are those of a single-channel sync"
+        )
+    return notes
 
 
 def predict_followers(

@@ -146,9 +146,14 @@ class LabServer:
             return
         if self.control_path.exists():
             self.control_path.unlink()
+        # bound and listening under a temporary name, then renamed: once the path exists
+        # it accepts (a client waiting for the file never meets "connection refused")
+        staging = self.control_path.with_name(self.control_path.name + ".new")
+        staging.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(self.control_path))
+        sock.bind(str(staging))
         sock.listen(16)
+        os.replace(staging, self.control_path)
         sock.setblocking(False)
         self.control_sock = sock
         self.sel.register(sock, selectors.EVENT_READ, ("control-accept", 0))

@@ -15,7 +15,6 @@ from redisops.engine.predict import (
     predict_returning,
     predict_sync,
 )
-from redisops.engine.rules import rdb_version
 from redisops.errors import VerifyFailed, WaitTimeout
 from redisops.inventory import Credentials
 from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Topology
@@ -90,18 +89,6 @@ def plan_attach(
             nothing_to_do=True,
             summary=f"{r} is already a replica of {m}{note}; nothing to do",
         )
-    # versions: the replica must load the master's RDB
-    mv, rv = rdb_version(master.version or ""), rdb_version(replica.version or "")
-    if mv is not None and rv is not None and mv > rv:
-        findings.append(
-            Finding(
-                "refuse",
-                "version",
-                f"{m} runs Redis {master.version} (RDB v{mv}); {r} runs {replica.version} and "
-                f"cannot load it (RDB v{rv}): upgrade the replica first",
-                r,
-            )
-        )
     sentinel = sentinel_finding([replica, master], session, opts.force)
     if sentinel is not None:
         findings.append(sentinel)
@@ -123,6 +110,7 @@ def plan_attach(
                 ret.replica,
             )
         )
+    findings += version_findings(replica, master, prediction.sync)
     if prediction.sync == "full" and replica.keys:
         findings.append(
             Finding(
@@ -292,6 +280,35 @@ def plan_attach(
         touched=tuple(dict.fromkeys((r, m, *[str(s.address) for s in subs], *group_nodes(topo)))),
         members=group_members(topo),
     )
+
+
+def version_findings(replica: NodeInfo, master: NodeInfo, sync: str) -> list[Finding]:
+    """A replica must be able to load its master's RDB for a full sync; a partial resync
+    ships no RDB, so across formats it works but stays the only way to follow."""
+    why = replica.cannot_load_from(master)
+    if why is None:
+        return []
+    r, m = str(replica.address), str(master.address)
+    if sync == "full":
+        return [
+            Finding(
+                "refuse",
+                "version",
+                f"{r} cannot take a full sync from {m}: {why}. The sync would fail at the "
+                f"load and be retried in a loop. Upgrade {r} first, or attach it to a "
+                f"master it can load",
+                r,
+            )
+        ]
+    return [
+        Finding(
+            "warn",
+            "partial_only",
+            f"{r} continues partially, but {why}: if it ever needs a full sync from {m} "
+            f"it cannot load it; upgrade it",
+            r,
+        )
+    ]
 
 
 def _hardened_findings(
@@ -493,11 +510,7 @@ def verify_sync(ctx: RunContext, step: Step) -> str:
     rnode, mnode = ctx.node(step.node), ctx.node(master)
     compared = False
     for _ in range(40):
-        mrep = mnode.pipeline([("INFO", "replication", "keyspace"), ("DBSIZE",)])
-        rrep = rnode.pipeline([("INFO", "replication", "keyspace"), ("DBSIZE",)])
-        from redisops.info import parse_info
-
-        mi, ri = parse_info(str(mrep[0])), parse_info(str(rrep[0]))
+        mi, ri = mnode.info("replication", "keyspace"), rnode.info("replication", "keyspace")
         if mi.get("master_repl_offset") == ri.get("master_repl_offset"):
             mkeys, rkeys = _total_keys(mi), _total_keys(ri)
             if mkeys != rkeys:

@@ -52,6 +52,7 @@ from redisops.ops.promotion import (
     followers_of,
     freeze_step,
     original_ping_period,
+    partial_only_findings,
     promoted_view,
     restore_pings_step,
 )
@@ -615,6 +616,7 @@ class _DirectPlan:
                         p.replica,
                     )
                 )
+        findings += partial_only_findings(self.new, self.others, {p.replica: p.sync for p in preds})
         lost = losses(self.topo, self.history(), self.dead)
         loss_text = "; ".join(x.text() for x in lost)
         if lost:

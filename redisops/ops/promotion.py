@@ -161,3 +161,42 @@ def reconnecting(node: RedisNode, call: Callable[[], T]) -> T:
     except Unreachable:
         node.close()
         return call()
+
+
+def partial_only_findings(
+    target: NodeInfo, nodes: list[NodeInfo], syncs: dict[str, str]
+) -> list[Finding]:
+    """The nodes that, once ``target`` is the master, can follow it only by partial
+    resync (they cannot load its RDB), e.g. Redis 7.0 nodes under a Valkey 8.1 master
+    during a migration. One that would need a full sync right away is refused."""
+    out: list[Finding] = []
+    ts = target.server
+    for node in nodes:
+        why = node.cannot_load_from(target)
+        if why is None:
+            continue
+        name = str(node.address)
+        if syncs.get(name, "partial") != "partial":
+            out.append(
+                Finding(
+                    "refuse",
+                    "cannot_load",
+                    f"{name} would need a full sync from {target.address}, and {why}: it "
+                    f"would retry the sync in a loop; upgrade it or detach it first",
+                    name,
+                    forceable=True,
+                )
+            )
+            continue
+        out.append(
+            Finding(
+                "warn",
+                "partial_only",
+                f"{name} continues partially, but {why}: until it is upgraded it can follow "
+                f"{target.address} only by partial resync (a backlog overrun or a restart "
+                f"without its RDB would leave it retrying a full sync in a loop), and "
+                f"commands only {ts} has would fail on it",
+                name,
+            )
+        )
+    return out

@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Any
 
 from redisops.engine.predict import RateParams, predict_sync
-from redisops.engine.rules import rdb_version
 from redisops.errors import (
     CommandFailed,
     RedisopsError,
@@ -65,6 +64,7 @@ from redisops.ops.promotion import (
     followers_of,
     freeze_step,
     original_ping_period,
+    partial_only_findings,
     promoted_view,
     reconnecting,
     repl_offset,
@@ -106,6 +106,24 @@ def current_master(
     if top is None:
         raise BadInput(f"cannot tell the current master of {target}", hint="name it with --master")
     return topo, top.address
+
+
+def _downgrade(master: NodeInfo, target: NodeInfo) -> Finding | None:
+    """Refuse (forceable) a target whose server writes an older RDB format: a downgrade."""
+    ms, ts = master.server, target.server
+    if ms is None or ts is None or ms.rdb_format is None or ts.rdb_format is None:
+        return None
+    if ts.rdb_format >= ms.rdb_format:
+        return None
+    t, m = str(target.address), str(master.address)
+    return Finding(
+        "refuse",
+        "version",
+        f"{t} runs {ts}, older than {m} ({ms}): switching over to it is a downgrade "
+        f"(what {ms} has and {ts} lacks stops working); upgrade {t} first",
+        t,
+        forceable=True,
+    )
 
 
 def plan_switchover(
@@ -178,18 +196,9 @@ def plan_switchover(
                 forceable=True,
             )
         )
-    mv, tv = rdb_version(master.version or ""), rdb_version(target.version or "")
-    if mv is not None and tv is not None and tv < mv:
-        findings.append(
-            Finding(
-                "refuse",
-                "version",
-                f"{t} runs Redis {target.version}, older than {m} ({master.version}): the other "
-                f"replicas could not load its RDB if they ever need a full sync",
-                t,
-                forceable=True,
-            )
-        )
+    downgrade = _downgrade(master, target)
+    if downgrade is not None:
+        findings.append(downgrade)
     if not via_sentinel:
         sentinel = sentinel_finding([master, target], session, force)
         if sentinel is not None:
@@ -250,6 +259,8 @@ def plan_switchover(
                 p.replica,
             )
         )
+    followers = [master, *movable, *(d for d in topo.descendants(target) if d.reachable)]
+    findings += partial_only_findings(target, followers, {p.replica: p.sync for p in preds})
     prediction: dict[str, Any] = {
         "sync": "partial" if not full else "full",
         "reason": f"{t} is promoted at {m}'s offset ({offset} now) with writes paused: its old id "

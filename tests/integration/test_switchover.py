@@ -21,11 +21,13 @@ from tests.integration.ops_helpers import (
     settle,
     sync_counters,
 )
+from tests.integration.predictions import record_switchover
 from tests.integration.writer import Writer
 
 pytestmark = pytest.mark.redis_server
 
 
+@pytest.mark.every_server
 def test_switchover_loses_no_acknowledged_write_and_repoints_every_replica(
     redis_factory: RedisFactory, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -59,6 +61,7 @@ def test_switchover_loses_no_acknowledged_write_and_repoints_every_replica(
     assert sync_counters(target)[1] == partial_before + 3  # m, other, chained: all PSYNC
     assert writer.lost_on(target.port) == []
     assert writer.ports_written[-1] == target.port
+    record_switchover(redis_factory.server.name, doc)
     state = final_state(doc["result"])
     assert state[target.address]["role"] == "master"
     assert state[m.address]["master"] == target.address
@@ -71,6 +74,7 @@ def test_switchover_loses_no_acknowledged_write_and_repoints_every_replica(
     assert "switch" in actions and actions[-1] == "result"
 
 
+@pytest.mark.every_server
 def test_native_method_runs_failover_then_repoints_the_replica_it_left_behind(
     redis_factory: RedisFactory, env: dict[str, str]
 ) -> None:
@@ -90,6 +94,7 @@ def test_native_method_runs_failover_then_repoints_the_replica_it_left_behind(
     assert master_of(other) == target.address  # FAILOVER alone leaves it under m
     assert {n.address: sync_counters(n)[0] for n in (m, target, other)} == full_before
     assert writer.lost_on(target.port) == []
+    record_switchover(redis_factory.server.name, doc)
 
 
 def test_table_output_reports_the_plan_the_pause_window_and_where_every_node_is(
@@ -106,6 +111,7 @@ def test_table_output_reports_the_plan_the_pause_window_and_where_every_node_is(
     assert "warning" not in out
 
 
+@pytest.mark.every_server
 def test_dry_run_prints_the_plan_and_prediction_and_changes_nothing(
     redis_factory: RedisFactory, env: dict[str, str]
 ) -> None:
@@ -214,6 +220,7 @@ def test_switchover_of_an_inventory_cluster_is_locked_and_audited_under_its_name
         assert (locks / f"addr_127.0.0.1_{node.port}.lock").exists()
 
 
+@pytest.mark.every_server
 def test_replicas_under_the_target_are_back_on_it_when_the_command_returns(
     redis_factory: RedisFactory, env: dict[str, str]
 ) -> None:

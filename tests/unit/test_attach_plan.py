@@ -310,8 +310,21 @@ def test_a_newer_master_the_replica_cannot_load_is_refused() -> None:
     p = plan(m, old, rep=X, to=M)
     f = finding(p, "version")
     assert f.level == "refuse" and not f.forceable
-    assert "7.2.4" in f.message and "RDB v11" in f.message and "RDB v10" in f.message
+    assert "redis 7.2.4 writes 11" in f.message and "formats up to 10" in f.message
+    assert "retried in a loop" in f.message
     assert p.refusals(force=True) == [f]
+
+
+def test_a_partial_resync_across_formats_is_allowed_with_a_warning() -> None:
+    valkey = {"redis_version": "7.2.4", "server_name": "valkey", "valkey_version": "8.1.8"}
+    m = master(M, offset=1000, replicas=[R1, R2], **valkey)
+    r1 = replica(R1, M, offset=1000, **valkey)
+    r2 = replica(R2, M, offset=1000)  # Redis 7.0, continuing under Valkey after a migration
+    p = plan(m, r1, r2, rep=R2, to=R1)
+    assert p.prediction is not None and p.prediction["sync"] == "partial"
+    assert p.refusals() == []
+    f = finding(p, "partial_only")
+    assert f.level == "warn" and f.node == R2 and "valkey 8.1.8 writes 11" in f.message
 
 
 def test_an_older_master_is_fine() -> None:
