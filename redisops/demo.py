@@ -76,6 +76,28 @@ def config_get(address: str, key: str) -> str:
     return reply[4] if len(reply) > 4 else ""
 
 
+def offset(address: str) -> int:
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n")
+        text = b""
+        while b"master_repl_offset:" not in text or not text.endswith(b"\r\n"):
+            text += s.recv(1 << 16)
+    line = text.split(b"master_repl_offset:", 1)[1].split(b"\r\n", 1)[0]
+    return int(line)
+
+
+def settle(master: str, replicas: list[str], timeout: float = 15.0) -> None:
+    """Until every replica has the master's offset (the writes above have replicated)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        want = offset(master)
+        if all(offset(r) >= want for r in replicas):
+            return
+        time.sleep(0.05)
+    raise DemoFailed(f"the replicas of {master} did not catch up within {timeout:.0f}s")
+
+
 def dbsize(address: str) -> int:
     return int(call(address, "DBSIZE").lstrip(":"))
 
@@ -115,18 +137,21 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         host, port = self.address.rsplit(":", 1)
-        with socket.create_connection((host, int(port)), timeout=10) as s:
-            i = 0
-            while not self.stop.is_set():
-                key = f"order:{i}"
-                s.sendall(
-                    b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$2\r\nok\r\n" % (len(key), key.encode())
-                )
-                reply = s.recv(1024)
-                if not reply.startswith(b"+OK"):
-                    return  # READONLY: the old master was demoted
-                self.acknowledged.append(key)
-                i += 1
+        try:
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                i = 0
+                while not self.stop.is_set():
+                    key = f"order:{i}"
+                    s.sendall(
+                        b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$2\r\nok\r\n" % (len(key), key.encode())
+                    )
+                    reply = s.recv(1024)
+                    if not reply.startswith(b"+OK"):
+                        return  # READONLY: the old master was demoted
+                    self.acknowledged.append(key)
+                    i += 1
+        except OSError:
+            return  # the old master dropped its clients: only acknowledged writes count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +194,7 @@ def story(
     run(["attach", r2, "--to", m, "--yes", "--sample", "0"], env)
     say("Writes: 2000 keys on the master; then the health checks (Nagios exit codes)")
     write_keys(m, 2000)
+    settle(m, [r1, r2])
     run(["status", m], env)
     run(["check", m], env)
 

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -315,9 +316,23 @@ def _check_started(state: LabState) -> None:
         raise RedisopsError(f"the embedded lab exited: {log[-1] if log else 'no output'}")
 
 
+#: a Unix socket path longer than this does not fit in ``sockaddr_un`` (108 bytes on Linux)
+MAX_SOCKET_PATH = 100
+
+
+def _control_path(lab_dir: Path) -> Path:
+    """The control socket: in the lab directory, or in a short private directory under
+    /tmp when the lab directory's path is too long for a Unix socket."""
+    control = lab_dir / "control.sock"
+    if len(os.fsencode(control)) <= MAX_SOCKET_PATH:
+        return control
+    short = tempfile.mkdtemp(prefix="redisops-lab-", dir="/tmp" if Path("/tmp").is_dir() else None)
+    return Path(short) / "control.sock"
+
+
 def _up_embedded(state: LabState, extra: list[str] | None = None) -> None:
     lab_dir = Path(state.dir)
-    control = lab_dir / "control.sock"
+    control = _control_path(lab_dir)
     args = [
         sys.executable,
         "-m",
@@ -507,6 +522,9 @@ def down(lab_dir: Path) -> LabState | None:
             except RedisopsError:
                 pass
             _terminate(state.pid)
+        control = Path(state.control) if state.control else None
+        if control is not None and control.parent != lab_dir:  # a short directory of its own
+            shutil.rmtree(control.parent, ignore_errors=True)
     else:
         for pid in state.pids.values():
             _terminate(pid)
