@@ -159,6 +159,7 @@ COMMAND_MODULES: dict[str, str] = {
     "failover": "master",
     "fence": "master",
     "lab": "lab",
+    "playbook": "playbook",
     "backup": "backup",
     "restore": "backup",
     "drift": "drift",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -101,6 +102,14 @@ class Storage:
     rdb: RdbImage | None = None
     config_file: str | None = None  # CONFIG REWRITE needs one, as in Redis
     rewritten: list[str] | None = None  # what the last CONFIG REWRITE wrote
+    #: told of every RDB saved to "disk" (the lab server writes it as a file; the engine
+    #: itself does no I/O)
+    on_save: Callable[[RdbImage], None] | None = None
+
+    def store(self, image: RdbImage) -> None:
+        self.rdb = image
+        if self.on_save is not None:
+            self.on_save(image)
 
 
 @dataclass

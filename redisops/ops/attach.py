@@ -519,6 +519,26 @@ def _fmt_bytes(n: int) -> str:
     return human_bytes(n)
 
 
+def last_known_followers(topo: Topology, replica: Address) -> list[tuple[NodeInfo, float]]:
+    """Nodes last seen replicating from ``replica`` that do not answer now, each as last
+    seen with the age of that knowledge (see :mod:`redisops.state`)."""
+    from redisops.state import group_of
+
+    known = group_of(replica)
+    if known is None:
+        return []
+    now = time.time()
+    out = []
+    for addr in known.replicas_of(str(replica)):
+        node = topo.get(Address.parse(addr))
+        if node is not None and node.reachable:
+            continue  # it answers: the topology has it as it is now
+        last = known.node(addr)
+        if last is not None:
+            out.append((last, now - last.read_at))
+    return out
+
+
 # ----------------------------------------------------------------------------- routines
 
 

@@ -46,7 +46,7 @@ from redisops.ops.common import (
     unfit_finding,
 )
 from redisops.ops.fence import host_fence_steps, write_fence_record
-from redisops.ops.switchover import (
+from redisops.ops.promotion import (
     at_offset,
     command_refusals,
     followers_of,
@@ -134,6 +134,20 @@ def known_members(session: Session, topo: Topology, dead: Address) -> KnownMembe
         " and ".join(sources) or "the seeds",
         bool(sources),
         record,
+    )
+
+
+def known_note(known: Any, dead: str) -> str:
+    """One line saying which last-known replicas of ``dead`` are used, and how old that is."""
+    now = time.time()
+    reps = known.replicas_of(dead)
+    listed = (
+        ", ".join(f"{a} (seen {now - (known.seen_at(a) or now):.0f}s ago)" for a in reps) or "none"
+    )
+    return (
+        f"no seeds given: using the last-known topology of {known.group} (recorded "
+        f"{now - known.recorded_at:.0f}s ago by {known.source}); replicas of {dead} then: {listed}; "
+        f"probing them now"
     )
 
 

@@ -155,13 +155,13 @@ def _wait_candidates(
     ctx: RunContext, mnode: RedisNode, candidates: list[str], deadline: float
 ) -> int:
     """Until every replica Sentinel may promote has the paused master's offset."""
-    from redisops.ops.switchover import _repl_offset
+    from redisops.ops.promotion import repl_offset
 
     pending = list(candidates)
     while True:
-        moff = _repl_offset(mnode, deadline - time.perf_counter())
+        moff = repl_offset(mnode, deadline - time.perf_counter())
         pending = [
-            c for c in pending if _repl_offset(ctx.node(c), deadline - time.perf_counter()) < moff
+            c for c in pending if repl_offset(ctx.node(c), deadline - time.perf_counter()) < moff
         ]
         if not pending:
             return moff
@@ -183,7 +183,7 @@ def sentinel_failover(ctx: RunContext, step: Step) -> str:
     hello messages) after the promotion; demoting it would then need a full resync that
     discards them. Sentinel would demote it too, but only seconds later.
     """
-    from redisops.ops.switchover import _unpause
+    from redisops.ops.promotion import unpause
 
     name = str(step.args["name"])
     old = Address.parse(str(step.args["master"]))
@@ -199,11 +199,11 @@ def sentinel_failover(ctx: RunContext, step: Step) -> str:
         with _sentinel(ctx.session, sentinel) as s:
             s.execute("SENTINEL", "FAILOVER", name)
     except RedisopsError as exc:
-        left = _unpause(mnode)
+        left = unpause(mnode)
         note = "; writes unpaused" if left is None else f"; could not unpause ({left})"
         raise type(exc)(f"{exc.message}{note}", hint=exc.hint) from None
     except BaseException:
-        _unpause(mnode)
+        unpause(mnode)
         raise
     # Sentinel is failing over now: from here on, finish forward (an interrupt waits)
     ctx.mark_committed()
@@ -216,7 +216,7 @@ def _follow_sentinel(
 ) -> str:
     """After ``SENTINEL FAILOVER``: wait for the new master, demote the old one under it
     at the paused offset, unpause."""
-    from redisops.ops.switchover import _reconnecting, _unpause
+    from redisops.ops.promotion import reconnecting, unpause
 
     name = str(step.args["name"])
     old = Address.parse(str(step.args["master"]))
@@ -230,7 +230,7 @@ def _follow_sentinel(
             break
         ctx.sleep(0.05)
     if new is None:
-        _unpause(mnode)
+        unpause(mnode)
         ctx.warnings.append(
             f"Sentinel accepted SENTINEL FAILOVER {name} but named no new master within 60s; "
             f"writes are unpaused on {old}"
@@ -248,11 +248,11 @@ def _follow_sentinel(
             f"Sentinel chose {new}, not {prefer}: its rules (priority, offset, run id) preferred it"
         )
     try:
-        _reconnecting(mnode, lambda: mnode.execute("REPLICAOF", new.host, str(new.port)))
+        reconnecting(mnode, lambda: mnode.execute("REPLICAOF", new.host, str(new.port)))
         notes.append(f"{old} made its replica at offset {offset}")
     except RedisopsError as exc:
         ctx.warnings.append(f"could not make {old} a replica of {new} ({exc}); Sentinel will")
-    left = _unpause(mnode)
+    left = unpause(mnode)
     t1 = time.perf_counter()
     if (t1 - t0) * 1000.0 > timeout_ms:
         ctx.warnings.append(

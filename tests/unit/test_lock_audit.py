@@ -240,7 +240,7 @@ def test_the_audit_time_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_the_lock_key_outlives_the_longest_wait_of_the_plan() -> None:
-    from redisops.cli.mutate import lock_ttl
+    from redisops.ops.api import lock_ttl
 
     short = Plan("attach", "c", (Step(1, "a:1", "wait-sync", "w", args={"timeout": 300.0}),))
     long = Plan("attach", "c", (Step(1, "a:1", "wait-sync", "w", args={"timeout": 3600.0}),))
