@@ -11,6 +11,7 @@ bounded) until links are up and offsets converge.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import signal
 import socket
@@ -325,3 +326,13 @@ def star(
 
 
 FAST_SYNC = {"repl-diskless-sync-delay": "0"}
+
+
+def lab_base_port(count: int) -> int:
+    """Free ports for a lab (or the demo), searched from a range of this pytest-xdist
+    worker's own, so two workers starting labs at the same moment do not pick the same
+    ports."""
+    from redisops.lab import free_base_port
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return free_base_port(count, start=17000 + 3000 * int(worker or 0))

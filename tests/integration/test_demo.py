@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import lab_base_port
+
 
 @pytest.mark.slow
 def test_the_demo_runs_the_whole_story_and_every_step_verifies(tmp_path: Path) -> None:
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), TMPDIR=str(tmp_path))
     env.pop("REDISCLI_AUTH", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "redisops.demo"],
+        [sys.executable, "-m", "redisops.demo", "--base-port", str(lab_base_port(4))],
         env=env,
         capture_output=True,
         text=True,

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from redisops.lab import free_base_port
-from tests.harness import wait_until
+from tests.harness import lab_base_port, wait_until
 from tests.servers import ServerSpec
 
 
@@ -32,13 +31,6 @@ def raw(port: int, *args: str) -> bytes:
                 break
             data += chunk
         return data
-
-
-def lab_base_port(count: int) -> int:
-    """Free ports for a lab, searched from a range of this pytest-xdist worker's own, so
-    two workers starting labs at the same moment do not pick the same ports."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    return free_base_port(count, start=17000 + 3000 * int(worker or 0))
 
 
 class Lab:
