@@ -149,6 +149,7 @@ def take(
     Example: redisops backup 10.0.0.2:6379 --dest /var/backups/redis --copy-to sftp://vault/srv/redis
     """
     from redisops.backup.crypto import load_key
+    from redisops.backup.dest import session_connector
     from redisops.backup.retention import Policy
     from redisops.backup.take import BackupRequest, run_backup
     from redisops.errors import BadInput
@@ -170,7 +171,14 @@ def take(
     )
     key = load_key(encrypt_key_file) if encrypt_key_file else None
     with conn.session([node] if node else []) as session:
-        outcome = run_backup(session, req, key=key, progress=make_progress(fmt), note=note)
+        outcome = run_backup(
+            session,
+            req,
+            key=key,
+            connect=session_connector(session),
+            progress=make_progress(fmt),
+            note=note,
+        )
     write(to_json(outcome.to_dict()) if fmt is Format.json else render_outcome(outcome, req.policy))
 
 

@@ -87,10 +87,13 @@ def command_line(argv: Sequence[str], *, sudo: bool = False) -> str:
 class SSHHost:
     """Shell and file access to one machine over the run's SSH connection to it."""
 
-    def __init__(self, pool: SSHPool, target: SSHTarget, *, sudo: bool = False) -> None:
+    def __init__(
+        self, pool: SSHPool, target: SSHTarget, *, sudo: bool = False, owns_pool: bool = False
+    ) -> None:
         self.pool = pool
         self.target = target
         self.sudo = sudo
+        self.owns_pool = owns_pool  # a host on its own connection: close() closes it
 
     @property
     def name(self) -> str:
@@ -261,7 +264,10 @@ class SSHHost:
         return b"backup" in r.stdout
 
     def close(self) -> None:
-        """Nothing to do: the run's :class:`~redisops.ssh.pool.SSHPool` owns the connection."""
+        """Close the connection when this host owns it; otherwise nothing to do (the run's
+        :class:`~redisops.ssh.pool.SSHPool` owns the connection)."""
+        if self.owns_pool:
+            self.pool.close()
 
 
 def _collect(chan: paramiko.Channel, deadline: float) -> tuple[bytes | None, bytes]:
