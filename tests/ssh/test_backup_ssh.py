@@ -72,7 +72,11 @@ def digest(port: int) -> str:
 
 
 def test_backup_over_sftp_with_an_encrypted_copy_to_an_sftp_destination(
-    ssh_world: SSHWorld, sshd: SSHServer, redis_factory: RedisFactory, tmp_path: Path
+    ssh_world: SSHWorld,
+    sshd: SSHServer,
+    redis_factory: RedisFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     master = redis_factory.start(FAST_SYNC)
     master.client().execute_command("DEBUG", "POPULATE", 3000)
@@ -95,7 +99,7 @@ def test_backup_over_sftp_with_an_encrypted_copy_to_an_sftp_destination(
     assert "sha256 (source host)" in rec["verified_by"]
     (copy,) = rec["copies"]
     assert copy["offhost"] and copy["encrypted"] and copy["dest"] == far
-    assert "Accepted publickey for root" in sshd.log()  # the node and the copy over SSH
+    assert rec["source_host"] == f"root@127.0.0.1:{sshd.port}"  # read over SFTP
     stored = far_dir / "c" / copy["file"]
     assert stored.is_file() and not stored.read_bytes().startswith(b"REDIS")
     listed = cli(ssh_world, "backup", "list", "--dest", far, "-o", "json")
@@ -109,11 +113,8 @@ def test_backup_over_sftp_with_an_encrypted_copy_to_an_sftp_destination(
     assert "decrypts (every chunk authenticated)" in verified.stdout
     from redisops.backup.catalogue import newest_verified_backup
 
-    os.environ["HOME"], old_home = str(ssh_world.home), os.environ.get("HOME", "")
-    try:
-        found = newest_verified_backup(far, "c")
-    finally:
-        os.environ["HOME"] = old_home
+    monkeypatch.setenv("HOME", str(ssh_world.home))  # OpenSSH's defaults: this user's files
+    found = newest_verified_backup(far, "c")
     assert found is not None and found.id == rec["id"]
 
 
