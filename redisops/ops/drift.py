@@ -90,7 +90,9 @@ def read_node(
     else:
         items = [str(x) for x in config_reply]
         running = dict(zip(items[::2], items[1::2], strict=False))
-    path = config_file or info.get("config_file") or None
+    settings = session.ssh_settings(node.address)
+    inventory_file = settings.config_file if settings is not None else None
+    path = config_file or inventory_file or info.get("config_file") or None
     file: ConfigFile | None = None
     file_error: str | None = None
     if path is None:
