@@ -50,6 +50,7 @@ PROBE_CONFIG = (
     "replica-announce-ip",
     "replica-announce-port",
     "masteruser",
+    "disable-thp",  # the host.kernel check: THP [always] hurts only when Redis leaves it on
 )
 
 #: Where to open the TCP connection instead of the node's address (a local SSH forward);

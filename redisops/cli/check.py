@@ -22,6 +22,7 @@ from redisops.formats import CheckFormat
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.checks.health import BackupLookup
     from redisops.checks.result import Report
+    from redisops.hostfacts import HostFacts
     from redisops.session import Session
 
 UNKNOWN = 3
@@ -284,7 +285,7 @@ def _check(
         expect_replicas = settings.expect_replicas
     with session:
         topo = session.with_last_known(session.discover())
-        ssh = cluster_cfg is not None and cluster_cfg.ssh is not None
+        ssh = any(session.ssh_settings(n.address) is not None for n in topo.nodes)
         facts = read_host_facts(session, topo) if (want_host_facts or ssh) else None
     report = evaluate(
         session, topo, thresholds, expect_replicas, state_file, interval, only, started, facts
@@ -303,7 +304,7 @@ def evaluate(
     interval: float,
     only: list[str],
     now: float,
-    host_facts: Mapping[str, Mapping[str, str] | None] | None = None,
+    host_facts: Mapping[str, HostFacts | None] | None = None,
 ) -> Report:
     """Run the catalogue over ``topo`` with the state file, markers and last-known topology,
     then record the topology and the new state."""
@@ -355,37 +356,21 @@ def evaluate(
     return holder["report"]
 
 
-HOST_FACT_FILES = {
-    "vm.overcommit_memory": "/proc/sys/vm/overcommit_memory",
-    "transparent_hugepage": "/sys/kernel/mm/transparent_hugepage/enabled",
-}
-
-
-def read_host_facts(session: Session, topo: Any) -> dict[str, Mapping[str, str] | None]:
-    """``{address: facts}`` for every reachable node, read through its :class:`Host`
-    (``Session.host``: this machine directly, others over SSH once configured); one read
-    per machine. A node whose host cannot be read maps to None (the check says UNKNOWN)."""
+def read_host_facts(session: Session, topo: Any) -> dict[str, HostFacts | None]:
+    """``{address: facts}`` for every reachable node, gathered by
+    :func:`redisops.ops.hostfacts.host_facts` (this machine directly, others over SSH). A
+    host that cannot be read (a refused host key included) gives facts whose ``errors`` say
+    why, and the check says UNKNOWN for its nodes."""
     from redisops.errors import RedisopsError
+    from redisops.hostfacts import HostFacts
+    from redisops.ops.hostfacts import host_facts
 
-    by_machine: dict[str, Mapping[str, str] | None] = {}
-    out: dict[str, Mapping[str, str] | None] = {}
-    for node in topo.nodes:
-        if not node.reachable:
-            continue
-        machine = node.address.host
-        if machine not in by_machine:
-            try:
-                host = session.host(node.address)
-                facts = {
-                    key: host.read_bytes(path).decode("ascii", "replace").strip()
-                    for key, path in HOST_FACT_FILES.items()
-                    if host.stat(path) is not None
-                }
-                by_machine[machine] = facts
-            except (RedisopsError, OSError):
-                by_machine[machine] = None
-        out[str(node.address)] = by_machine[machine]
-    return out
+    nodes = [n.address for n in topo.nodes if n.reachable]
+    try:
+        found = host_facts(session, nodes)
+    except RedisopsError as exc:  # a host key refused: no host of the run is read
+        return {str(a): HostFacts(str(a), "unreachable", errors=(f"host: {exc}",)) for a in nodes}
+    return {str(a): facts for a, facts in found.items()}
 
 
 def newest_verified_backup_source() -> BackupLookup | None:
