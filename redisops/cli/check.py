@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -171,6 +171,17 @@ def check(
             "the inventory configures SSH; nodes on this machine are read directly).",
         ),
     ] = False,
+    sample: Annotated[
+        float,
+        typer.Option(
+            "--sample",
+            metavar="SECONDS",
+            help="When the state file has no usable baseline for a node with a backlog (a "
+            "first run), probe again after SECONDS so backlog coverage has a write rate.",
+            min=0,
+            max=60,
+        ),
+    ] = 0.0,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Table: list the OK checks too.")
     ] = False,
@@ -201,6 +212,7 @@ def check(
             verbose,
             list_checks,
             host_facts,
+            sample,
         )
     except typer.Exit:
         raise
@@ -238,6 +250,7 @@ def _check(
     verbose: bool,
     list_checks: bool,
     want_host_facts: bool = False,
+    sample: float = 0.0,
 ) -> None:
     from redisops.checks.health import CATALOGUE
     from redisops.checks.ranges import Thresholds
@@ -283,12 +296,25 @@ def _check(
     )
     if expect_replicas is None and settings is not None:
         expect_replicas = settings.expect_replicas
+    earlier: dict[str, dict[str, Any]] = {}
     with session:
         topo = session.with_last_known(session.discover())
+        if sample > 0:
+            path = state_file or _state_path(session, topo)
+            topo, earlier, started = sample_again(session, topo, sample, path, interval, started)
         ssh = any(session.ssh_settings(n.address) is not None for n in topo.nodes)
         facts = read_host_facts(session, topo) if (want_host_facts or ssh) else None
     report = evaluate(
-        session, topo, thresholds, expect_replicas, state_file, interval, only, started, facts
+        session,
+        topo,
+        thresholds,
+        expect_replicas,
+        state_file,
+        interval,
+        only,
+        started,
+        facts,
+        earlier,
     )
     duration = time.perf_counter() - t0
     _emit(report, fmt, textfile, verbose, duration)
@@ -305,16 +331,16 @@ def evaluate(
     only: list[str],
     now: float,
     host_facts: Mapping[str, HostFacts | None] | None = None,
+    earlier: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Report:
     """Run the catalogue over ``topo`` with the state file, markers and last-known topology,
-    then record the topology and the new state."""
+    then record the topology and the new state. ``earlier``: samples taken this run (see
+    :func:`sample_again`), used instead of the state file's for those nodes."""
     from redisops import state
     from redisops.checks.health import CheckInput, run_checks
 
-    cluster_name = session.cluster.name if session.cluster is not None else None
-    group = state.group_name(topo, cluster_name)
+    cluster_name, group, cluster = _names(session, topo)
     known = state.known_group(group) if group else None
-    cluster = cluster_name or group or session.cluster_name
     masters = {str(n.address) for n in topo.masters}
     known_replicas = {
         a: t
@@ -339,7 +365,7 @@ def evaluate(
             inventory=inventory,
             expect_replicas=expect_replicas,
             known_replicas=known_replicas,
-            previous=data.get("nodes", {}),
+            previous={**data.get("nodes", {}), **(earlier or {})},
             markers=markers,
             consumed=frozenset(data.get("consumed", [])),
             interval=interval,
@@ -354,6 +380,47 @@ def evaluate(
     state.update_json(path, change)
     state.record_topology(topo, cluster_name or group, "check", now)
     return holder["report"]
+
+
+def _names(session: Session, topo: Any) -> tuple[str | None, str | None, str]:
+    """(inventory cluster name, replication group name, the name the state file is under)."""
+    from redisops import state
+
+    cluster_name = session.cluster.name if session.cluster is not None else None
+    group = state.group_name(topo, cluster_name)
+    return cluster_name, group, cluster_name or group or session.cluster_name
+
+
+def _state_path(session: Session, topo: Any) -> Path:
+    from redisops import state
+
+    return state.check_state_path(_names(session, topo)[2])
+
+
+def sample_again(
+    session: Session,
+    topo: Any,
+    seconds: float,
+    path: Path,
+    interval: float,
+    first: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Any, dict[str, dict[str, Any]], float]:
+    """checks-and-drift.md §2.1: a node with a backlog and no usable baseline in the state
+    file (a first run) has no write rate; sample it now (taken at ``first``), probe the
+    group again ``seconds`` later, and return (the new topology, the first samples, when the
+    second probe started). Nothing to do when every node has a baseline."""
+    from redisops import state
+    from redisops.checks.counters import sample_of, without_rate
+
+    previous = state.read_json(path).get("nodes", {})
+    lacking = without_rate(previous, topo.nodes, first, 3 * interval)
+    if not lacking:
+        return topo, {}, first
+    earlier = {str(n.address): sample_of(n, first) for n in lacking}
+    sleep(seconds)
+    again = time.time()
+    return session.with_last_known(session.discover()), earlier, again
 
 
 def read_host_facts(session: Session, topo: Any) -> dict[str, HostFacts | None]:
