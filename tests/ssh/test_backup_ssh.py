@@ -1,5 +1,5 @@
 """Backups and restores through the SSH layer, against a real sshd and redis-server: the
-node's RDB read over SFTP (hashed there with sha256sum), an encrypted copy sent to an
+node's RDB read over SFTP (hashed there at the same time), an encrypted copy sent to an
 ``sftp://`` destination and verified there, and restores on a node reached over SSH
 (online, and by file through its service command with ``appendonly yes``)."""
 
