@@ -39,6 +39,7 @@ from redisops.host import (
     ProgressFn,
     backup_name,
     copy_stream,
+    fetch_file,
 )
 from redisops.ssh.settings import SSHTarget
 
@@ -224,12 +225,7 @@ class SSHHost:
     def fetch(
         self, remote: str, local: Path, *, progress: ProgressFn | None = None
     ) -> tuple[int, str]:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        with self.open_read(remote) as src, open(local, "wb") as dst:
-            result = copy_stream(src, dst, progress)
-            dst.flush()
-            os.fsync(dst.fileno())
-        return result
+        return fetch_file(self, remote, local, progress)
 
     def put(
         self, local: Path, remote: str, *, progress: ProgressFn | None = None
