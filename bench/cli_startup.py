@@ -8,7 +8,7 @@ as the median (and min/max) wall time of N runs each:
 * ``redisops status <master>`` (table) and ``--format json``
 * the floor: ``redis-cli info replication`` three times (one per node), in one shell
 
-Usage: python bench/cli_startup.py [--runs 10]
+Usage: python bench/cli_startup.py [--runs 10] [--server redis-7.0|redis-6.2|valkey-8.1]
 Targets (issue 2): --help <= 200 ms, status of a 3-node cluster <= 400 ms (median of 10).
 """
 
@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 
 from redisops import lab
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.servers import BY_NAME, DEFAULT  # the repository's test servers
 
 
 def timed(cmd: list[str] | str, runs: int, shell: bool = False) -> list[float]:
@@ -55,12 +58,13 @@ def show(label: str, samples: list[float], target: float | None = None) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--server", choices=sorted(BY_NAME), default=DEFAULT.name)
     ns = ap.parse_args()
-    redis_server = shutil.which("redis-server")
+    spec = BY_NAME[ns.server]
     redis_cli = shutil.which("redis-cli")
     redisops = str(Path(sys.executable).parent / "redisops")
-    if not redis_server or not redis_cli:
-        raise SystemExit("needs redis-server and redis-cli (apt-get install redis-server)")
+    if spec.problem() is not None or not redis_cli:
+        raise SystemExit(spec.problem() or "needs redis-cli (apt-get install redis-tools)")
     # An installed package is byte-compiled (pip does it); a source checkout under
     # PYTHONDONTWRITEBYTECODE=1 would recompile every module on every run.
     import compileall
@@ -76,11 +80,12 @@ def main() -> int:
             nodes=3,
             base_port=lab.free_base_port(3),
             topology="chain",
+            binary=str(spec.binary()),
         )
         ports = state.ports
         try:
             env_note = f"python {sys.version.split()[0]}, {os.cpu_count()} cores"
-            print(f"redisops CLI start-up, median of {ns.runs} runs ({env_note})")
+            print(f"redisops CLI start-up, median of {ns.runs} runs ({env_note}), {state.server}")
             show("redisops --help", timed([redisops, "--help"], ns.runs), 200)
             master = f"127.0.0.1:{ports[0]}"
             show(

@@ -69,9 +69,18 @@ class CredentialError(BadInput):
 
 
 class Unreachable(RedisopsError):
-    """A node could not be reached, or refused our credentials."""
+    """A node could not be reached, or refused our credentials.
+
+    ``kind`` says which: ``down`` (nothing listens, or no route), ``auth`` (credentials
+    refused or missing), ``not_redis`` (something else answers on the port), ``no_reply``
+    (connected, but no answer in time: paused, overloaded) or ``unknown``.
+    """
 
     exit_code = ExitCode.UNREACHABLE
+
+    def __init__(self, message: str, *, hint: str | None = None, kind: str = "unknown") -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind
 
 
 class NotRedis(Unreachable):
@@ -112,6 +121,11 @@ class PartiallyApplied(RedisopsError):
     """A step failed after the point of no return; manual action is needed."""
 
     exit_code = ExitCode.PARTIAL
+
+
+class ResyncLoop(PartiallyApplied):
+    """The replica was pointed at its master, but the master keeps restarting the full sync
+    (output-buffer limit, timeout): waiting longer would not help."""
 
 
 class VerifyFailed(RedisopsError):

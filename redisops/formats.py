@@ -7,7 +7,11 @@ from enum import Enum
 
 
 class Format(str, Enum):
+    """``table`` for people (fitted to the terminal), ``wide`` the same with every column
+    (kubectl's ``-o wide``), ``json`` for scripts."""
+
     table = "table"
+    wide = "wide"
     json = "json"
 
 

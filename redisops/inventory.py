@@ -305,10 +305,15 @@ class Inventory:
         try:
             return self.clusters[name]
         except KeyError:
+            if self.path is None:
+                looked = ", ".join(str(p.absolute()) for p in default_inventory_paths())
+                raise InventoryError(
+                    f"--cluster {name}: no inventory file found (looked for {looked})",
+                    hint="create one there or name it with --inventory PATH",
+                ) from None
             known = ", ".join(sorted(self.clusters)) or "none"
-            where = f" in {self.path}" if self.path else ""
             raise InventoryError(
-                f"no cluster named {name!r}{where}", hint=f"known clusters: {known}"
+                f"no cluster named {name!r} in {self.path}", hint=f"known clusters: {known}"
             ) from None
 
 

@@ -19,12 +19,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from redisops.errors import BadInput, RedisopsError, Unreachable
+from redisops.versions import Server, from_version_output
 
 ENGINES = ("embedded", "redis-server")
 TOPOLOGIES = ("star", "chain", "none")
@@ -44,6 +47,13 @@ class LabState:
     pid: int | None = None  # embedded server process
     control: str | None = None  # embedded control socket
     pids: dict[str, int] = field(default_factory=dict)  # redis-server: port -> pid
+    #: a copy of a real cluster (``up --from-cluster``): its replicas to wait for, the
+    #: nodes that were down, and real address -> lab address
+    clone_replicas: list[int] = field(default_factory=list)
+    clone_down: list[int] = field(default_factory=list)
+    clone_of: dict[str, str] = field(default_factory=dict)
+    binary: str | None = None  # redis-server engine: the server executable
+    server: str | None = None  # ... and what it says it is ("valkey 8.1.8")
 
     @property
     def master_port(self) -> int:
@@ -158,7 +168,10 @@ def _wait_links(state: LabState, timeout: float) -> None:
     from redisops.redis_node import RedisNode
     from redisops.retry import NO_RETRY
 
-    replicas = state.ports[1:] if state.topology != "none" else []
+    if state.topology == "clone":
+        replicas = state.clone_replicas
+    else:
+        replicas = state.ports[1:] if state.topology != "none" else []
     deadline = time.monotonic() + timeout
     for port in replicas:
         with RedisNode(Address("127.0.0.1", port), retry=NO_RETRY) as node:
@@ -181,8 +194,17 @@ def up(
     topology: str = "star",
     config: dict[str, str] | None = None,
     timeout: float = 30.0,
+    clone: Mapping[str, Any] | None = None,
+    binary: str | None = None,
 ) -> LabState:
-    """Start a lab in the background; returns when it is ready."""
+    """Start a lab in the background; returns when it is ready.
+
+    ``binary`` is the server the ``redis-server`` engine runs (``redis-server`` of any
+    supported version, or ``valkey-server``); default ``redis-server`` on PATH. ``clone`` is
+    a clone spec (:func:`redisops.clone.clone_spec`): the lab is then a copy of a real
+    cluster on the spec's ports (embedded engine only)."""
+    if clone is not None:
+        return _up_clone(lab_dir, clone, timeout)
     if engine not in ENGINES:
         raise BadInput(f"unknown engine {engine!r}", hint="use embedded or redis-server")
     if topology not in TOPOLOGIES:
@@ -201,9 +223,17 @@ def up(
     busy = [p for p in ports if not _port_free(p)]
     if busy:
         raise BadInput(f"port {busy[0]} is already in use", hint="choose another --base-port")
+    if binary is not None and engine != "redis-server":
+        raise BadInput("--binary needs --engine redis-server")
     cfg = {**LAB_DEFAULTS, **(config or {})}
-    lab_dir.mkdir(parents=True, exist_ok=True)
     state = LabState(engine, str(lab_dir), ports, topology, time.time(), cfg)
+    if engine == "redis-server":
+        state.binary = binary or redis_server_binary()
+        server = server_of(state.binary)
+        state.server = str(server)
+        if not server.has_enable_debug_command:  # 6.2: DEBUG is on, the directive unknown
+            state.config.pop("enable-debug-command", None)
+    lab_dir.mkdir(parents=True, exist_ok=True)
     if engine == "embedded":
         _up_embedded(state)
     else:
@@ -218,15 +248,91 @@ def up(
     return state
 
 
+def _up_clone(lab_dir: Path, spec: Mapping[str, Any], timeout: float) -> LabState:
+    nodes = list(spec["nodes"])
+    ports = [int(n["port"]) for n in nodes]
+    existing = running(lab_dir)
+    if existing is not None:
+        raise BadInput(
+            f"a lab is already running in {lab_dir} (ports {existing.ports[0]}-{existing.ports[-1]})",
+            hint="run 'redisops lab down' first, or use --dir for a second lab",
+        )
+    busy = [p for p in ports if not _port_free(p)]
+    if busy:
+        raise BadInput(f"port {busy[0]} is already in use", hint="choose another --base-port")
+    dead = {int(n["port"]) for n in nodes if n.get("down")}
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    (lab_dir / "clone.json").write_text(json.dumps(spec, indent=2))
+    state = LabState("embedded", str(lab_dir), ports, "clone", time.time(), {})
+    state.clone_down = sorted(dead)
+    state.clone_replicas = [
+        int(n["port"])
+        for n in nodes
+        if n.get("master") is not None
+        and int(n["port"]) not in dead
+        and int(n["master"]) not in dead
+    ]
+    state.clone_of = {str(k): str(v) for k, v in dict(spec.get("addresses") or {}).items()}
+    _up_embedded(state, ["--clone", str(lab_dir / "clone.json")])
+    _save_state(state)
+    try:
+        _wait_ports([p for p in ports if p not in dead], timeout, lambda: _check_started(state))
+        _wait_links(state, timeout)
+    except RedisopsError:
+        down(lab_dir)
+        raise
+    return state
+
+
+def up_from_cluster(
+    lab_dir: Path,
+    session: Any,
+    *,
+    base_port: int | None = None,
+    max_keys: int | None = None,
+    max_bytes: int | None = None,
+    extra: Any = (),
+) -> LabState:
+    """A lab that copies the cluster ``session`` reaches (see :mod:`redisops.clone`):
+    discovered from the session's seeds (and ``extra`` addresses), cloned, started."""
+    from redisops.clone import MAX_BYTES, MAX_KEYS, clone_spec
+
+    topo = session.discover(list(extra))
+    if not any(n.reachable for n in topo.nodes):
+        raise Unreachable("no node of the cluster to copy answered", hint="check the seeds")
+    base = base_port if base_port is not None else free_base_port(len(topo.nodes))
+    spec = clone_spec(
+        topo,
+        base,
+        max_keys=max_keys if max_keys is not None else MAX_KEYS,
+        max_bytes=max_bytes if max_bytes is not None else MAX_BYTES,
+    )
+    return up(lab_dir, clone=spec)
+
+
 def _check_started(state: LabState) -> None:
     if state.engine == "embedded" and not _alive(state.pid):
         log = (Path(state.dir) / "lab.log").read_text(errors="replace").strip().splitlines()
         raise RedisopsError(f"the embedded lab exited: {log[-1] if log else 'no output'}")
 
 
-def _up_embedded(state: LabState) -> None:
-    lab_dir = Path(state.dir)
+#: a Unix socket path longer than this does not fit in ``sockaddr_un`` (108 bytes on Linux)
+MAX_SOCKET_PATH = 100
+
+
+def _control_path(lab_dir: Path) -> Path:
+    """The control socket: in the lab directory, or in a short private directory under
+    /tmp when the lab directory's path is too long for a Unix socket."""
     control = lab_dir / "control.sock"
+    if len(os.fsencode(control)) <= MAX_SOCKET_PATH:
+        return control
+    short = tempfile.mkdtemp(prefix="redisops-lab-", dir="/tmp" if Path("/tmp").is_dir() else None)
+    return Path(short) / "control.sock"
+
+
+def _up_embedded(state: LabState, extra: list[str] | None = None) -> None:
+    lab_dir = Path(state.dir)
+    control = _control_path(lab_dir)
     args = [
         sys.executable,
         "-m",
@@ -242,6 +348,7 @@ def _up_embedded(state: LabState) -> None:
     ]
     for k, v in state.config.items():
         args += ["--config", f"{k}={v}"]
+    args += extra or []
     log = open(lab_dir / "lab.log", "wb")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         args,
@@ -266,6 +373,26 @@ def redis_server_binary() -> str:
     return path
 
 
+def server_of(binary: str) -> Server:
+    """What ``binary --version`` says it is; BadInput when it is no supported server."""
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=20, check=False
+        )
+    except OSError as exc:
+        raise BadInput(
+            f"cannot run {binary} ({exc.strerror})", hint="name a redis-server or valkey-server"
+        ) from None
+    server = from_version_output(out.stdout)
+    if server is None:
+        raise BadInput(
+            f"{binary} does not say it is a Redis or Valkey server "
+            f"({(out.stdout or out.stderr).strip()[:80]!r})",
+            hint="name a redis-server or valkey-server binary",
+        )
+    return server
+
+
 def _redis_args(state: LabState, port: int) -> list[str]:
     node_dir = Path(state.dir) / f"node-{port}"
     node_dir.mkdir(parents=True, exist_ok=True)
@@ -279,7 +406,6 @@ def _redis_args(state: LabState, port: int) -> list[str]:
             'save ""',
             "daemonize no",
             "protected-mode no",
-            "enable-debug-command local",
         ]
         idx = state.ports.index(port)
         if state.topology == "star" and idx > 0:
@@ -288,7 +414,7 @@ def _redis_args(state: LabState, port: int) -> list[str]:
             lines.append(f"replicaof 127.0.0.1 {state.ports[idx - 1]}")
         lines += [f"{k} {v if v else chr(34) * 2}" for k, v in state.config.items()]
         conf.write_text("\n".join(lines) + "\n")
-    return [redis_server_binary(), str(conf)]
+    return [state.binary or redis_server_binary(), str(conf)]
 
 
 def _spawn_redis(state: LabState, port: int) -> int:
@@ -371,16 +497,50 @@ def status(lab_dir: Path) -> dict[str, Any]:
     else:
         for port in state.ports:
             pid = state.pids.get(str(port))
-            nodes.append({"port": port, "alive": _alive(pid), "pid": pid})
+            nodes.append(_redis_server_status(port, pid))
     return {
         "running": True,
         "engine": state.engine,
         "dir": state.dir,
         "topology": state.topology,
+        "server": state.server,
         "addresses": [f"127.0.0.1:{p}" for p in state.ports],
         "nodes": nodes,
         "pid": state.pid,
     }
+
+
+def _redis_server_status(port: int, pid: int | None) -> dict[str, Any]:
+    """One redis-server node of a lab: process state, and role, master and offset as the
+    node itself reports them (a paused node cannot answer: it shows as paused)."""
+    from redisops.model import Address
+    from redisops.redis_node import RedisNode
+    from redisops.retry import NO_RETRY
+
+    alive = _alive(pid)
+    entry: dict[str, Any] = {"port": port, "alive": alive, "pid": pid, "paused": _stopped(pid)}
+    if not alive or entry["paused"]:
+        return entry
+    with RedisNode(Address("127.0.0.1", port), retry=NO_RETRY) as node:
+        info = node.probe(timeout=1.0)
+    if info.reachable:
+        entry["role"] = info.role
+        entry["master"] = str(info.master_address) if info.is_replica else None
+        entry["offset"] = info.offset
+    else:
+        entry["error"] = info.error
+    return entry
+
+
+def _stopped(pid: int | None) -> bool:
+    """Whether the process is stopped (SIGSTOP: ``lab pause``)."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
 
 
 def down(lab_dir: Path) -> LabState | None:
@@ -395,6 +555,9 @@ def down(lab_dir: Path) -> LabState | None:
             except RedisopsError:
                 pass
             _terminate(state.pid)
+        control = Path(state.control) if state.control else None
+        if control is not None and control.parent != lab_dir:  # a short directory of its own
+            shutil.rmtree(control.parent, ignore_errors=True)
     else:
         for pid in state.pids.values():
             _terminate(pid)

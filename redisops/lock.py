@@ -86,6 +86,56 @@ def _describe(holder: dict[str, Any]) -> str:
     )
 
 
+def take_file_lock(path: Path, holder: dict[str, Any], cluster: str) -> IO[str]:
+    """``flock`` the file at ``path`` (created if missing) and write ``holder`` into it.
+
+    The file is removed again on release (no lock file left behind per name), so a lock
+    taken on a file that was unlinked meanwhile is not the lock: after ``flock`` the path
+    must still name the same file, or the attempt starts over.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        f = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the operation
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                held_by = json.loads(f.read() or "{}")
+            except ValueError:
+                held_by = {}
+            f.close()
+            raise Locked(
+                f"cluster {cluster} is locked by {_describe(held_by)}",
+                hint="wait for that operation to finish",
+            ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        f.close()  # its holder released and removed it while we waited: take the new one
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps(holder))
+    f.flush()
+    return f
+
+
+def drop_file_lock(path: Path, f: IO[str]) -> None:
+    """Remove the lock file while still holding it, then unlock: nothing is left behind,
+    and whoever opened the old file sees it is gone (see :func:`take_file_lock`)."""
+    try:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    finally:
+        f.close()
+
+
 class ClusterLock:
     """The lock of one replication group. ``members`` are the group's addresses and
     ``run:<id>`` names (see :func:`identities`); without them the cluster name is the
@@ -114,6 +164,7 @@ class ClusterLock:
         self.directory = directory or locks_dir()
         self.names = identities(list(members) or [cluster])
         self._files: dict[str, IO[str]] = {}
+        self._also: list[RedisNode] = []  # other groups' masters holding our key
         self.key_on: RedisNode | None = None
         self.warnings: list[str] = []
 
@@ -125,7 +176,7 @@ class ClusterLock:
     @property
     def held(self) -> bool:
         """Whether any layer is still held."""
-        return bool(self._files) or self.key_on is not None
+        return bool(self._files) or self.key_on is not None or bool(self._also)
 
     def _path(self, name: str) -> Path:
         return self.directory / f"{_safe_name(name)}.lock"
@@ -141,40 +192,19 @@ class ClusterLock:
         self.directory.mkdir(parents=True, exist_ok=True)
         taken: list[str] = []
         for name in wanted:
-            f = open(self._path(name), "a+", encoding="utf-8")  # noqa: SIM115 - held
             try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                try:
-                    holder = json.loads(f.read() or "{}")
-                except ValueError:
-                    holder = {}
-                f.close()
+                self._files[name] = take_file_lock(self._path(name), self.holder, self.cluster)
+            except Locked:
                 for other in taken:
                     self._drop(other)
-                raise Locked(
-                    f"cluster {self.cluster} is locked by {_describe(holder)}",
-                    hint="wait for that operation to finish",
-                ) from None
-            f.seek(0)
-            f.truncate()
-            f.write(json.dumps(self.holder))
-            f.flush()
-            self._files[name] = f
+                raise
             taken.append(name)
         self.names = sorted({*self.names, *wanted})
 
     def _drop(self, name: str) -> None:
         f = self._files.pop(name, None)
-        if f is None:
-            return
-        try:
-            f.seek(0)
-            f.truncate()
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-        finally:
-            f.close()
+        if f is not None:
+            drop_file_lock(self._path(name), f)
 
     def _release_local(self) -> None:
         for name in list(self._files):
@@ -229,14 +259,47 @@ class ClusterLock:
             )
         self.key_on = master
 
+    def acquire_also(self, name: str, master: RedisNode | None) -> None:
+        """Hold the key on a second group's master too (the group a replica leaves when it
+        is attached elsewhere: both change, so neither may be changed meanwhile; its
+        members' local locks are already among this lock's names). Released with this
+        lock; raises :class:`Locked` naming that group's holder."""
+        if master is None or any(n.address == master.address for n in self._also):
+            return
+        if self.key_on is not None and self.key_on.address == master.address:
+            return
+        try:
+            ok = master.execute("SET", LOCK_KEY, json.dumps(self.holder), "NX", "PX", self.ttl_ms)
+        except CommandFailed as exc:
+            reason = exc.message.rsplit(" failed: ", 1)[-1]
+            self.warnings.append(
+                f"could not write the lock key on {master.address} ({reason}): the group "
+                f"{name} is locked on this host only"
+            )
+            return
+        if ok is None:
+            raw = master.execute("GET", LOCK_KEY)
+            try:
+                holder = json.loads(raw) if raw else {}
+            except ValueError:
+                holder = {}
+            raise Locked(
+                f"cluster {name} is locked by {_describe(holder)}",
+                hint="wait for that operation to finish",
+            )
+        self._also.append(master)
+
     def release(self, master: RedisNode | None = None) -> None:
         """Drop the key (on ``master``, or where it was taken) if still ours, then the local lock."""
         try:
             node = master or self.key_on
             if node is not None and self.key_on is not None:
                 self._release_key(node)
+            for other in self._also:
+                self._delete_if_ours(other, "release the lock key")
         finally:
             self.key_on = None
+            self._also.clear()
             self._release_local()
 
     def _release_key(self, node: RedisNode) -> None:

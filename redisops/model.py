@@ -28,6 +28,7 @@ from redisops.info import (
     keyspace,
     replica_entries,
 )
+from redisops.versions import Server, identify, unloadable
 
 DEFAULT_PORT = 6379
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
@@ -188,9 +189,12 @@ def parse_target(text: str) -> NodeSpec:
 class NodeInfo:
     """One node as read at one moment: INFO fields, ROLE, selected CONFIG values.
 
-    ``reachable=False`` nodes carry only ``address``, ``error`` and ``service`` (``not-redis``
-    when something else answers there). ``unavailable`` names the commands redisops needs
-    that the node does not know (renamed or disabled with ``rename-command``).
+    ``reachable=False`` nodes carry only ``address``, ``error``, ``error_kind`` (why it could
+    not be read: ``down``: nothing listens; ``auth``: credentials refused; ``not_redis``:
+    something else answers on the port; ``no_reply``: connected, but no answer within the
+    deadline; ``unknown``) and ``service`` (``not-redis`` when something else answers
+    there). ``unavailable`` names the commands redisops needs that the node does not know
+    (renamed or disabled with ``rename-command``).
     """
 
     address: Address
@@ -201,6 +205,7 @@ class NodeInfo:
     role_reply: RoleReply | None = None
     read_at: float = 0.0  # unix time of the read
     rtt_ms: float | None = None
+    error_kind: str | None = None
     service: str = "redis"  # redis | not-redis
     unavailable: frozenset[str] = frozenset()
 
@@ -210,8 +215,24 @@ class NodeInfo:
         return self.info.get("run_id")
 
     @property
+    def server(self) -> Server | None:
+        """Which server this is (Redis or Valkey, its version), from INFO server."""
+        return identify(self.info)
+
+    @property
     def version(self) -> str | None:
-        return self.info.get("redis_version")
+        """The server's own version (``valkey_version`` on Valkey, not its ``7.2.4``)."""
+        server = self.server
+        return server.version if server is not None else None
+
+    def cannot_load_from(self, master: NodeInfo) -> str | None:
+        """Why this node could not load ``master``'s RDB, so a full sync from it would fail
+        and be retried in a loop; None when it can (or a version is unknown)."""
+        mine, theirs = self.server, master.server
+        if mine is None or theirs is None:
+            return None
+        relaxed = self.config.get("rdb-version-check") == "relaxed"
+        return unloadable(mine, theirs, relaxed=relaxed)
 
     @property
     def redis_mode(self) -> str:
@@ -580,9 +601,11 @@ class Topology:
                 "reachable": False,
                 "role": "unknown",
                 "error": node.error,
+                "unreachable_cause": node.error_kind or "unknown",
             }
         master = node.master_address
         brange = node.backlog_range
+        server = node.server
         return {
             "address": str(node.address),
             "reachable": True,
@@ -610,7 +633,10 @@ class Topology:
             "backlog_first_byte": brange[0] if brange else None,
             "backlog_last_byte": brange[1] if brange else None,
             "backlog_histlen": node.backlog_histlen,
+            "server": server.product if server is not None else None,
             "version": node.version,
+            "redis_version": node.info.get("redis_version"),
+            "rdb_format": server.rdb_format if server is not None else None,
             "used_memory": node.used_memory,
             "keys": node.keys,
             "run_id": node.run_id,

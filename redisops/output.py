@@ -98,15 +98,86 @@ def _dash(value: Any) -> Any:
     return value
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+# ----------------------------------------------------------------------------- width
+
+#: narrowest width anything is laid out for (a smaller COLUMNS is taken as this)
+MIN_WIDTH = 40
+
+
+def terminal_width() -> int:
+    """Columns to lay text out in: ``COLUMNS`` if set, else the terminal's, else 80."""
+    import shutil
+
+    return max(shutil.get_terminal_size((80, 24)).columns, MIN_WIDTH)
+
+
+def wrap(text: str, width: int, first: str = "", rest: str | None = None) -> list[str]:
+    """``text`` as lines of at most ``width`` columns, broken between words; ``first``
+    prefixes the first line, ``rest`` (default: spaces as wide as ``first``) the others.
+    A word longer than a whole line is cut (nothing else could keep it inside the width).
+
+    >>> wrap("a replica that lags behind", 12, "- ")
+    ['- a replica', '  that lags', '  behind']
+    """
+    import textwrap
+
+    rest = " " * len(first) if rest is None else rest
+    return textwrap.wrap(
+        text,
+        width=max(width, len(first) + 8, len(rest) + 8),
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=True,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
+
+
+_GAP = 2  # tabulate's "simple" format puts two spaces between columns
+_HEADER_PAD = 2  # and makes a column at least its header plus two wide
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], width: int | None = None) -> str:
+    """A table no wider than ``width`` (the terminal's by default).
+
+    Too wide, the widest columns are narrowed and their cells wrapped on word boundaries
+    (tabulate draws multi-line cells); when even that cannot fit (columns narrower than
+    their headers), each row becomes a block of ``HEADER: value`` lines instead.
+    """
     from tabulate import tabulate
 
-    return tabulate(
-        [[_dash(c) for c in r] for r in rows],
-        headers=list(headers),
-        tablefmt="simple",
-        disable_numparse=True,
-    )
+    width = terminal_width() if width is None else width
+    cells = [[str(_dash(c)) for c in r] for r in rows]
+    widths = [len(h) + _HEADER_PAD for h in headers]
+    for r in cells:
+        for i, c in enumerate(r):
+            widths[i] = max(widths[i], max((len(x) for x in c.splitlines()), default=0))
+    floor = [max(len(h) + _HEADER_PAD, 8) for h in headers]
+    while sum(widths) + _GAP * (len(widths) - 1) > width:
+        i = max(range(len(widths)), key=lambda j: widths[j] - floor[j])
+        if widths[i] <= floor[i]:
+            return _records(headers, cells, width)
+        widths[i] -= 1
+    fitted = [["\n".join(_wrap_cell(c, widths[i])) for i, c in enumerate(r)] for r in cells]
+    return tabulate(fitted, headers=list(headers), tablefmt="simple", disable_numparse=True)
+
+
+def _wrap_cell(text: str, width: int) -> list[str]:
+    out: list[str] = []
+    for part in text.splitlines() or [""]:
+        out += wrap(part, width) if len(part) > width else [part]
+    return out
+
+
+def _records(headers: Sequence[str], cells: list[list[str]], width: int) -> str:
+    """One block per row, ``HEADER: value``: the layout of last resort for narrow terminals."""
+    label = max(len(h) for h in headers) + 2
+    blocks = []
+    for r in cells:
+        lines: list[str] = []
+        for h, c in zip(headers, r, strict=False):
+            lines += wrap(c, width, f"{h + ':':<{label}}", " " * label)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 # ----------------------------------------------------------------------------- status
@@ -144,28 +215,40 @@ def _tree_label(topo: Topology, node: NodeInfo) -> str:
         if lag is not None:
             parts.append(f"lag {lag}B")
         if node.sync_in_progress:
-            p = node.sync_progress or {}
-            parts.append(
-                f"syncing {human_bytes(p.get('read_bytes'))}/{human_bytes(p.get('total_bytes'))}"
-            )
+            parts.append("syncing " + _sync_bytes(node))
         elif node.repl_state and node.repl_state != "connected":
             parts.append(node.repl_state)
     return f"{node.address}  ({', '.join(parts)})"
 
 
-def render_tree(topo: Topology) -> str:
-    """Masters with their replicas below them, chained replicas indented further."""
+def _sync_bytes(node: NodeInfo) -> str:
+    """``12.0M/40.0M`` during a disk-based transfer, ``12.0M`` received in a diskless one
+    (whose size is not known until it ends)."""
+    p = node.sync_progress or {}
+    read, total = p.get("read_bytes"), p.get("total_bytes")
+    if total is not None and total > 0:
+        return f"{human_bytes(read)}/{human_bytes(total)}"
+    return f"{human_bytes(read)} received"
+
+
+def render_tree(topo: Topology, width: int | None = None) -> str:
+    """Masters with their replicas below them, chained replicas indented further; a line
+    too long for ``width`` continues under its own label."""
+    width = terminal_width() if width is None else width
     lines: list[str] = []
     placed: set[Any] = set()
 
     def visit(node: NodeInfo, prefix: str, last: bool, top: bool) -> None:
         placed.add(node.address)
+        label = _tree_label(topo, node)
         if top:
-            lines.append(_tree_label(topo, node))
+            lines.extend(wrap(label, width, "", "    "))
             child_prefix = ""
         else:
-            lines.append(f"{prefix}{'└── ' if last else '├── '}{_tree_label(topo, node)}")
             child_prefix = prefix + ("    " if last else "│   ")
+            lines.extend(
+                wrap(label, width, f"{prefix}{'└── ' if last else '├── '}", child_prefix + "    ")
+            )
         kids = [k for k in topo.children(node) if k.address not in placed]
         for i, kid in enumerate(kids):
             visit(kid, child_prefix, i == len(kids) - 1, False)
@@ -174,13 +257,14 @@ def render_tree(topo: Topology) -> str:
         if root.address in placed:
             continue
         if root.is_replica and topo.parent(root) is None:
-            lines.append(f"{root.master_address}  (master not reached)")
+            lines.extend(wrap(f"{root.master_address}  (master not reached)", width))
             visit(root, "", True, False)
         else:
             visit(root, "", True, True)
     return "\n".join(lines)
 
 
+#: every column (``-o wide``)
 STATUS_HEADERS = (
     "ADDRESS",
     "ROLE",
@@ -197,9 +281,64 @@ STATUS_HEADERS = (
     "REPLID2",
     "BACKLOG",
     "BACKLOG_RANGE",
-    "VERSION",
+    "SERVER",
+    "RDB",
     "MEM",
 )
+
+#: the default columns: what an operator reads first (kubectl's compact/wide split)
+STATUS_COMPACT_HEADERS = ("ADDRESS", "ROLE", "MASTER", "LINK", "LAG", "OFFSET")
+
+
+def _unreachable_role(node: NodeInfo) -> str:
+    """What stands in a table's ROLE column for a node that could not be read: the cause."""
+    if node.service == "not-redis":
+        return "not-redis"
+    return {
+        "auth": "auth-failed",
+        "not_redis": "not-redis",
+        "no_reply": "no-reply",
+        "down": "down",
+    }.get(node.error_kind or "", "unreachable")
+
+
+def _link_text(node: NodeInfo) -> str | None:
+    link = node.link
+    if link == "down" and node.link_down_seconds is not None and node.link_down_seconds >= 0:
+        link = f"down {node.link_down_seconds}s"
+    return link
+
+
+def _sync_text(node: NodeInfo) -> str | None:
+    if node.loading:
+        return "loading"
+    if node.sync_in_progress:
+        p = node.sync_progress or {}
+        if (p.get("total_bytes") or 0) > 0:
+            return f"transfer {p.get('perc', 0):.0f}%"
+        return "transfer " + _sync_bytes(node)
+    if node.is_replica:
+        return node.repl_state or "-"
+    return None
+
+
+def status_compact_rows(topo: Topology) -> list[list[Any]]:
+    """Address, role, master, link (or the sync under way), lag, offset."""
+    rows: list[list[Any]] = []
+    for node in topo.nodes:
+        rec = topo.record(node)
+        if not node.reachable:
+            rows.append([rec["address"], _unreachable_role(node), None, None, None, None])
+            continue
+        link = _link_text(node)
+        if node.loading or node.sync_in_progress:
+            link = f"{link} ({_sync_text(node)})"
+        lag = rec["lag_bytes"]
+        lag_text = None if lag is None else human_bytes(lag)
+        if lag_text is not None and rec["lag_seconds"] is not None:
+            lag_text += f" {rec['lag_seconds']}s"
+        rows.append([rec["address"], node.role, rec["master"], link, lag_text, node.offset])
+    return rows
 
 
 def status_rows(topo: Topology) -> list[list[Any]]:
@@ -207,62 +346,60 @@ def status_rows(topo: Topology) -> list[list[Any]]:
     for node in topo.nodes:
         rec = topo.record(node)
         if not node.reachable:
-            what = "not redis" if node.service == "not-redis" else "unreachable"
-            rows.append([rec["address"], what] + [None] * (len(STATUS_HEADERS) - 2))
+            rows.append(
+                [rec["address"], _unreachable_role(node)] + [None] * (len(STATUS_HEADERS) - 2)
+            )
             continue
-        if node.loading:
-            sync = "loading"
-        elif node.sync_in_progress:
-            p = node.sync_progress or {}
-            sync = f"transfer {p.get('perc', 0):.0f}%"
-        elif node.is_replica:
-            sync = node.repl_state or "-"
-        else:
-            sync = None
-        link = node.link
-        if link == "down" and node.link_down_seconds is not None and node.link_down_seconds >= 0:
-            link = f"down {node.link_down_seconds}s"
         brange = node.backlog_range
         rows.append(
             [
                 rec["address"],
                 node.role,
                 rec["master"],
-                link,
+                _link_text(node),
                 node.offset,
                 rec["lag_bytes"],
                 rec["lag_seconds"],
                 node.last_io_seconds,
-                sync,
+                _sync_text(node),
                 None if node.read_only is None else ("yes" if node.read_only else "no"),
                 node.replica_priority,
                 node.replid[:8] if node.replid else None,
                 None if node.replid2 == "0" * 40 else node.replid2[:8],
                 human_bytes(node.backlog_size) if node.backlog_active else "off",
                 f"{brange[0]}-{brange[1]}" if brange else None,
-                node.version,
+                str(node.server) if node.server is not None else None,
+                rec["rdb_format"],
                 human_bytes(node.used_memory),
             ]
         )
     return rows
 
 
-def render_problems(problems: Sequence[Any]) -> str:
+def render_problems(problems: Sequence[Any], width: int | None = None) -> str:
+    width = terminal_width() if width is None else width
     if not problems:
         return "No problems found."
     lines = [f"{len(problems)} problem{'s' if len(problems) != 1 else ''}:"]
     for p in problems:
-        lines.append(f"  [{p.severity.upper()}] {p.kind}: {p.message}")
+        lines += wrap(f"[{p.severity.upper()}] {p.kind}: {p.message}", width, "  ", "      ")
     return "\n".join(lines)
 
 
-def render_status(topo: Topology, fmt: Format) -> str:
+def render_status(topo: Topology, fmt: Format, width: int | None = None) -> str:
+    """The tree, the table (compact, or every column with ``-o wide``), the Sentinel view
+    and the problems, each fitted to ``width`` (the terminal's by default)."""
     if fmt is Format.json:
         return to_json(status_data(topo))
-    parts = [render_tree(topo), "", table(STATUS_HEADERS, status_rows(topo))]
+    width = terminal_width() if width is None else width
+    if fmt is Format.wide:
+        grid = table(STATUS_HEADERS, status_rows(topo), width)
+    else:
+        grid = table(STATUS_COMPACT_HEADERS, status_compact_rows(topo), width)
+    parts = [render_tree(topo, width), "", grid]
     if topo.sentinel is not None:
-        parts += ["", render_sentinel(topo.sentinel)]
-    parts += ["", render_problems(topo.problems)]
+        parts += ["", render_sentinel(topo.sentinel, width)]
+    parts += ["", render_problems(topo.problems, width)]
     return "\n".join(parts)
 
 
@@ -323,7 +460,9 @@ def render_watch_frame(
     if gone:
         header += f"    gone: {', '.join(gone)}"
     lines = []
-    for line in render_status(topo, fmt).splitlines():
+    # off a terminal every line gets a two-column mark ("* " or "  "): leave room for it
+    width = terminal_width() - (0 if tty else 2)
+    for line in render_status(topo, fmt, width).splitlines():
         hit = any(line.lstrip("│├└─ ").startswith(a) for a in changed)
         if hit:
             line = f"{REVERSE}{line}{RESET}" if tty else f"* {line}"
@@ -334,12 +473,19 @@ def render_watch_frame(
     return HOME_CLEAR + body if tty else body + "\n"
 
 
-def render_sentinel(view: Any) -> str:
-    lines = [f"Sentinel view of {view.get('name')!r}: master {view.get('master') or '?'}"]
+def render_sentinel(view: Any, width: int | None = None) -> str:
+    width = terminal_width() if width is None else width
+    name = view.get("name")
+    head = (
+        f"Sentinel view of {name!r}: master {view.get('master') or '?'}"
+        if name
+        else "Sentinel view: no master name (no sentinel answered; see the problems below)"
+    )
+    lines = wrap(head, width)
     for s in view.get("sentinels", []):
-        lines.append(f"  {s.get('address')}: {s.get('status')}")
+        lines += wrap(f"{s.get('address')}: {s.get('status')}", width, "  ", "      ")
     if view.get("quorum"):
-        lines.append(f"  quorum: {view['quorum']}")
+        lines += wrap(f"quorum: {view['quorum']}", width, "  ", "      ")
     return "\n".join(lines)
 
 
@@ -349,9 +495,12 @@ def render_sentinel(view: Any) -> str:
 _LEVEL_MARK = {"refuse": "REFUSED", "confirm": "NEEDS --yes", "warn": "WARNING", "info": "note"}
 
 
-def render_plan(plan: Any, force: bool = False) -> str:
-    """A plan for people: summary, findings, steps, prediction."""
-    lines = [plan.summary or plan.operation]
+def render_plan(plan: Any, force: bool = False, width: int | None = None) -> str:
+    """A plan for people: summary, findings, then the steps as a numbered list (each step's
+    node and what it does, with its exact command and its check indented below), then the
+    prediction; every line fitted to ``width``."""
+    width = terminal_width() if width is None else width
+    lines = wrap(plan.summary or plan.operation, width)
     if plan.findings:
         lines.append("")
         lines.append("Preflight:")
@@ -359,102 +508,233 @@ def render_plan(plan: Any, force: bool = False) -> str:
             mark = _LEVEL_MARK.get(f.level, f.level)
             if f.level == "refuse" and force and f.forceable:
                 mark = "OVERRIDDEN (--force)"
-            lines.append(f"  [{mark}] {f.message}")
+            lines += wrap(f"[{mark}] {f.message}", width, "  ", "      ")
     if plan.steps:
         lines.append("")
-        rows = []
-        for s in plan.steps:
-            cmd = " ".join(s.command) if s.command else ""
-            rows.append([s.n, s.node, s.description, cmd, s.verify])
-        lines.append(table(["#", "NODE", "STEP", "COMMAND", "VERIFY"], rows))
+        lines.append("Steps:")
+        lines += render_steps(plan.steps, width)
     pred = plan.prediction
     if pred:
         lines.append("")
-        lines.append(render_prediction(pred))
+        lines.append(render_prediction(pred, width))
     return "\n".join(lines)
 
 
-def render_prediction(pred: Any) -> str:
+def render_steps(steps: Sequence[Any], width: int) -> list[str]:
+    """``  3. 10.0.0.2:6379: point it at ...`` then ``command:`` and ``verify:`` lines."""
+    digits = len(str(max((s.n for s in steps), default=1)))
+    head_indent = " " * (digits + 4)
+    sub = head_indent + " " * 9
+    lines: list[str] = []
+    for s in steps:
+        lines += wrap(f"{s.node}: {s.description}", width, f"  {s.n:>{digits}}. ", head_indent)
+        if s.command:
+            lines += wrap(" ".join(s.command), width, f"{head_indent}command: ", sub)
+        if s.verify:
+            lines += wrap(s.verify, width, f"{head_indent}verify:  ", sub)
+    return lines
+
+
+def render_prediction(pred: Any, width: int | None = None) -> str:
+    width = terminal_width() if width is None else width
     lines = ["Prediction (reference engine):"]
+
+    def add(text: str, indent: str = "  ") -> None:
+        lines.extend(wrap(text, width, indent, indent + "    "))
+
     sync = pred.get("sync")
     if sync in ("full", "partial") and pred.get("replica"):
-        lines.append(
-            f"  {pred.get('replica', '')} <- {pred.get('master', '')}: {sync.upper()} resync, "
+        add(
+            f"{pred.get('replica', '')} <- {pred.get('master', '')}: {sync.upper()} resync, "
             f"{human_bytes(pred.get('transfer_bytes'))}, ~{human_seconds(pred.get('estimated_seconds'))}"
         )
-    lines.append(f"  why: {pred.get('reason', '')}")
+    if pred.get("reason"):
+        add(f"why: {pred['reason']}")
     for p in pred.get("phases", []):
-        lines.append(f"    {p['phase']}: {human_seconds(p['seconds'])}")
+        add(f"{p['phase']}: {human_seconds(p['seconds'])}", "    ")
     if pred.get("peak_output_buffer"):
-        lines.append(f"  peak replica output buffer: {human_bytes(pred['peak_output_buffer'])}")
+        add(f"peak replica output buffer: {human_bytes(pred['peak_output_buffer'])}")
     for f in pred.get("followers", []):
-        lines.append(f"  then {f['replica']} <- {f['master']}: {f['sync']} ({f['reason']})")
+        add(f"then {f['replica']} <- {f['master']}: {f['sync']} ({f['reason']})")
     for extra in pred.get("replicas", []):
-        lines.append(
-            f"  {extra['replica']} <- {extra['master']}: {extra['sync']} ({extra['reason']})"
-        )
-    for r in pred.get("risks", []):
-        lines.append(f"  risk: {r}")
+        add(f"{extra['replica']} <- {extra['master']}: {extra['sync']} ({extra['reason']})")
+    for r in dict.fromkeys(pred.get("risks", [])):  # one line per distinct risk
+        add(f"risk: {r}")
+    for n in pred.get("notes", []):  # what the model does or does not cover for these servers
+        add(f"note: {n}")
     return "\n".join(lines)
 
 
-def render_result(result: Any) -> str:
-    lines = ["", f"Result: {result.outcome} - {result.message}"]
-    rows = [[s.n, s.node, s.action, s.result, s.detail[:100]] for s in result.steps]
+def render_result(result: Any, width: int | None = None) -> str:
+    width = terminal_width() if width is None else width
+    lines = ["", *wrap(f"Result: {result.outcome} - {result.message}", width, "", "    ")]
+    rows = [[s.n, s.node, s.action, s.result, s.detail] for s in result.steps]
     if rows:
-        lines.append(table(["#", "NODE", "ACTION", "RESULT", "DETAIL"], rows))
+        lines.append(table(["#", "NODE", "ACTION", "RESULT", "DETAIL"], rows, width))
     obs = result.observed
     if "prediction_check" in obs:
-        lines.append(f"Verification: {obs['prediction_check']}")
+        lines += wrap(f"Verification: {obs['prediction_check']}", width, "", "    ")
     if "pause_ms" in obs:
         lines.append(f"Writes paused for {obs['pause_ms']:.1f} ms")
+    if obs.get("prediction_recheck", "").startswith("the prediction changed"):
+        lines += wrap(f"Re-check: {obs['prediction_recheck']}", width, "", "    ")
+    if isinstance(obs.get("sync_duration"), dict):
+        lines += wrap(duration_line(obs["sync_duration"]), width, "", "    ")
     for w in result.warnings:
-        lines.append(f"warning: {w}")
+        lines += wrap(f"warning: {w}", width, "", "    ")
+    if obs.get("interrupt_note"):  # a wait was cut short: what goes on without redisops
+        lines += wrap(f"Note: {obs['interrupt_note']}", width, "", "    ")
     if result.final_state:
         lines.append("State now:")
         for n in result.final_state:
-            if not n.get("reachable"):
-                lines.append(f"  {n['address']}: UNREACHABLE ({n.get('error')})")
-            else:
-                where = f" of {n['master']} (link {n['link']})" if n.get("master") else ""
-                lines.append(f"  {n['address']}: {n['role']}{where}, offset {n['offset']}")
+            lines += wrap(state_line(n), width, "  ", "      ")
     return "\n".join(lines)
 
 
-class LineProgress:
-    """Plain progress lines on stderr (not a terminal): one per phase change."""
+def duration_line(d: dict[str, Any]) -> str:
+    """What the sync took beside what was predicted.
 
-    def __init__(self) -> None:
-        self._last = ""
+    >>> duration_line({"measured_seconds": 12.3, "predicted_seconds": 8.1,
+    ...                "measured_rdb_bytes": 11_000_000, "predicted_bytes": 10_500_000})
+    'Sync took 12.3s (predicted ~8.1s); RDB 10.5M (estimated 10.0M)'
+    """
+    text = f"Sync took {human_seconds(d.get('measured_seconds'))}"
+    if d.get("predicted_seconds") is not None:
+        text += f" (predicted ~{human_seconds(d['predicted_seconds'])})"
+    if d.get("measured_rdb_bytes"):
+        text += f"; RDB {human_bytes(d['measured_rdb_bytes'])}"
+        if d.get("predicted_bytes"):
+            text += f" (estimated {human_bytes(d['predicted_bytes'])})"
+    return text
+
+
+def state_line(n: dict[str, Any]) -> str:
+    """One node of a result's final state, for people."""
+    if not n.get("reachable"):
+        return f"{n['address']}: UNREACHABLE ({n.get('error')})"
+    where = f" of {n['master']} (link {n['link']})" if n.get("master") else ""
+    sync = f"; {n['sync']}" if n.get("sync") else ""
+    return f"{n['address']}: {n['role']}{where}, offset {n['offset']}{sync}"
+
+
+# ----------------------------------------------------------------------------- progress
+
+_SPIN = "|/-\\"
+
+
+def progress_text(
+    label: str,
+    done: float,
+    total: float | None,
+    rate: float | None,
+    elapsed: float,
+    tick: int = 0,
+    width: int = 80,
+) -> str:
+    """One progress line. With a known total: a bar, the percentage, bytes, rate and ETA.
+    Without one (a diskless transfer, a fork being waited for) a spinner and what is known:
+    bytes so far and their rate, or the time spent; never a made-up total.
+
+    >>> progress_text("transfer", 5 * 2**20, 20 * 2**20, 2**20, 5.0, width=80)
+    '  transfer     [#####..................]   25.0%  5.0M/20.0M  1.0M/s  ETA 15.0s'
+    >>> progress_text("transfer", 3 * 2**20, None, 2**20, 3.0, tick=1)
+    '  transfer     / 3.0M received  1.0M/s'
+    >>> progress_text("handshake", 0, None, None, 2.0)
+    '  handshake    | 2.0s'
+    """
+    speed = f"  {human_bytes(rate)}/s" if rate else ""
+    if total is not None and total > 0:
+        frac = max(0.0, min(done / total, 1.0))
+        eta = ""
+        if rate and done < total:
+            eta = f"  ETA {human_seconds((total - done) / rate)}"
+        tail = f"{frac * 100:6.1f}%  {human_bytes(done)}/{human_bytes(total)}{speed}{eta}"
+        room = width - len(f"  {label:<12} []") - len(tail) - 2
+        bars = max(min(room, 28), 5)
+        bar = "#" * int(frac * bars)
+        text = f"  {label:<12} [{bar:.<{bars}}] {tail}"
+    elif done > 0:
+        text = f"  {label:<12} {_SPIN[tick % 4]} {human_bytes(done)} received{speed}"
+    else:
+        text = f"  {label:<12} {_SPIN[tick % 4]} {human_seconds(elapsed)}"
+    return text[: max(width - 1, 10)]
+
+
+class _Meter:
+    """Rate over the last few seconds of one phase's samples, and the phase's age."""
+
+    def __init__(self, window: float = 3.0) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.window = window
+        self.label = ""
+        self.started = self._clock()
+        self.samples: list[tuple[float, float]] = []
+
+    def add(self, label: str, done: float) -> tuple[float | None, float]:
+        now = self._clock()
+        if label != self.label:
+            self.label, self.started, self.samples = label, now, []
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.pop(0)
+        t0, d0 = self.samples[0]
+        rate = (done - d0) / (now - t0) if now - t0 > 0.2 and done > d0 else None
+        return rate, now - self.started
+
+
+class LineProgress:
+    """Plain progress lines on stderr (not a terminal): a line when a phase starts, then
+    one every ``every`` seconds with its bytes, rate and ETA."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self._meter = _Meter()
+        self._every = every
+        self._printed = -1.0
 
     def phase(self, text: str) -> None:
-        note(text)
+        note("\n".join(wrap(text, terminal_width(), "", "    ")))
 
     def update(self, label: str, done: float, total: float | None) -> None:
-        if label != self._last:
-            self._last = label
-            note(f"  {label}...")
+        new = label != self._meter.label
+        rate, age = self._meter.add(label, done)
+        if new or age - self._printed >= self._every:
+            self._printed = 0.0 if new else age
+            note(progress_text(label, done, total, rate, age, width=terminal_width()).rstrip())
 
     def finish(self) -> None:
-        self._last = ""
+        self._meter = _Meter()
+        self._printed = -1.0
 
 
 class TerminalProgress(LineProgress):
-    """A one-line progress bar on a terminal."""
+    """A one-line progress display on a terminal, redrawn in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tick = 0
+        self._drawn = 0
 
     def update(self, label: str, done: float, total: float | None) -> None:
-        if total:
-            frac = max(0.0, min(done / total, 1.0))
-            bar = "#" * int(frac * 30)
-            text = f"  {label:<12} [{bar:<30}] {frac * 100:5.1f}% {human_bytes(done)}/{human_bytes(total)}"
-        else:
-            text = f"  {label}..."
-        sys.stderr.write("\r" + text[:100].ljust(100))
+        rate, age = self._meter.add(label, done)
+        self._tick += 1
+        width = terminal_width()
+        text = progress_text(label, done, total, rate, age, self._tick, width)
+        sys.stderr.write("\r" + text.ljust(self._drawn))
+        self._drawn = len(text)
         sys.stderr.flush()
 
+    def phase(self, text: str) -> None:
+        self.finish()
+        super().phase(text)
+
     def finish(self) -> None:
-        sys.stderr.write("\r" + " " * 100 + "\r")
-        sys.stderr.flush()
+        if self._drawn:
+            sys.stderr.write("\r" + " " * self._drawn + "\r")
+            sys.stderr.flush()
+        self._drawn = 0
+        self._meter = _Meter()
 
 
 def make_progress(fmt: Format) -> Any:

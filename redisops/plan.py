@@ -52,7 +52,7 @@ from redisops.errors import (
 )
 from redisops.inventory import Secret
 from redisops.lock import ClusterLock
-from redisops.model import REDACTED, Address, Plan, Step
+from redisops.model import REDACTED, Address, NodeInfo, Plan, Step
 from redisops.redis_node import RedisNode
 from redisops.retry import RetryPolicy
 from redisops.session import Session
@@ -784,6 +784,17 @@ def _final_state(ctx: RunContext) -> list[dict[str, Any]]:
                 "replid": info.replid,
                 "sync_full": info.stat("sync_full"),
                 "sync_partial_ok": info.stat("sync_partial_ok"),
+                "sync": _sync_state(info),
             }
         )
     return out
+
+
+def _sync_state(info: NodeInfo) -> str | None:
+    """A full sync the node is in the middle of, for the state report (None: none)."""
+    if info.loading:
+        return "loading the RDB"
+    if info.sync_in_progress:
+        p = info.sync_progress or {}
+        return f"full sync in progress, {p.get('read_bytes', 0)} bytes received"
+    return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from redisops.retry import CONNECT_RETRY, RetryPolicy
 if TYPE_CHECKING:  # pragma: no cover
     import redis
 
-#: INFO sections every probe reads (Redis 7 accepts several at once).
+#: INFO sections every probe reads, one ``INFO <section>`` each (see :func:`info_commands`).
 PROBE_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "keyspace")
 
 #: CONFIG keys every probe reads. Never a secret (no requirepass, no masterauth).
@@ -51,6 +51,8 @@ PROBE_CONFIG = (
     "replica-announce-port",
     "masteruser",
     "disable-thp",  # the host.kernel check: THP [always] hurts only when Redis leaves it on
+    "dual-channel-replication-enabled",  # Valkey 8+
+    "rdb-version-check",  # Valkey 8.1+
 )
 
 #: Where to open the TCP connection instead of the node's address (a local SSH forward);
@@ -63,6 +65,7 @@ CHECKED_COMMANDS = ("CONFIG", "REPLICAOF", "CLIENT", "FAILOVER")
 
 SENTINEL_HELLO = "__sentinel__:hello"
 FENCE_KEY = "redisops:fence"  # see redisops.topology
+DETACH_KEY = "redisops:detached"  # see redisops.topology
 
 
 def _text(value: Any) -> Any:
@@ -78,8 +81,49 @@ def _pairs(reply: Sequence[Any]) -> dict[str, str]:
     return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
 
 
+def _info_fields(reply: Any) -> dict[str, str]:
+    return parse_info(str(reply))
+
+
+def _merged(replies: Iterable[Any], fields: Callable[[Any], dict[str, str]]) -> dict[str, str]:
+    """The fields of several replies (one per INFO section or CONFIG key) in one dict; an
+    error reply (a section or key this server refuses) adds nothing.
+
+    >>> _merged([["a", "1"], CommandFailed("x"), ["b", "2"]], _pairs)
+    {'a': '1', 'b': '2'}
+    """
+    out: dict[str, str] = {}
+    for reply in replies:
+        if not isinstance(reply, CommandFailed):
+            out.update(fields(reply))
+    return out
+
+
+def info_commands(sections: Sequence[str]) -> list[tuple[str, ...]]:
+    """The commands that read ``sections``: one ``INFO <section>`` per section.
+
+    ``INFO a b`` exists only since Redis 7.0 (6.2 answers "syntax error"), and which
+    server a node runs is known only from its INFO reply. One command per section works on
+    every server and, pipelined, costs the same single round trip.
+
+    >>> info_commands(["replication", "stats"])
+    [('INFO', 'replication'), ('INFO', 'stats')]
+    """
+    return [("INFO", s) for s in sections] or [("INFO",)]
+
+
+def config_commands(keys: Sequence[str]) -> list[tuple[str, ...]]:
+    """One ``CONFIG GET <key>`` per key, for the same reason (several keys: 7.0+)."""
+    return [("CONFIG", "GET", k) for k in keys]
+
+
 class RedisNode:
-    """One connection to one Redis (or Sentinel, or embedded-engine) node."""
+    """One connection to one Redis (or Sentinel, or embedded-engine) node.
+
+    ``on_warning`` receives what is worth telling the operator but not worth failing for
+    (e.g. a password given for a node that has none: like redis-cli, the connection goes
+    on without it); ``on_no_password`` is told the address of such a node.
+    """
 
     def __init__(
         self,
@@ -87,12 +131,18 @@ class RedisNode:
         options: ConnectOptions | None = None,
         retry: RetryPolicy = CONNECT_RETRY,
         dial: Dial | None = None,
+        *,
+        on_warning: Callable[[str], None] | None = None,
+        on_no_password: Callable[[Address], None] | None = None,
     ) -> None:
         self.address = address
         self.options = options or ConnectOptions()
         self.retry = retry
         self.dial = dial
         self._conn: redis.Connection | None = None
+        self._on_warning = on_warning
+        self._on_no_password = on_no_password
+        self._skip_password = False
 
     # ------------------------------------------------------------------ connection
     def _new_connection(self) -> redis.Connection:
@@ -101,11 +151,12 @@ class RedisNode:
         from redis.retry import Retry
 
         creds = self.options.credentials
+        use = creds.present and not self._skip_password
         kwargs: dict[str, Any] = {
             "host": self.address.host,
             "port": self.address.port,
-            "username": creds.username if creds.present else None,
-            "password": creds.password.reveal() if creds.password is not None else None,
+            "username": creds.username if use else None,
+            "password": creds.password.reveal() if use and creds.password is not None else None,
             "socket_timeout": self.options.socket_timeout,
             "socket_connect_timeout": self.options.connect_timeout,
             "protocol": 2,
@@ -140,46 +191,87 @@ class RedisNode:
             conn.dial_to = self.dial()  # type: ignore[attr-defined]
         return conn
 
-    def _transport_errors(self) -> tuple[type[BaseException], ...]:
-        import redis
-
-        return (redis.ConnectionError, redis.TimeoutError, OSError)
-
     def connect(self) -> None:
         if self._conn is not None:
             return
+        try:
+            self._conn = self._connect_once()
+        except _NoPasswordSet:
+            # like redis-cli: a password for a node that has none is a warning, not a failure
+            self._skip_password = True
+            if self._on_warning is not None:
+                self._on_warning(
+                    f"{self.address} has no password set: connected without the password "
+                    f"from {self.options.credentials.source} (as redis-cli does)"
+                )
+            if self._on_no_password is not None:
+                self._on_no_password(self.address)
+            self._conn = self._connect_once()
+
+    def _connect_once(self) -> redis.Connection:
         import redis
 
         def attempt() -> redis.Connection:
             conn = self._new_connection()  # dials the SSH forward (may raise Unreachable)
             try:
                 conn.connect()
+            except redis.AuthenticationError as exc:
+                conn.disconnect()
+                raise _AuthFailed(exc) from None  # never retried: the answer will not change
             except BaseException:
                 conn.disconnect()
                 raise
             return conn
 
+        creds_hint = (
+            "check --user and the password source (REDISCLI_AUTH, --password-file or the inventory)"
+        )
         try:
-            self._conn = self.retry.call(
-                attempt, retry_on=(redis.ConnectionError, redis.TimeoutError)
-            )
-        except redis.AuthenticationError as exc:
+            return self.retry.call(attempt, retry_on=(redis.ConnectionError, redis.TimeoutError))
+        except _AuthFailed as failed:
+            msg = _safe(failed.exc)
+            if _NO_PASSWORD_SET in msg or "no password is set" in msg:
+                raise _NoPasswordSet() from None
             raise Unreachable(
-                f"{self.address}: authentication failed ({_safe(exc)})",
-                hint="check --user and the password source (REDISCLI_AUTH, --password-file or the inventory)",
+                f"{self.address}: authentication failed ({msg})", hint=creds_hint, kind="auth"
             ) from None
         except redis.ResponseError as exc:
             msg = _safe(exc)
             if "NOAUTH" in msg or "AUTH" in msg.upper():
                 raise Unreachable(
                     f"{self.address}: authentication required or refused ({msg})",
-                    hint="set REDISCLI_AUTH or use --password-file",
+                    hint=creds_hint,
+                    kind="auth",
                 ) from None
             raise Unreachable(f"{self.address}: {msg}") from None
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-            raise Unreachable(f"{self.address}: {_safe(exc)}") from None
-        except redis.InvalidResponse as exc:
-            raise NotRedis(f"{self.address}: not a Redis server ({_safe(exc)})") from None
+        except redis.TimeoutError:
+            raise Unreachable(
+                f"{self.address}: connect timed out after {self.options.connect_timeout:g}s "
+                f"(host down, or a firewall drops the packets)",
+                kind="down",
+            ) from None
+        except (redis.ConnectionError, OSError, redis.InvalidResponse) as exc:
+            raise self._transport_failure(exc) from None
+
+    def _transport_failure(self, exc: BaseException) -> Unreachable:
+        """The :class:`Unreachable` for a transport error, with its cause named: nothing
+        listening, no route, or something other than Redis on the port (a connection
+        merely closed is looked into by :meth:`_unreadable`)."""
+        import redis
+
+        text = _safe(exc)
+        if isinstance(exc, redis.InvalidResponse):
+            return NotRedis(f"{self.address}: not a Redis server ({text})", kind="not_redis")
+        if text == "connection refused":
+            return Unreachable(
+                f"{self.address}: connection refused (nothing listens there: is the server running?)",
+                kind="down",
+            )
+        if text in ("no route to host", "unknown host", "unknown host (DNS)"):
+            return Unreachable(
+                f"{self.address}: {text}", kind="down" if "route" in text else "unknown"
+            )
+        return Unreachable(f"{self.address}: {text}")
 
     def close(self) -> None:
         if self._conn is not None:
@@ -226,11 +318,16 @@ class RedisNode:
         *,
         timeout: float | None = None,
         raise_errors: bool = True,
+        deadline: float | None = None,
+        decode: bool = True,
     ) -> list[Any]:
         """Send several commands in one write and read every reply.
 
-        With ``raise_errors=False`` an error reply (or a command disabled on this node) is
-        returned in place as a :class:`CommandFailed` instance instead of raised.
+        ``timeout`` bounds each read; ``deadline`` (a ``time.monotonic()`` instant) bounds
+        all of them together. With ``raise_errors=False`` an error reply (or a command
+        disabled on this node) is returned in place as a :class:`CommandFailed` instance
+        instead of raised. ``decode=False`` keeps bulk replies as bytes (binary payloads
+        such as ``DUMP``).
         """
         import redis
 
@@ -247,7 +344,9 @@ class RedisNode:
         self.connect()
         conn = self._conn
         assert conn is not None
-        kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        waited = timeout if timeout is not None else self.options.socket_timeout
+        if deadline is not None:  # the whole budget, for the message
+            waited = min(waited, max(deadline - time.monotonic(), 0.001))
         try:
             if wire:
                 conn.send_packed_command(conn.pack_commands(wire))
@@ -259,7 +358,14 @@ class RedisNode:
                     continue
                 unread -= 1
                 try:
-                    out.append(_text(conn.read_response(**kwargs)))
+                    kwargs: dict[str, Any] = {}
+                    if deadline is not None:
+                        left = max(deadline - time.monotonic(), 0.001)
+                        kwargs["timeout"] = left if timeout is None else min(timeout, left)
+                    elif timeout is not None:
+                        kwargs["timeout"] = timeout
+                    reply = conn.read_response(**kwargs)
+                    out.append(_text(reply) if decode else reply)
                 except redis.ResponseError as exc:
                     err = self._command_error(cmd, exc)
                     if raise_errors:
@@ -274,12 +380,26 @@ class RedisNode:
             return out
         except RedisopsError:
             raise
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except redis.AuthenticationError as exc:  # NOAUTH: a reply, but redis-py raises
             self.close()
-            raise Unreachable(f"{self.address}: {_safe(exc)}") from None
-        except redis.InvalidResponse as exc:
+            given = self.options.credentials.present and not self._skip_password
+            raise Unreachable(
+                f"{self.address}: authentication required ({_safe(exc)})"
+                if given
+                else f"{self.address}: authentication required, and no password was given "
+                f"(set REDISCLI_AUTH, --password-file or the inventory's auth)",
+                kind="auth",
+            ) from None
+        except redis.TimeoutError:
             self.close()
-            raise NotRedis(f"{self.address}: not a Redis server ({_safe(exc)})") from None
+            raise Unreachable(
+                f"{self.address}: connected, but no reply within {round(waited, 2):g}s "
+                f"(the process may be paused, overloaded or busy with a slow command)",
+                kind="no_reply",
+            ) from None
+        except (redis.ConnectionError, OSError, redis.InvalidResponse) as exc:
+            self.close()
+            raise self._transport_failure(exc) from None
         except BaseException:
             # interrupted between a command and its reply (Ctrl-C): the reply may still
             # arrive, so this connection cannot be trusted with the next command
@@ -299,45 +419,67 @@ class RedisNode:
         return CommandFailed(text)
 
     # ------------------------------------------------------------------ reads
-    def probe(self) -> NodeInfo:
-        """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O."""
+    def probe(self, timeout: float | None = None) -> NodeInfo:
+        """Read the node into a :class:`NodeInfo` in one round trip; never raises for I/O.
+
+        ``timeout`` bounds the whole read (every reply): a frozen node costs at most that.
+        A node that answers is never reported unreachable because of its version: every
+        command here exists on each supported server (see :mod:`redisops.versions`), and a
+        section or key a server lacks just comes back empty. Only a node that answers but
+        refuses ``INFO replication`` (an ACL, say) cannot be read; its error says so.
+        """
+        n_info, n_config = len(PROBE_SECTIONS), len(PROBE_CONFIG)
         t0 = time.perf_counter()
+        deadline = None if timeout is None else time.monotonic() + timeout
         checked = [c for c in CHECKED_COMMANDS if self.command_name(c)]
         try:
             replies = self.pipeline(
                 [
-                    ("INFO", *PROBE_SECTIONS),
+                    *info_commands(PROBE_SECTIONS),
                     ("ROLE",),
-                    ("CONFIG", "GET", *PROBE_CONFIG),
+                    *config_commands(PROBE_CONFIG),
                     ("PUBSUB", "NUMSUB", SENTINEL_HELLO),
                     ("GET", FENCE_KEY),
                     ("COMMAND", "INFO", *(self.command_name(c) for c in checked)),
+                    ("GET", DETACH_KEY),
                 ],
                 raise_errors=False,
+                deadline=deadline,
             )
         except Unreachable as exc:
             return self._unreadable(exc)
         rtt = (time.perf_counter() - t0) * 1000.0
-        info_reply, role_reply, config_reply, numsub, fence, command_info = replies
-        if isinstance(info_reply, CommandFailed):
+        info_replies = dict(zip(PROBE_SECTIONS, replies[:n_info], strict=True))
+        role_reply = replies[n_info]
+        config_replies = replies[n_info + 1 : n_info + 1 + n_config]
+        numsub, fence, command_info, detached = replies[n_info + 1 + n_config :]
+        refused = info_replies["replication"]
+        if isinstance(refused, CommandFailed):
+            reason = refused.message.removeprefix(f"{self.address}: ")
+            auth = "NOAUTH" in reason or "NOPERM" in reason
             return NodeInfo(
-                address=self.address, reachable=False, error=info_reply.message, read_at=time.time()
+                address=self.address,
+                reachable=False,
+                error=f"it answers, but cannot be read: {reason}"
+                + (" (the user lacks a permission redisops needs)" if "NOPERM" in reason else ""),
+                read_at=time.time(),
+                error_kind="auth" if auth else "unknown",
             )
-        info = parse_info(str(info_reply))
+        info = _merged(info_replies.values(), _info_fields)
         role = None
         if isinstance(role_reply, list):
             try:
                 role = parse_role(role_reply)
             except (ValueError, IndexError, TypeError):
                 role = None
-        config: dict[str, str] = {}
-        if isinstance(config_reply, list):
-            config = _pairs(config_reply)
+        config = _merged(config_replies, _pairs)
         extra: dict[str, str] = {}
         if isinstance(numsub, list) and len(numsub) == 2:
             extra["redisops_sentinel_subscribers"] = str(numsub[1])
         if isinstance(fence, str) and fence:
             extra["redisops_fence"] = fence
+        if isinstance(detached, str) and detached:
+            extra["redisops_detached"] = detached
         if extra:
             info = {**info, **extra}
         return NodeInfo(
@@ -348,31 +490,35 @@ class RedisNode:
             role_reply=role,
             read_at=time.time(),
             rtt_ms=rtt,
-            unavailable=_unavailable(checked, command_info, config_reply),
+            unavailable=_unavailable(checked, command_info, config_replies[0]),
         )
 
     def _unreadable(self, exc: Unreachable) -> NodeInfo:
         """The snapshot of a node that could not be read: unreachable, or not Redis at all."""
         reason = exc.message.removeprefix(f"{self.address}: ")
         service = "not-redis" if isinstance(exc, NotRedis) else "redis"
+        kind = "not_redis" if service == "not-redis" else exc.kind
+        closed = reason in ("connection closed by server", "connection reset")
         direct = not self.options.tls and self.dial is None  # a raw socket to the address
-        if service == "redis" and reason == "connection closed by server" and direct:
+        if service == "redis" and closed and direct:
             other = identify_non_redis(self.address, self.options.connect_timeout)
             if other is not None:
-                service, reason = "not-redis", f"not a Redis server ({other})"
+                service, kind, reason = "not-redis", "not_redis", f"not a Redis server ({other})"
         return NodeInfo(
             address=self.address,
             reachable=False,
             error=reason,
             read_at=time.time(),
             service=service,
+            error_kind=kind,
         )
 
     def info(self, *sections: str) -> dict[str, str]:
-        return parse_info(str(self.execute("INFO", *sections)))
+        """INFO fields of ``sections`` (all default sections when none), one round trip."""
+        return _merged(self.pipeline(info_commands(sections)), _info_fields)
 
     def config_get(self, *keys: str) -> dict[str, str]:
-        return _pairs(self.execute("CONFIG", "GET", *keys))
+        return _merged(self.pipeline(config_commands(keys)), _pairs)
 
     def config_set(self, key: str, value: str) -> None:
         self.execute("CONFIG", "SET", key, value)
@@ -414,6 +560,22 @@ def _unavailable(checked: Sequence[str], command_info: Any, config_reply: Any) -
     elif isinstance(config_reply, CommandUnavailable):
         missing.add("CONFIG")
     return frozenset(missing)
+
+
+_NO_PASSWORD_SET = "called without any password configured"
+
+
+class _AuthFailed(Exception):
+    """Carries an authentication error through the retry policy (which retries transport
+    errors, and redis-py's AuthenticationError is one)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.exc = exc
+
+
+class _NoPasswordSet(Exception):
+    """The node has no password: AUTH was refused because there is nothing to check."""
 
 
 def identify_non_redis(address: Address, timeout: float) -> str | None:

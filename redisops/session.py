@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from redisops.errors import BadInput
 from redisops.inventory import (
     ClusterConfig,
     ConnectOptions,
+    Credentials,
     SSHSettings,
     TLSOptions,
     load_inventory,
@@ -43,6 +44,13 @@ class Session:
     retry: RetryPolicy = CONNECT_RETRY
     sentinels: tuple[Address, ...] = ()
     sentinel_master: str | None = None
+    #: seconds one node's probe may take in all (connect and every read): a frozen node
+    #: costs at most this
+    probe_timeout: float = 3.0
+    #: things to tell the operator that did not stop the command (printed on stderr)
+    warnings: list[str] = field(default_factory=list)
+    #: nodes that turned out to have no password (the credentials were not needed there)
+    passwordless: set[Address] = field(default_factory=set)
     #: the --ssh-* options; with none given and no ssh: in the inventory, SSH is not used
     ssh: SSHOptions | None = None
     #: where the SSH layer reports what it did on its own (a host key it recorded)
@@ -95,15 +103,36 @@ class Session:
         """A connected-on-demand adapter for ``address``, cached for the session."""
         node = self._nodes.get(address)
         if node is None:
-            node = RedisNode(address, self.options_for(address), self.retry, self._dial(address))
+            node = self.fresh_node(address)
             self._nodes[address] = node
         return node
 
-    def fresh_node(self, address: Address, retry: RetryPolicy | None = None) -> RedisNode:
+    def fresh_node(
+        self,
+        address: Address,
+        retry: RetryPolicy | None = None,
+        options: ConnectOptions | None = None,
+    ) -> RedisNode:
         """A new, uncached adapter (for a second connection, e.g. a writer or a lock holder)."""
         return RedisNode(
-            address, self.options_for(address), retry or self.retry, self._dial(address)
+            address,
+            options or self.options_for(address),
+            retry or self.retry,
+            self._dial(address),
+            on_warning=self.warn,
+            on_no_password=self.passwordless.add,
         )
+
+    def warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def credentials_for(self, address: Address) -> Credentials:
+        """The credentials that work on ``address``: none for a node found to have no
+        password (e.g. what a replica must be given as masterauth for it)."""
+        if address in self.passwordless:
+            return Credentials()
+        return self.options_for(address).credentials
 
     def host(self, address: Address) -> Host:
         """Shell and file access to the machine that runs ``address`` (see :mod:`redisops.host`).
@@ -186,9 +215,24 @@ class Session:
         return dial
 
     def probe(self, address: Address) -> NodeInfo:
-        # each probe gets its own connection: discovery probes in parallel threads
-        with self.fresh_node(address) as n:
-            return n.probe()
+        """Read one node, bounded by ``probe_timeout`` in all (connect and reads).
+
+        Each probe gets its own connection: discovery probes in parallel threads.
+        """
+        base = self.options_for(address)
+        bounded = replace(
+            base,
+            connect_timeout=min(base.connect_timeout, self.probe_timeout),
+            socket_timeout=min(base.socket_timeout, self.probe_timeout),
+        )
+        with self.fresh_node(address, options=bounded) as n:
+            return n.probe(self.probe_timeout)
+
+    def probe_all(self, addresses: Iterable[Address]) -> list[NodeInfo]:
+        """Probe several nodes at once (each bounded by ``probe_timeout``)."""
+        from redisops.topology import probe_all
+
+        return probe_all(list(addresses), self.probe, True, self.probe_deadline)
 
     def discover(self, extra: Iterable[Address] = ()) -> Topology:
         seeds = [s.address for s in self.seeds]
@@ -220,7 +264,7 @@ class Session:
 
         from redisops.model import Problem
         from redisops.state import KNOWN_MAX_AGE, group_index
-        from redisops.topology import fence_records, probe_all
+        from redisops.topology import fence_records, fences_one_of, probe_all
 
         now = time.time()
         index = group_index()
@@ -240,13 +284,18 @@ class Session:
             was = known.node(str(node.address))
             role = was.role if was is not None else "?"
             reps = ", ".join(known.replicas_of(str(node.address))) or "none"
+            last = (
+                f"last seen {now - seen:.0f}s ago as {role} with replicas {reps}"
+                if seen is not None
+                else "never seen answering (named by an operation)"
+            )
             notes.append(
                 Problem(
                     str(node.address),
                     "last_known",
-                    f"{node.address} does not answer; last seen {now - (seen or now):.0f}s ago as "
-                    f"{role} with replicas {reps} (last-known topology of {known.group}, recorded "
-                    f"{now - known.recorded_at:.0f}s ago by {known.source}; its members were probed)",
+                    f"{node.address} does not answer; {last} (last-known topology of "
+                    f"{known.group}, recorded {now - known.recorded_at:.0f}s ago by "
+                    f"{known.source}; its members were probed)",
                     severity="warning",
                 )
             )
@@ -269,7 +318,9 @@ class Session:
             return topo if not notes else _noted(topo, notes)
         members = {n.address for n in topo.nodes}
         # an old master a failover fenced is expected to be down: added only when it
-        # answers (then topology.fenced_master / status report it)
+        # answers (then topology.fenced_master / status report it); and the new master
+        # that holds the fence record naming one of ours is added too: an old master that
+        # came back, queried alone, knows nothing of the failover, the record does
         back = [
             n.address
             for n in probe_all(missing, self.probe, True, self.probe_deadline)
@@ -280,6 +331,7 @@ class Session:
                 and n.master_address is not None
                 and topo.canonical(n.master_address) in members
             )
+            or fences_one_of(n, members)
         ]
         if back:
             topo = self.discover([*extra, *back])
@@ -321,6 +373,7 @@ def build_session(
     sentinel_master: str | None = None,
     connect_timeout: float = 1.5,
     socket_timeout: float = 5.0,
+    probe_timeout: float | None = None,
     retry: RetryPolicy = CONNECT_RETRY,
     require_seeds: bool = True,
     ssh: SSHOptions | None = None,
@@ -329,7 +382,12 @@ def build_session(
     purpose: str | None = "operation",
     probe_deadline: float | None = None,
 ) -> Session:
-    """Resolve options into a :class:`Session`. Raises :class:`BadInput` on bad options."""
+    """Resolve options into a :class:`Session`. Raises :class:`BadInput` on bad options.
+
+    Credentials belong to the cluster: a user named in one seed's ``redis://user@`` URL is
+    the user for every node, the discovered ones included (with ``--user`` as well, that
+    seed keeps its URL's user and every other node gets ``--user``).
+    """
     specs = [parse_target(s) for s in seeds]
     cluster_cfg: ClusterConfig | None = None
     if cluster is not None or inventory is not None:
@@ -356,7 +414,18 @@ def build_session(
         raise BadInput(
             "--cert and --key go together", hint="give both the client certificate and its key"
         )
-    creds = resolve_credentials(user=user, password_file=password_file, cluster=cluster_cfg)
+    url_users = sorted({s.username for s in specs if s.username})
+    if len(url_users) > 1 and user is None:
+        raise BadInput(
+            f"the seeds name different users ({', '.join(url_users)}); the credentials "
+            f"belong to the cluster",
+            hint="name one user (in the URLs or with --user)",
+        )
+    creds = resolve_credentials(
+        user=user or (url_users[0] if url_users else None),
+        password_file=password_file,
+        cluster=cluster_cfg,
+    )
     tls_opts: TLSOptions | None = None
     if tls or cacert or cert:
         tls_opts = TLSOptions(
@@ -366,7 +435,7 @@ def build_session(
         )
     elif cluster_cfg is not None and cluster_cfg.tls is not None:
         tls_opts = cluster_cfg.tls
-    if connect_timeout <= 0 or socket_timeout <= 0:
+    if connect_timeout <= 0 or socket_timeout <= 0 or (probe_timeout or 1) <= 0:
         raise BadInput("timeouts must be positive numbers of seconds")
     sentinel_addrs = [parse_target(s).address for s in sentinels]
     if not sentinel_addrs and cluster_cfg is not None:
@@ -389,6 +458,7 @@ def build_session(
         retry=retry,
         sentinels=tuple(sentinel_addrs),
         sentinel_master=master_name,
+        probe_timeout=probe_timeout or max(3.0, 2 * connect_timeout),
         ssh=ssh,
         notify=notify,
         purpose=purpose,

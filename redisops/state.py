@@ -378,9 +378,7 @@ def record_topology(
 
         def merge(data: dict[str, Any]) -> dict[str, Any]:
             nodes = {
-                a: e
-                for a, e in data.get("nodes", {}).items()
-                if t - float(e.get("seen_at", 0)) <= FORGET_AFTER
+                a: e for a, e in data.get("nodes", {}).items() if t - _last_heard(e) <= FORGET_AFTER
             }
             for n in seen:
                 nodes[str(n.address)] = _entry(n, t)
@@ -396,6 +394,34 @@ def record_topology(
         return name
     except (StateError, OSError):
         return None
+
+
+def _last_heard(entry: Mapping[str, Any]) -> float:
+    """When a node was last seen, or else named by an operation (see :func:`note_members`)."""
+    return float(entry.get("seen_at", entry.get("named_at", 0)))
+
+
+def note_members(names: Iterable[str], operation: str, now: float | None = None) -> None:
+    """After an operation: the nodes it named that its group's record lacks (a master it
+    failed over while dead, never seen answering) join that group, as *named* (no
+    ``seen_at``), so a command given only that node later still finds its group, e.g. an
+    old master that comes back after the failover (see ``Session.with_last_known``)."""
+    t = time.time() if now is None else now
+    wanted = set(names)
+    if not wanted:
+        return
+    best = max(known_groups(), key=lambda g: len(wanted & set(g.nodes)), default=None)
+    if best is None or not wanted & set(best.nodes) or wanted <= set(best.nodes):
+        return
+
+    def add(data: dict[str, Any]) -> dict[str, Any]:
+        nodes = data.setdefault("nodes", {})
+        for name in sorted(wanted - set(nodes)):
+            nodes[name] = {"named_at": t, "named_by": operation, "info": {}, "config": {}}
+        return data
+
+    with contextlib.suppress(StateError, OSError):
+        update_json(topology_dir() / f"{safe_name(best.group)}.json", add)
 
 
 def note_final_state(final_state: Iterable[Mapping[str, Any]], now: float | None = None) -> None:

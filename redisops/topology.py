@@ -30,6 +30,25 @@ FENCE_KEY = "redisops:fence"
 #: value: a node found with it was left so by an interrupted run.
 PING_FREEZE = "2147483647"
 
+#: Key ``redisops detach`` writes on the node it promotes: the promotion was intended.
+DETACH_KEY = "redisops:detached"
+
+
+def detach_record(node: NodeInfo) -> dict[str, object] | None:
+    """The record ``redisops detach`` left on ``node`` when it made *this* node a master
+    (a copy a replica of it holds, or a stale one, does not count)."""
+    raw = node.info.get("redisops_detached") if node.reachable and node.is_master else None
+    if not raw:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    mine = record.get("run_id") == node.run_id or record.get("address") == str(node.address)
+    return record if mine else None
+
 
 def fence_records(topo: Topology) -> list[dict[str, object]]:
     """Fence records found on any reachable node (the probe reads ``redisops:fence``)."""
@@ -45,6 +64,13 @@ def fence_records(topo: Topology) -> list[dict[str, object]]:
         except (ValueError, AttributeError):
             continue
     return list(seen.values())
+
+
+def fences_one_of(node: NodeInfo, addresses: Iterable[Address]) -> bool:
+    """Whether ``node`` holds a fence record naming one of ``addresses`` (it is the master
+    a failover put in their place)."""
+    wanted = {str(a) for a in addresses}
+    return any(str(r.get("address")) in wanted for r in fence_records(Topology((node,))))
 
 
 def entry_address(entry: ReplicaEntry) -> Address | None:
@@ -228,13 +254,18 @@ def find_problems(topo: Topology) -> list[Problem]:
     reachable = [n for n in topo.nodes if n.reachable and n.unfit is None]
     masters = [n for n in reachable if n.is_master]
 
+    detached = [(m, r) for m in masters for r in [detach_record(m)] if r is not None]
+    others = [m for m in masters if detach_record(m) is None]
     if len(masters) > 1:
-        names = ", ".join(str(m.address) for m in masters)
+        for node, record in detached:
+            problems.append(_detached_problem(node, record))
+    if len(others) > 1:
+        names = ", ".join(str(m.address) for m in others)
         problems.append(
             Problem(
                 None,
                 "multiple_masters",
-                f"{len(masters)} masters in one replication group ({names}): split brain; "
+                f"{len(others)} masters in one replication group ({names}): split brain; "
                 f"fence the stale one with 'redisops fence OLD --to NEW'",
             )
         )
@@ -367,6 +398,8 @@ def find_problems(topo: Topology) -> list[Problem]:
                 )
             )
 
+    problems += divergence_problems(topo)
+
     for record in fence_records(topo):
         try:
             addr = Address.parse(str(record.get("address")))
@@ -386,6 +419,63 @@ def find_problems(topo: Topology) -> list[Problem]:
             )
     problems.sort(key=lambda p: p.severity != "critical")
     return problems
+
+
+def _detached_problem(node: NodeInfo, record: dict[str, object]) -> Problem:
+    """A master that ``redisops detach`` made one: say what happened, not split brain."""
+    import time
+
+    at = record.get("at")
+    when = (
+        time.strftime(" on %Y-%m-%d %H:%M:%S", time.localtime(at))
+        if isinstance(at, (int, float))
+        else ""
+    )
+    was = record.get("from")
+    return Problem(
+        str(node.address),
+        "detached",
+        f"{node.address} is a master since 'redisops detach'{when} (it was a replica of "
+        f"{was}): an intended separate master with its own data, not a split brain; "
+        f"'redisops attach {node.address} --to {was}' makes it a replica again (a full sync "
+        f"that replaces its data)",
+        severity="warning",
+    )
+
+
+def divergence_problems(topo: Topology) -> list[Problem]:
+    """Replicas whose dataset differs from their master's although they are in sync.
+
+    A replica with its link up, on its master's history and at its master's exact offset
+    must hold the same number of keys: when it does not, something changed one side
+    without replicating (``DEBUG POPULATE``, a write to a replica with
+    ``replica-read-only no``, a module), and a failover to it would lose the difference.
+    """
+    out: list[Problem] = []
+    for node in topo.nodes:
+        parent = topo.parent(node) if node.reachable and node.is_replica else None
+        if parent is None or not parent.reachable or node.link != "up":
+            continue
+        if node.replid != parent.replid or node.offset != parent.offset:
+            continue  # not at the same point of the same history: counts may differ
+        if node.keys != parent.keys:
+            out.append(
+                Problem(
+                    str(node.address),
+                    "diverged",
+                    f"{node.address} holds {_keys(node.keys)} but its master {parent.address} "
+                    f"holds {_keys(parent.keys)} at the same offset {node.offset}: the datasets differ "
+                    f"(a change that was not replicated, e.g. DEBUG POPULATE or a write to a "
+                    f"replica with replica-read-only no); a failover to it would lose the "
+                    f"difference. Resync it: 'redisops detach {node.address}' then 'redisops "
+                    f"attach {node.address} --to {parent.address}' (a full sync)",
+                )
+            )
+    return out
+
+
+def _keys(n: int) -> str:
+    return f"{n} key" if n == 1 else f"{n} keys"
 
 
 def _unfit_problems(topo: Topology) -> Iterable[Problem]:
@@ -408,7 +498,26 @@ def _unfit_problems(topo: Topology) -> Iterable[Problem]:
 def sentinel_problems(topo: Topology, view: dict[str, object]) -> list[Problem]:
     """What is wrong between the Sentinel view and the discovered topology."""
     out: list[Problem] = []
-    if not view.get("agree", True):
+    entries = [s for s in view.get("sentinels", []) if isinstance(s, dict)]  # type: ignore[attr-defined]
+    for s in entries:
+        if s.get("reachable") is False:
+            out.append(
+                Problem(
+                    str(s.get("address")),
+                    "sentinel_unreachable",
+                    f"sentinel {s.get('address')} is {s.get('status')}",
+                )
+            )
+    if view.get("agree") is None:
+        why = "; ".join(f"{s.get('address')}: {s.get('status')}" for s in entries)
+        out.append(
+            Problem(
+                None,
+                "sentinel_no_master",
+                f"no sentinel named the master ({why})" if why else "no sentinel named the master",
+            )
+        )
+    if view.get("agree") is False:
         out.append(
             Problem(
                 None,

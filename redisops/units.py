@@ -38,17 +38,26 @@ def parse_rate(text: str, *, option: str = "--bandwidth") -> float:
     return number * scale
 
 
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$", re.I)
-_SECONDS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)?", re.I)
+_SECONDS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str, *, option: str) -> float:
-    """Seconds from ``5s``, ``500ms``, ``2m``, ``1h``; a bare number is seconds.
+    """Seconds from ``5s``, ``500ms``, ``2m``, ``1h``, ``1d`` or ``1m30s``; a bare number is
+    seconds.
 
     >>> parse_duration("5s", option="--sample"), parse_duration("2m", option="-t"), parse_duration("0.5", option="-t")
     (5.0, 120.0, 0.5)
+    >>> parse_duration("1m30s", option="-t"), parse_duration("250ms", option="-t")
+    (90.0, 0.25)
     """
-    m = _DURATION.match(text)
-    if not m:
-        raise BadInput(f"{option} {text!r} is not a duration", hint="e.g. 5s, 500ms, 2m, 1h")
-    return float(m.group(1)) * _SECONDS[(m.group(2) or "s").lower()]
+    body = text.strip()
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(body):
+        if m.start() != pos or (m.group(2) is None and m.end() != len(body)):
+            break
+        total += float(m.group(1)) * _SECONDS[(m.group(2) or "s").lower()]
+        pos = m.end()
+    if not body or pos != len(body):
+        raise BadInput(f"{option} {text!r} is not a duration", hint="e.g. 5s, 500ms, 2m, 1h, 1m30s")
+    return total

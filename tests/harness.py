@@ -1,15 +1,16 @@
-"""Real redis-server processes for tests, on free loopback ports.
+"""Real server processes for tests, on free loopback ports.
 
-``RedisFactory.start()`` spawns ``redis-server`` (Debian package, Redis 7.0) with a temp
+``RedisFactory(dir, server).start()`` spawns the factory's server (Redis 7.0 from the
+Debian package by default; Redis 6.2 or Valkey 8.1 from ``tests/servers.py``) with a temp
 dir, ``--save ""`` and a log file, waits for PING and returns a :class:`RedisProc`;
-``close()`` kills everything it started. Helpers build master/replica/chained topologies
-and wait (polling, bounded) until links are up and offsets converge.
+``start(server=...)`` picks another server for one node (mixed clusters). ``close()`` kills
+everything it started. Helpers build master/replica/chained topologies and wait (polling,
+bounded) until links are up and offsets converge.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 import signal
 import socket
@@ -19,11 +20,31 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import pytest
 import redis
 
+from tests.servers import DEFAULT, ServerSpec, in_ci
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-HAVE_REDIS = os.path.exists(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK)
-SKIP_REASON = "redis-server not installed (apt-get install -y redis-server); run the README test command as root to install it"
+HAVE_REDIS = DEFAULT.available
+SKIP_REASON = DEFAULT.problem() or ""
+
+
+def missing(reason: str) -> None:
+    """Skip a test whose tool is missing on a developer's machine; fail it under
+    ``CI=true`` (CI must never go green by skipping)."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing test tool fails)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require(spec: ServerSpec) -> ServerSpec:
+    """``spec``, or skip/fail the test (see :func:`missing`) when it cannot run here."""
+    problem = spec.problem()
+    if problem is not None:
+        missing(problem)
+    return spec
+
 
 _used_ports: set[int] = set()
 
@@ -63,9 +84,15 @@ class RedisProc:
     """One redis-server process."""
 
     def __init__(
-        self, factory: RedisFactory, port: int, config: Mapping[str, str], name: str
+        self,
+        factory: RedisFactory,
+        port: int,
+        config: Mapping[str, str],
+        name: str,
+        server: ServerSpec | None = None,
     ) -> None:
         self.factory = factory
+        self.server = server or factory.server
         self.port = port
         self.config = dict(config)
         self.name = name
@@ -80,8 +107,10 @@ class RedisProc:
         return f"127.0.0.1:{self.port}"
 
     def argv(self) -> list[str]:
+        binary = self.server.binary()
+        assert binary is not None, self.server.problem()
         args = [
-            REDIS_SERVER,
+            str(binary),
             "--port",
             str(self.port),
             "--bind",
@@ -94,11 +123,11 @@ class RedisProc:
             str(self.logfile),
             "--daemonize",
             "no",
-            "--enable-debug-command",
-            "local",
             "--protected-mode",
             "no",
         ]
+        if self.server.server.has_enable_debug_command:  # 6.2 has DEBUG on, and no directive
+            args += ["--enable-debug-command", "local"]
         for key, value in self.config.items():
             args += [f"--{key}", value]
         return args
@@ -120,14 +149,14 @@ class RedisProc:
                     else ""
                 )
                 raise AssertionError(
-                    f"redis-server on {self.port} exited with {self.proc.returncode}: {log}"
+                    f"{self.server} on {self.port} exited with {self.proc.returncode}: {log}"
                 )
             try:
                 return bool(self.client(socket_timeout=0.5).ping())
             except redis.BusyLoadingError:
                 return False
 
-        wait_until(ready, timeout, what=f"redis-server :{self.port} to answer PING")
+        wait_until(ready, timeout, what=f"{self.server} :{self.port} to answer PING")
 
     def client(self, **kwargs: Any) -> redis.Redis:
         kwargs.setdefault("socket_timeout", 5)
@@ -180,19 +209,26 @@ class RedisProc:
 
 
 class RedisFactory:
-    """Starts redis-server processes and kills them all on ``close()``."""
+    """Starts server processes (``server``, unless one is named per node) and kills them
+    all on ``close()``."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, server: ServerSpec = DEFAULT) -> None:
         self.base_dir = base_dir
+        self.server = server
         self.procs: list[RedisProc] = []
 
     def start(
-        self, config: Mapping[str, str] | None = None, *, port: int | None = None, wait: bool = True
+        self,
+        config: Mapping[str, str] | None = None,
+        *,
+        port: int | None = None,
+        wait: bool = True,
+        server: ServerSpec | None = None,
     ) -> RedisProc:
         cfg = dict(config or {})
         for attempt in range(5):
             p = port or free_port()
-            proc = RedisProc(self, p, cfg, f"node{len(self.procs)}-{p}")
+            proc = RedisProc(self, p, cfg, f"node{len(self.procs)}-{p}", server)
             try:
                 proc.start(wait)
             except AssertionError:
@@ -202,7 +238,7 @@ class RedisFactory:
                 continue
             self.procs.append(proc)
             return proc
-        raise AssertionError("could not start redis-server")  # pragma: no cover
+        raise AssertionError(f"could not start {server or self.server}")  # pragma: no cover
 
     def close(self) -> None:
         for proc in self.procs:

@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from redisops.engine.rules import can_load_rdb, rdb_version
 from redisops.errors import ExitCode, RedisopsError
+from redisops.versions import can_load_rdb, rdb_format_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.host import Host
@@ -309,7 +309,7 @@ def run_check_rdb(
     if rdb_format is not None and version and can_load_rdb(version, rdb_format) is False:
         return CheckRdb(
             "skipped",
-            f"{name} reads RDB formats up to {rdb_version(version)}, this file is format {rdb_format}",
+            f"{name} reads RDB formats up to {rdb_format_of('redis', version)}, this file is format {rdb_format}",
             name,
         )
     result = (host or LocalHost()).run([binary, path], timeout=timeout)

@@ -39,8 +39,8 @@ from typing import Any
 
 from redisops.backup import crypto
 from redisops.backup.catalogue import BackupRecord, stamp
+from redisops.backup.dest import DestSpec
 from redisops.backup.throwaway import Throwaway, dataset_facts, start_throwaway
-from redisops.engine.rules import can_load_rdb, rdb_version
 from redisops.errors import CommandFailed, RedisopsError, Unreachable, VerifyFailed, WaitTimeout
 from redisops.host import Host, HostError, LocalHost, is_local_address
 from redisops.inventory import Secret
@@ -48,6 +48,7 @@ from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Top
 from redisops.ops.common import lock_steps, reachable_or_finding, sentinel_finding, unlock_step
 from redisops.plan import RunContext, action, remembered, undo
 from redisops.session import Session
+from redisops.versions import can_load
 
 METHODS = ("online", "file")
 THROWAWAY_PASSWORD = "throwaway:password"
@@ -108,14 +109,18 @@ def _findings(
                 forceable=True,
             )
         )
-    loadable = can_load_rdb(node.version or "", rec.rdb_version or 0)
-    if rec.rdb_version is not None and loadable is False:
+    server = node.server
+    if (
+        server is not None
+        and rec.rdb_version is not None
+        and can_load(server, rec.rdb_version) is False
+    ):
         out.append(
             Finding(
                 "refuse",
                 "rdb_version",
-                f"{n} runs Redis {node.version}, which loads RDB formats up to "
-                f"{rdb_version(node.version or '')}; this backup is format {rec.rdb_version} "
+                f"{n} runs {server}, which loads RDB formats up to {server.rdb_format}; this "
+                f"backup is format {rec.rdb_version} "
                 f"(written by {rec.redis_version or 'a newer server'})",
                 n,
             )
@@ -780,3 +785,63 @@ def run_verify_restore(ctx: RunContext, step: Step) -> str:
         parts.append("no recorded digest (run 'backup verify --load-test' to record one)")
     ctx.facts["next"] = f"attach replicas with: redisops attach REPLICA --to {step.node}"
     return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- the source
+
+
+def restore_source(backup: str, spec: DestSpec | None, group: str | None) -> RestoreSource:
+    """The backup named: a file (catalogued or not), or an id or ``latest`` at ``spec``."""
+    from redisops.backup.dest import open_destination
+    from redisops.backup.rdbfile import digest_file
+    from redisops.backup.verify import locate
+    from redisops.errors import BadInput
+
+    path = Path(backup)
+    if path.is_file():
+        found = locate(path)
+        if found is not None:
+            return usable(RestoreSource(found[2], path.resolve()))
+        facts = digest_file(str(path))
+        if facts.problems():
+            raise BadInput(f"{path} is not a usable RDB file: {facts.problems()[0]}")
+        aux = facts.aux
+        rec = BackupRecord(
+            path.name, "", str(path), "verified", path.stat().st_mtime, facts.size, facts.sha256
+        )
+        rec.rdb_version, rec.redis_version = facts.format_version, aux.get("redis-ver", "")
+        return RestoreSource(rec, path.resolve())
+    if spec is None:
+        raise BadInput(f"{backup!r} is not a file", hint="give a backup file, or a destination")
+    d = open_destination(spec)
+    try:
+        if not d.is_local:
+            raise BadInput(
+                "restore reads the backup file on this machine",
+                hint="copy it here first, or give its path",
+            )
+        groups = [group] if group else d.groups()
+        for g in groups:
+            cat = d.read_catalogue(g)
+            found_rec = cat.newest_verified() if backup == "latest" else cat.get(backup)
+            if found_rec is not None:
+                local = d.local_path(g, found_rec.file)
+                assert local is not None
+                return usable(RestoreSource(found_rec, local))
+    finally:
+        d.close()
+    if backup == "latest" and len(groups) > 1 and not group:
+        raise BadInput("several groups at --dest", hint="name one with --group")
+    raise BadInput(f"no backup {backup!r} at {spec.url}", hint="see 'redisops backup list'")
+
+
+def usable(source: RestoreSource) -> RestoreSource:
+    from redisops.errors import BadInput
+
+    if source.record.status != "verified":
+        raise BadInput(
+            f"backup {source.record.id} failed verification ({source.record.failure}); "
+            f"it is not restored",
+            hint="pick another: redisops backup list",
+        )
+    return source

@@ -27,9 +27,9 @@ from redisops.backup.catalogue import CATALOGUE, FAILED_DIR, BackupRecord, Catal
 from redisops.backup.dest import Destination, DestSpec, open_destination
 from redisops.backup.rdbfile import RdbDigest, RdbFacts, digest_stream, run_check_rdb
 from redisops.backup.throwaway import dataset_facts, start_throwaway
-from redisops.engine.rules import can_load_rdb, rdb_version
 from redisops.errors import BadInput
 from redisops.host import CHUNK, LocalHost
+from redisops.versions import can_load_rdb, rdb_format_of
 
 
 @dataclass
@@ -106,7 +106,7 @@ def load_test(rec: BackupRecord, local: Path, res: VerifyResult) -> None:
         res.status = "error"
         res.notes.append(
             f"load test not possible: redis-server {version} loads RDB formats up to "
-            f"{rdb_version(version)}, this backup is format {rec.rdb_version}"
+            f"{rdb_format_of('redis', version)}, this backup is format {rec.rdb_version}"
         )
         return
     server = start_throwaway(LocalHost(), str(local), binary=binary, port=free_base_port(1, 21000))

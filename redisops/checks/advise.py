@@ -388,8 +388,7 @@ def advise(inp: AdviseInputs) -> AdviceReport:
             if sync_fixed.failure is None
             else f"still loops: {sync_fixed.failure}"
         ) + f" (~{sync_fixed.seconds:.0f}s, peak buffer {mb(sync_fixed.peak_buffer)})"
-    version = master.version or "7.0"
-    shared = (int(version.split(".")[0]) if version.split(".")[0].isdigit() else 7) >= 7
+    shared = master.server is None or master.server.shared_replication_buffer
     storm = _storm(inp, params, shared, fix)
     inputs = {
         "write_rate_peak": inp.write_rate,

@@ -37,8 +37,8 @@ from redisops.checks.normalise import (
     save_text,
 )
 from redisops.checks.versions import FILE_ONLY, KeySpec, VersionTable, table_for
-from redisops.engine.rules import rdb_version
 from redisops.redisconf import ConfigFile, canonical_name
+from redisops.versions import rdb_format_of
 
 CRITICAL, WARNING, INFO = "critical", "warning", "info"
 
@@ -568,12 +568,12 @@ def _version_findings(views: list[_View], ref: _View | None) -> list[Finding]:
     top = ref if ref is not None and ref.cfg.version else (masters[0] if masters else None)
     older: list[str] = []
     if top is not None:
-        top_rdb = rdb_version(top.cfg.version) or 0
+        top_rdb = rdb_format_of(top.cfg.server, top.cfg.version) or 0
         older = [
             v.cfg.node
             for v in known
             if v is not top
-            and (rdb_version(v.cfg.version) or 0) < top_rdb
+            and (rdb_format_of(v.cfg.server, v.cfg.version) or 0) < top_rdb
             and v.cfg.role != "master"
         ]
     top_label = labels.get(top.cfg.node) if top is not None else None

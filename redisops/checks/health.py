@@ -558,14 +558,6 @@ def _obl_hard(node: NodeInfo) -> int | None:
         return None
 
 
-def _version(node: NodeInfo) -> tuple[int, int]:
-    try:
-        major, minor = (int(p) for p in (node.version or "0.0").split(".")[:2])
-    except ValueError:
-        return (0, 0)
-    return (major, minor)
-
-
 def check_output_buffer(run: _Run) -> Iterable[CheckResult]:
     for n in _reachable(run):
         hard = _obl_hard(n)
@@ -575,7 +567,7 @@ def check_output_buffer(run: _Run) -> Iterable[CheckResult]:
         status: Status | None = None
         msg = f"replica output-buffer hard limit {hard or 'unlimited'} (backlog {backlog})"
         if hard and hard < backlog:
-            if _version(n) >= (7, 0):
+            if n.server is not None and n.server.obuf_hard_limit_at_least_backlog:
                 status = Status.WARNING
                 msg += (
                     ": below the backlog; Redis 7 uses the backlog size instead, set it explicitly"

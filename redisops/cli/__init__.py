@@ -67,6 +67,7 @@ class RedisopsGroup(TyperGroup):
                 traceback.print_exc()
             error_line(str(exc))
             code = int(exc.exit_code)
+            _json_error(argv, str(exc), code)
         except KeyboardInterrupt:
             error_line("interrupted")
             code = int(ExitCode.INTERRUPTED)
@@ -77,6 +78,7 @@ class RedisopsGroup(TyperGroup):
                 cmd = ctx.command_path if ctx is not None else "redisops"
                 error_line(f"{exc.format_message()} (see '{cmd} --help')")
                 code = int(ExitCode.BAD_INPUT) if int(exc.exit_code) == 2 else int(exc.exit_code)
+                _json_error(argv, exc.format_message(), code)
             elif type(exc).__name__ == "Abort":
                 error_line("aborted")
                 code = int(ExitCode.ERROR)
@@ -90,6 +92,38 @@ class RedisopsGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON (``-o json``, ``--format=json``, ``-ojson``).
+
+    >>> wants_json(["status", "h:1", "-o", "json"]), wants_json(["status", "--format=JSON"])
+    (True, True)
+    >>> wants_json(["status", "-o", "wide"])
+    False
+    """
+    for i, arg in enumerate(argv):
+        if arg in ("-o", "--format"):
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        elif arg.startswith("--format="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-o") and len(arg) > 2:
+            value = arg[2:]
+        else:
+            continue
+        if value.lower() == "json":
+            return True
+    return False
+
+
+def _json_error(argv: Sequence[str], message: str, code: int) -> None:
+    """With JSON asked for, a failure before any output is a JSON document on stdout too,
+    so a script parsing stdout always gets one (refusals already are)."""
+    if wants_json(argv):
+        import json
+
+        sys.stdout.write(json.dumps({"error": message, "exit_code": code}, indent=2) + "\n")
+        sys.stdout.flush()
 
 
 def _show_version(value: bool) -> None:
@@ -125,6 +159,7 @@ COMMAND_MODULES: dict[str, str] = {
     "failover": "master",
     "fence": "master",
     "lab": "lab",
+    "playbook": "playbook",
     "backup": "backup",
     "restore": "backup",
     "drift": "drift",

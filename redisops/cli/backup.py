@@ -149,11 +149,11 @@ def take(
     Example: redisops backup 10.0.0.2:6379 --dest /var/backups/redis --copy-to sftp://vault/srv/redis
     """
     from redisops.backup.crypto import load_key
-    from redisops.backup.dest import session_connector
     from redisops.backup.retention import Policy
-    from redisops.backup.take import BackupRequest, run_backup
+    from redisops.backup.take import BackupRequest
     from redisops.errors import BadInput
     from redisops.model import parse_target
+    from redisops.ops import api
     from redisops.output import make_progress, note, to_json, write
 
     if node is None and conn.cluster is None:
@@ -171,14 +171,7 @@ def take(
     )
     key = load_key(encrypt_key_file) if encrypt_key_file else None
     with conn.session([node] if node else []) as session:
-        outcome = run_backup(
-            session,
-            req,
-            key=key,
-            connect=session_connector(session),
-            progress=make_progress(fmt),
-            note=note,
-        )
+        outcome = api.backup(session, req, key=key, progress=make_progress(fmt), note=note)
     write(to_json(outcome.to_dict()) if fmt is Format.json else render_outcome(outcome, req.policy))
 
 
@@ -391,97 +384,34 @@ def restore(
 
     Example: redisops restore latest --dest /var/backups/redis --to 10.0.0.1:6379 --dry-run
     """
-    from dataclasses import replace
-
     from redisops.backup.crypto import load_key
-    from redisops.backup.restore import BACKUP_KEY, METHODS, RestoreOptions, plan_restore
+    from redisops.backup.restore import METHODS
     from redisops.cli.mutate import run_operation
     from redisops.errors import BadInput
-    from redisops.inventory import Secret
-    from redisops.model import parse_target
+    from redisops.ops import api
 
-    if method not in METHODS:
+    if method not in METHODS:  # before the destination is looked for
         raise BadInput(f"--method {method!r} is not known", hint="use online or file")
-    spec = parse_target(to)
-    source = _restore_source(backup, dest, group)
+    req = api.RestoreRequest(
+        backup,
+        to,
+        method,
+        None if Path(backup).is_file() else _dest(dest),
+        group,
+        force=force,
+        timeout=timeout,
+    )
     key = load_key(key_file) if key_file else None
-    if source.encrypted and key is None:
-        raise BadInput(f"backup {source.record.id} is encrypted", hint="pass --key-file FILE")
-    remembered = {BACKUP_KEY: Secret(key.hex())} if key is not None else {}
-    opts = RestoreOptions(method, force, timeout)
-    with conn.session([to]) as session:
-        plan = plan_restore(session.discover(), spec.address, source, opts, session)
+    with conn.session(req.seeds()) as session:
         run_operation(
-            plan,
+            api.restore(session, req, key=key),
             session,
             fmt=fmt,
             dry_run=dry_run,
             yes=yes,
             force=force,
             audit_path=audit_log,
-            remembered=remembered,
-            replan=lambda: plan_restore(
-                session.discover(), spec.address, source, replace(opts, lock_key_held=True), session
-            ),
         )
-
-
-def _restore_source(backup: str, dest: str | None, group: str | None) -> Any:
-    """The backup named on the command line: a file (catalogued or not), an id, or latest."""
-    from redisops.backup.catalogue import BackupRecord
-    from redisops.backup.dest import open_destination
-    from redisops.backup.rdbfile import digest_file
-    from redisops.backup.restore import RestoreSource
-    from redisops.backup.verify import locate
-    from redisops.errors import BadInput
-
-    path = Path(backup)
-    if path.is_file():
-        found = locate(path)
-        if found is not None:
-            return _usable(RestoreSource(found[2], path.resolve()))
-        facts = digest_file(str(path))
-        if facts.problems():
-            raise BadInput(f"{path} is not a usable RDB file: {facts.problems()[0]}")
-        aux = facts.aux
-        rec = BackupRecord(
-            path.name, "", str(path), "verified", path.stat().st_mtime, facts.size, facts.sha256
-        )
-        rec.rdb_version, rec.redis_version = facts.format_version, aux.get("redis-ver", "")
-        return RestoreSource(rec, path.resolve())
-    spec = _dest(dest)
-    d = open_destination(spec)
-    try:
-        if not d.is_local:
-            raise BadInput(
-                "restore reads the backup file on this machine",
-                hint="copy it here first, or give its path",
-            )
-        groups = [group] if group else d.groups()
-        for g in groups:
-            cat = d.read_catalogue(g)
-            found_rec = cat.newest_verified() if backup == "latest" else cat.get(backup)
-            if found_rec is not None:
-                local = d.local_path(g, found_rec.file)
-                assert local is not None
-                return _usable(RestoreSource(found_rec, local))
-    finally:
-        d.close()
-    if backup == "latest" and len(groups) > 1 and not group:
-        raise BadInput("several groups at --dest", hint="name one with --group")
-    raise BadInput(f"no backup {backup!r} at {spec.url}", hint="see 'redisops backup list'")
-
-
-def _usable(source: Any) -> Any:
-    from redisops.errors import BadInput
-
-    if source.record.status != "verified":
-        raise BadInput(
-            f"backup {source.record.id} failed verification ({source.record.failure}); "
-            f"it is not restored",
-            hint="pick another: redisops backup list",
-        )
-    return source
 
 
 def register(app: typer.Typer) -> None:

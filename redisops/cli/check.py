@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,10 +19,7 @@ from redisops.cli.common import Connection, with_connection
 from redisops.formats import CheckFormat
 
 if TYPE_CHECKING:  # pragma: no cover
-    from redisops.checks.health import BackupLookup
     from redisops.checks.result import Report
-    from redisops.hostfacts import HostFacts
-    from redisops.session import Session
 
 UNKNOWN = 3
 
@@ -253,7 +249,6 @@ def _check(
     sample: float = 0.0,
 ) -> None:
     from redisops.checks.health import CATALOGUE
-    from redisops.checks.ranges import Thresholds
     from redisops.errors import BadInput
     from redisops.output import write
 
@@ -287,175 +282,26 @@ def _check(
         connect_timeout=min(conn.connect_timeout, deadline),
         socket_timeout=deadline,
     )
-    cluster_cfg = session.cluster
-    settings = cluster_cfg.checks if cluster_cfg is not None else None
-    thresholds = Thresholds.parse(
-        [*(f"{k}={v}" for k, v in (settings.warn if settings else {}).items()), *warn],
-        [*(f"{k}={v}" for k, v in (settings.crit if settings else {}).items()), *crit],
-        known=CATALOGUE,
-    )
-    if expect_replicas is None and settings is not None:
-        expect_replicas = settings.expect_replicas
-    earlier: dict[str, dict[str, Any]] = {}
+    from redisops.ops.check import CheckRequest, run_check
+
     with session:
-        topo = session.with_last_known(session.discover())
-        if sample > 0:
-            path = state_file or _state_path(session, topo)
-            topo, earlier, started = sample_again(session, topo, sample, path, interval, started)
-        ssh = any(session.ssh_settings(n.address) is not None for n in topo.nodes)
-        facts = read_host_facts(session, topo) if (want_host_facts or ssh) else None
-    report = evaluate(
-        session,
-        topo,
-        thresholds,
-        expect_replicas,
-        state_file,
-        interval,
-        only,
-        started,
-        facts,
-        earlier,
-    )
+        report = run_check(
+            session,
+            CheckRequest(
+                warn=tuple(warn),
+                crit=tuple(crit),
+                expect_replicas=expect_replicas,
+                state_file=state_file,
+                interval=interval,
+                only=tuple(only),
+                host_facts=want_host_facts,
+                sample=sample,
+            ),
+            now=started,
+        )
     duration = time.perf_counter() - t0
     _emit(report, fmt, textfile, verbose, duration)
     raise typer.Exit(int(report.status))
-
-
-def evaluate(
-    session: Session,
-    topo: Any,
-    thresholds: Any,
-    expect_replicas: int | None,
-    state_file: Path | None,
-    interval: float,
-    only: list[str],
-    now: float,
-    host_facts: Mapping[str, HostFacts | None] | None = None,
-    earlier: Mapping[str, Mapping[str, Any]] | None = None,
-) -> Report:
-    """Run the catalogue over ``topo`` with the state file, markers and last-known topology,
-    then record the topology and the new state. ``earlier``: samples taken this run (see
-    :func:`sample_again`), used instead of the state file's for those nodes."""
-    from redisops import state
-    from redisops.checks.health import CheckInput, run_checks
-
-    cluster_name, group, cluster = _names(session, topo)
-    known = state.known_group(group) if group else None
-    masters = {str(n.address) for n in topo.masters}
-    known_replicas = {
-        a: t
-        for a, t in (known.replicas() if known else {}).items()
-        if a not in masters and now - t <= state.KNOWN_MAX_AGE
-    }
-    markers = state.load_markers(now)
-    backup_lookup = newest_verified_backup_source()
-    backup = backup_lookup(cluster) if backup_lookup is not None else None
-    inventory = (
-        tuple(s.address for s in session.cluster.nodes) if session.cluster is not None else ()
-    )
-    path = state_file or state.check_state_path(cluster)
-    holder: dict[str, Report] = {}
-
-    def change(data: dict[str, Any]) -> dict[str, Any]:
-        inp = CheckInput(
-            cluster=cluster,
-            topology=topo,
-            now=now,
-            thresholds=thresholds,
-            inventory=inventory,
-            expect_replicas=expect_replicas,
-            known_replicas=known_replicas,
-            previous={**data.get("nodes", {}), **(earlier or {})},
-            markers=markers,
-            consumed=frozenset(data.get("consumed", [])),
-            interval=interval,
-            host_facts=host_facts,
-            backup=backup,
-            backup_catalogue=backup_lookup is not None,
-        )
-        report, new = run_checks(inp, only)
-        holder["report"] = report
-        return {"version": 1, "cluster": cluster, **new}
-
-    state.update_json(path, change)
-    state.record_topology(topo, cluster_name or group, "check", now)
-    return holder["report"]
-
-
-def _names(session: Session, topo: Any) -> tuple[str | None, str | None, str]:
-    """(inventory cluster name, replication group name, the name the state file is under)."""
-    from redisops import state
-
-    cluster_name = session.cluster.name if session.cluster is not None else None
-    group = state.group_name(topo, cluster_name)
-    return cluster_name, group, cluster_name or group or session.cluster_name
-
-
-def _state_path(session: Session, topo: Any) -> Path:
-    from redisops import state
-
-    return state.check_state_path(_names(session, topo)[2])
-
-
-def sample_again(
-    session: Session,
-    topo: Any,
-    seconds: float,
-    path: Path,
-    interval: float,
-    first: float,
-    sleep: Callable[[float], None] = time.sleep,
-) -> tuple[Any, dict[str, dict[str, Any]], float]:
-    """checks-and-drift.md §2.1: a node with a backlog and no usable baseline in the state
-    file (a first run) has no write rate; sample it now (taken at ``first``), probe the
-    group again ``seconds`` later, and return (the new topology, the first samples, when the
-    second probe started). Nothing to do when every node has a baseline."""
-    from redisops import state
-    from redisops.checks.counters import sample_of, without_rate
-
-    previous = state.read_json(path).get("nodes", {})
-    lacking = without_rate(previous, topo.nodes, first, 3 * interval)
-    if not lacking:
-        return topo, {}, first
-    earlier = {str(n.address): sample_of(n, first) for n in lacking}
-    sleep(seconds)
-    again = time.time()
-    return session.with_last_known(session.discover()), earlier, again
-
-
-def read_host_facts(session: Session, topo: Any) -> dict[str, HostFacts | None]:
-    """``{address: facts}`` for every reachable node, gathered by
-    :func:`redisops.ops.hostfacts.host_facts` (this machine directly, others over SSH). A
-    host that cannot be read (a refused host key included) gives facts whose ``errors`` say
-    why, and the check says UNKNOWN for its nodes."""
-    from redisops.errors import RedisopsError
-    from redisops.hostfacts import HostFacts
-    from redisops.ops.hostfacts import host_facts
-
-    nodes = [n.address for n in topo.nodes if n.reachable]
-    try:
-        found = host_facts(session, nodes)
-    except RedisopsError as exc:  # a host key refused: no host of the run is read
-        return {str(a): HostFacts(str(a), "unreachable", errors=(f"host: {exc}",)) for a in nodes}
-    return {str(a): facts for a, facts in found.items()}
-
-
-def newest_verified_backup_source() -> BackupLookup | None:
-    """``group -> (time, has a verified off-host copy) | None`` from the backup catalogue at
-    ``$REDISOPS_BACKUP_DEST`` (docs/backup.md); None when no destination is configured (the
-    check then uses ``rdb_last_save_time``)."""
-    import os
-
-    dest = os.environ.get("REDISOPS_BACKUP_DEST")
-    if not dest:
-        return None
-    from redisops.backup.catalogue import newest_verified_backup
-
-    def lookup(group: str) -> tuple[float, bool] | None:
-        record = newest_verified_backup(dest, group)
-        return None if record is None else (record.taken_at, record.offhost_copy)
-
-    return lookup
 
 
 def run_samples(report: Report, duration: float, success: bool) -> list[Any]:

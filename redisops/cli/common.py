@@ -30,7 +30,7 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-o",
-        help="Output format: table for people, json for scripts.",
+        help="Output format: table for people (fitted to the terminal), wide (every column), json for scripts.",
         case_sensitive=False,
     ),
 ]

@@ -57,45 +57,31 @@ def drift(
 
     Example: redisops drift 10.0.0.1:6379 --format json
     """
-    from redisops.errors import BadInput, ExitCode, Unreachable
-    from redisops.model import parse_target
-    from redisops.ops.drift import drift_report, plan_fix
+    from redisops.errors import ExitCode
+    from redisops.ops import api
     from redisops.output import render_drift, render_plan, to_json, write
 
-    files = _config_files(config_file or [])
-    session = conn.session(seeds or [])
-    with session:
-        topo = session.discover()
-        if not any(n.reachable for n in topo.nodes):
-            raise Unreachable("no node of the group could be reached")
-        ref = str(topo.canonical(parse_target(reference).address)) if reference else None
-        if ref is not None and topo.get(parse_target(ref).address) is None:
-            raise BadInput(f"--reference {reference} is not a node of this group")
-        configs, report = drift_report(session, topo, reference=ref, config_files=files)
+    req = api.DriftRequest(reference, _config_files(config_file or []))
+    with conn.session(seeds or []) as session:
         if not fix:
+            report = api.drift(session, req).report
             write(render_drift(report, fmt))
             raise typer.Exit(int(_exit_code(report)))
         from redisops.cli.mutate import run_operation
 
-        plan = plan_fix(topo, configs, report, session.cluster_name, report.reference or "", files)
-        if fmt is Format.table:
+        op = api.drift_fix(session, req)
+        report = op.extra["report"]
+        if fmt is not Format.json:
             write(render_drift(report, fmt))
             write("")
-        if plan.nothing_to_do:
+        if op.plan.nothing_to_do:
             if fmt is Format.json:
-                write(to_json({**plan.to_dict(), "report": report.to_dict()}))
+                write(to_json({**op.plan.to_dict(), "report": report.to_dict()}))
             else:
-                write(render_plan(plan))
+                write(render_plan(op.plan))
             raise typer.Exit(int(ExitCode.DRIFT if report.drift else ExitCode.OK))
         run_operation(
-            plan,
-            session,
-            fmt=fmt,
-            dry_run=dry_run,
-            yes=yes,
-            force=False,
-            audit_path=audit_log,
-            extra={"report": report.to_dict()},
+            op, session, fmt=fmt, dry_run=dry_run, yes=yes, force=False, audit_path=audit_log
         )
 
 

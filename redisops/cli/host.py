@@ -75,25 +75,28 @@ def service(
     from redisops.cli.mutate import run_operation
     from redisops.errors import BadInput, ExitCode
     from redisops.model import parse_target
-    from redisops.ops.service import VERBS, plan_service, service_status
+    from redisops.ops import api
+    from redisops.ops.service import VERBS, service_status
 
     if verb not in VERBS:
         raise BadInput(
             f"unknown service action {verb!r}", hint="use start, stop, restart or status"
         )
-    address = parse_target(node).address
-    session = conn.session([node])
-    with session:
+    with conn.session([node]) as session:
         if verb == "status":
             from redisops.output import render_service_status, write
 
-            st = service_status(session, address)
+            st = service_status(session, parse_target(node).address)
             write(render_service_status(st, fmt))
             raise typer.Exit(int(ExitCode.OK if st.state == "running" else ExitCode.PROBLEMS))
-        topo = session.discover()
-        plan = plan_service(topo, address, verb, session, timeout=timeout)
         run_operation(
-            plan, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+            api.service(session, api.ServiceRequest(node, verb, timeout)),
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_log,
         )
 
 

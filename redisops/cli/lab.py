@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from redisops.cli.common import FormatOpt
+from redisops.cli.common import FormatOpt, InventoryOpt, PasswordFileOpt, UserOpt
 from redisops.formats import Format
 
 lab_app = typer.Typer(
@@ -46,9 +47,14 @@ def lab_up(
         int, typer.Option("--nodes", metavar="N", help="How many nodes.", min=1, max=32)
     ] = 3,
     base_port: Annotated[
-        int,
-        typer.Option("--base-port", metavar="PORT", help="Port of the first node (the master)."),
-    ] = 7000,
+        int | None,
+        typer.Option(
+            "--base-port",
+            metavar="PORT",
+            help="Port of the first node (default 7000; with --from-cluster, the first free "
+            "ports from 17000).",
+        ),
+    ] = None,
     topology: Annotated[
         str,
         typer.Option(
@@ -64,6 +70,36 @@ def lab_up(
             "--config", metavar="KEY=VALUE", help="KEY=VALUE for every node (repeatable)."
         ),
     ] = None,
+    from_cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--from-cluster",
+            metavar="NAME|SEED",
+            help="Copy a real cluster (an inventory cluster name, or any node's HOST:PORT): "
+            "same topology, replication ids and offsets, replication config, and a synthetic "
+            "dataset of the same size class, on the embedded engine.",
+        ),
+    ] = None,
+    data_limit: Annotated[
+        str,
+        typer.Option(
+            "--data-limit",
+            metavar="SIZE",
+            help="With --from-cluster: most bytes of synthetic data per node (e.g. 64mb).",
+        ),
+    ] = "64mb",
+    inventory: InventoryOpt = None,
+    password_file: PasswordFileOpt = None,
+    user: UserOpt = None,
+    binary: Annotated[
+        str | None,
+        typer.Option(
+            "--binary",
+            metavar="PATH",
+            help="With --engine redis-server: the server to run (redis-server 6.2/7.x or "
+            "valkey-server; default redis-server on PATH).",
+        ),
+    ] = None,
     lab_dir: DirOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -71,6 +107,12 @@ def lab_up(
     from redisops import lab
     from redisops.errors import BadInput
     from redisops.output import to_json, write
+
+    if from_cluster is not None:
+        _up_from_cluster(
+            from_cluster, data_limit, inventory, password_file, user, lab_dir, base_port, fmt
+        )
+        return
 
     cfg: dict[str, str] = {}
     for item in config or []:
@@ -84,19 +126,66 @@ def lab_up(
         _dir(lab_dir),
         engine=engine,
         nodes=nodes,
-        base_port=base_port,
+        base_port=7000 if base_port is None else base_port,
         topology=topology,
         config=cfg,
+        binary=binary,
     )
     if fmt is Format.json:
         write(to_json(state.to_dict()))
         return
-    lines = [f"lab up ({state.engine}, {state.topology}) in {state.dir}"]
+    engine_name = state.server or state.engine
+    lines = [f"lab up ({engine_name}, {state.topology}) in {state.dir}"]
     for i, port in enumerate(state.ports):
         role = "master" if i == 0 or state.topology == "none" else "replica"
         lines.append(f"  127.0.0.1:{port}  {role}")
     lines.append(f"next: redisops status 127.0.0.1:{state.ports[0]}")
     write("\n".join(lines))
+
+
+def _up_from_cluster(
+    source: str,
+    data_limit: str,
+    inventory: Path | None,
+    password_file: Path | None,
+    user: str | None,
+    lab_dir: Path | None,
+    base_port: int | None,
+    fmt: Format,
+) -> None:
+    from redisops import lab
+    from redisops.errors import BadInput
+    from redisops.output import to_json, write
+    from redisops.playbook.vartypes import parse_size
+    from redisops.session import build_session
+
+    try:
+        limit = parse_size(data_limit)
+    except ValueError as exc:
+        raise BadInput(f"--data-limit {data_limit!r}: {exc}") from None
+    as_seed = ":" in source or source.replace(".", "").isdigit()
+    session = build_session(
+        seeds=[source] if as_seed else [],
+        cluster=None if as_seed else source,
+        inventory=inventory,
+        user=user,
+        password_file=password_file,
+    )
+    with session:
+        state = lab.up_from_cluster(
+            _dir(lab_dir),
+            session,
+            base_port=base_port,
+            max_bytes=limit,
+        )
+    if fmt is Format.json:
+        write(to_json(state.to_dict()))
+        return
+    from redisops.clone import describe
+
+    spec = json.loads((Path(state.dir) / "clone.json").read_text())
+    head = f"lab up: a copy of {source} on the embedded engine, in {state.dir}"
+    write("\n".join([head, *describe(spec)]))
 
 
 @lab_app.command("status")

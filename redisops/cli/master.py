@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,8 +19,7 @@ from redisops.cli.mutate import (
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
-    from redisops.model import Address, Plan, Topology
-    from redisops.session import Session
+    pass
 
 
 @with_connection
@@ -86,67 +85,29 @@ def switchover(
     too) directly to it. Partial resyncs only.
     """
     from redisops.cli.mutate import run_operation
-    from redisops.errors import BadInput
-    from redisops.model import parse_target
-    from redisops.ops.switchover import plan_switchover
+    from redisops.ops import api
 
-    if method not in ("redisops", "native"):
-        raise BadInput(f"--method {method!r} is not known", hint="use redisops or native")
-    tspec = parse_target(to)
-    session = conn.session([to, *([master] if master else []), *(seeds or [])])
-    with session:
-
-        def make_plan() -> Plan:
-            topo = session.discover()
-            topo, maddr = _current_master(session, topo, tspec.address, master)
-            return plan_switchover(
-                topo,
-                maddr,
-                tspec.address,
-                session,
-                force=force,
-                via_sentinel=via_sentinel,
-                method=method,
-                max_lag_bytes=max_lag_bytes,
-                pause_timeout_ms=timeout_ms,
-                persist=persist,
-            )
-
+    req = api.SwitchoverRequest(
+        to,
+        master,
+        tuple(seeds or ()),
+        method=method,
+        via_sentinel=via_sentinel,
+        max_lag_bytes=max_lag_bytes,
+        pause_timeout_ms=timeout_ms,
+        persist=persist,
+        force=force,
+    )
+    with conn.session(req.seeds()) as session:
         run_operation(
-            make_plan(),
+            api.switchover(session, req),
             session,
             fmt=fmt,
             dry_run=dry_run,
             yes=yes,
             force=force,
             audit_path=audit_log,
-            replan=make_plan,
         )
-
-
-def _current_master(
-    session: Session, topo: Topology, target: Address, master: str | None
-) -> tuple[Topology, Address]:
-    """The master to switch away from: ``--master``, else the one Sentinel names, else the
-    top of the target's tree."""
-    from redisops.errors import BadInput
-    from redisops.model import parse_target
-    from redisops.ops.sentinel import discover_master
-
-    if master:
-        return topo, parse_target(master).address
-    sentinel_master_addr = discover_master(session) if session.sentinels else None
-    if sentinel_master_addr is not None:
-        maddr = topo.canonical(sentinel_master_addr)
-        if topo.get(maddr) is None:
-            topo = session.discover([maddr])
-            maddr = topo.canonical(sentinel_master_addr)
-        return topo, maddr
-    tnode = topo.get(target)
-    top = topo.root(tnode) if tnode is not None else None
-    if top is None:
-        raise BadInput(f"cannot tell the current master of {target}", hint="name it with --master")
-    return topo, top.address
 
 
 @with_connection
@@ -195,60 +156,37 @@ def failover(
     it on its machine over SSH)."""
     from redisops.cli.mutate import run_operation
     from redisops.errors import BadInput
-    from redisops.model import parse_target
-    from redisops.ops.failover import confirm_down, known_members, plan_failover
+    from redisops.ops import api
     from redisops.ops.fence import check_fence_mode
 
     check_fence_mode(fence_mode)
 
-    if (to is None) == (not auto):
+    if to is not None and auto:
+        raise BadInput(
+            "--to and --auto: not both",
+            hint="name the new master with --to REPLICA, or let redisops choose with --auto",
+        )
+    if to is None and not auto:
         raise BadInput(
             "choose the new master with --to REPLICA, or let redisops choose with --auto"
         )
-    dead = parse_target(master).address
-    if not seeds and conn.cluster is None:
-        # the dead master cannot name its replicas: use the ones it was last seen with
-        from redisops.output import note
-        from redisops.state import group_of
-
-        record = group_of(dead)
-        if record is not None:
-            seeds = [a for a in record.members() if a != str(dead)]
-            note(known_note(record, str(dead)))
-    session = conn.session([*(seeds or []), master])
-    with session:
-        down = confirm_down(session, dead, probes=3, interval=0.3)
-
-        def make_plan() -> Plan:
-            topo = session.discover()
-            known = known_members(session, topo, dead)
-            unread = [a for a in known.addresses if topo.get(a) is None]
-            if unread:
-                topo = session.discover(unread)
-            return plan_failover(
-                topo,
-                dead,
-                session,
-                to=parse_target(to).address if to else None,
-                auto=auto,
-                force=force,
-                max_disconnect=max_disconnect,
-                dead_confirmed=down,
-                persist=persist,
-                accept_data_loss=accept_data_loss,
-                known=known,
-                fence_mode=fence_mode,
-            )
-
+    # the dead master cannot name its replicas: without seeds, the ones it was last seen with
+    found, notes = api.failover_seeds(master, seeds or [], conn.cluster)
+    req = api.FailoverRequest(
+        master,
+        to,
+        tuple(found),
+        max_disconnect=max_disconnect,
+        accept_data_loss=accept_data_loss,
+        persist=persist,
+        force=force,
+        fence_mode=fence_mode,
+    )
+    with conn.session(req.seeds()) as session:
+        op = api.failover(session, req)
+        op.notes[:0] = notes
         run_operation(
-            make_plan(),
-            session,
-            fmt=fmt,
-            dry_run=dry_run,
-            yes=yes,
-            force=force,
-            audit_path=audit_log,
-            replan=make_plan,
+            op, session, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
         )
 
 
@@ -272,51 +210,24 @@ def fence(
     --fence stop its service is stopped instead, and it stays recorded as fenced.
     """
     from redisops.cli.mutate import run_operation
-    from redisops.model import parse_target
-    from redisops.ops.fence import check_fence_mode, plan_fence
+    from redisops.ops import api
+    from redisops.ops.fence import check_fence_mode
 
     check_fence_mode(fence_mode)
-    ospec, nspec = parse_target(old), parse_target(to)
-    session = conn.session([old, to])
-    with session:
 
-        def make_plan() -> Plan:
-            return plan_fence(
-                session.discover(),
-                ospec.address,
-                nspec.address,
-                session,
-                persist=persist,
-                timeout=timeout,
-                fence_mode=fence_mode,
-            )
-
+    req = api.FenceRequest(
+        old, to, persist=persist, force=force, timeout=timeout, fence_mode=fence_mode
+    )
+    with conn.session(req.seeds()) as session:
         run_operation(
-            make_plan(),
+            api.fence(session, req),
             session,
             fmt=fmt,
             dry_run=dry_run,
             yes=yes,
             force=force,
             audit_path=audit_log,
-            replan=make_plan,
         )
-
-
-def known_note(known: Any, dead: str) -> str:
-    """One line saying which last-known replicas of ``dead`` are used, and how old that is."""
-    import time
-
-    now = time.time()
-    reps = known.replicas_of(dead)
-    listed = (
-        ", ".join(f"{a} (seen {now - (known.seen_at(a) or now):.0f}s ago)" for a in reps) or "none"
-    )
-    return (
-        f"no seeds given: using the last-known topology of {known.group} (recorded "
-        f"{now - known.recorded_at:.0f}s ago by {known.source}); replicas of {dead} then: {listed}; "
-        f"probing them now"
-    )
 
 
 def register(app: typer.Typer) -> None:

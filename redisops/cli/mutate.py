@@ -10,12 +10,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from redisops.errors import ExitCode
 from redisops.formats import Format
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.model import Plan
+    from redisops.ops.api import Operation
 
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show the plan and the prediction; change nothing.")
@@ -54,7 +58,7 @@ TimeoutOpt = Annotated[
 
 
 def run_operation(
-    plan: Any,
+    op: Operation | Plan,
     session: Any,
     *,
     fmt: Format,
@@ -62,51 +66,53 @@ def run_operation(
     yes: bool,
     force: bool,
     audit_path: Path | None,
+    replan: Callable[[], Plan] | None = None,
     facts: dict[str, Any] | None = None,
     remembered: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
-    replan: Callable[[], Any] | None = None,
 ) -> None:
-    """Render, gate, execute and exit with the documented code (raises typer.Exit).
+    """Render, gate, ask, execute (:func:`redisops.ops.api.execute`) and exit with the
+    documented code (raises typer.Exit). ``op.extra`` joins the JSON document (e.g. the
+    drift report a fix comes from); ``op.notes`` are told first.
 
-    ``extra`` is added to the JSON document (e.g. the drift report a fix plan came from).
-    ``replan`` rebuilds the plan from a fresh read of the cluster: the executor calls it
-    once the lock is held and stops if the cluster changed since the plan was approved.
-    """
-    from redisops.audit import AuditLog, operator
-    from redisops.lock import ClusterLock
+    A bare plan (with ``replan`` and ``extra``) is accepted too, for commands whose
+    planning has not moved into :mod:`redisops.ops.api` yet."""
+    from redisops.ops.api import Operation, execute, gate
     from redisops.output import (
         error_line,
         make_progress,
+        note,
         render_plan,
         render_result,
         to_json,
         write,
     )
-    from redisops.plan import RunContext, execute
-    from redisops.testhooks import hold
 
-    doc: dict[str, Any] = {**plan.to_dict(), **(extra or {})}
+    for warning in getattr(session, "warnings", []):
+        note(f"warning: {warning}")
+    if not isinstance(op, Operation):
+        op = Operation(op, replan, extra=dict(extra or {}))
+    plan = op.plan
+    for text in op.notes:
+        note(text)
+    extra = {k: v.to_dict() if hasattr(v, "to_dict") else v for k, v in op.extra.items()}
+    doc: dict[str, Any] = {**plan.to_dict(), **extra}
     if plan.nothing_to_do:
         _emit(fmt, doc, plan.summary)
         raise typer.Exit(int(ExitCode.OK))
-    refusals = plan.refusals(force)
-    if refusals:
-        code = (
-            ExitCode.UNREACHABLE
-            if any(f.code == "unreachable" for f in refusals)
-            else ExitCode.REFUSED
-        )
-        doc["refused"] = [f.message for f in refusals]
+    refused = gate(plan, force)
+    if refused is not None:
+        code, why = refused
+        doc["refused"] = [f.message for f in plan.refusals(force)]
         _emit(fmt, doc, render_plan(plan, force))
-        error_line("refused: " + "; ".join(f.message for f in refusals))
+        error_line(f"refused: {why}")
         raise typer.Exit(int(code))
     if dry_run:
         doc["dry_run"] = True
         _emit(fmt, doc, render_plan(plan, force) + "\n\nDry run: nothing was changed.")
         raise typer.Exit(int(ExitCode.OK))
     needs_yes = [f for f in plan.findings if f.level == "confirm"]
-    if fmt is Format.table:
+    if fmt is not Format.json:
         write(render_plan(plan, force))
     if needs_yes and not yes:
         if fmt is Format.json:
@@ -122,45 +128,14 @@ def run_operation(
         if not typer.confirm("Proceed?", default=False):
             error_line("not confirmed; nothing was changed")
             raise typer.Exit(int(ExitCode.REFUSED))
-    hold("approved")
-    audit = AuditLog(audit_path, plan.operation, plan.cluster)
-    audit.record(
-        step=0,
-        action="plan",
-        result="approved",
-        forced=force,
-        overridden=[f.message for f in plan.findings if f.level == "refuse"],
-        prediction=plan.prediction,
-    )
-    lock = ClusterLock(
-        plan.cluster,
-        plan.operation,
-        audit.operator or operator(),
-        ttl_s=lock_ttl(plan),
-        members=plan.members,
-    )
-    ctx = RunContext(
+    result = execute(
+        op,
         session,
-        plan,
-        audit,
-        lock,
-        make_progress(fmt),
-        facts=dict(facts or {}),
-        replan=replan,
         force=force,
-    )
-    ctx.remembered.update(remembered or {})  # secrets a step needs (never shown)
-    from redisops.state import mark_plan, note_final_state
-
-    mark_plan(plan.operation, plan.prediction)  # its predicted full syncs must not page anyone
-    result = execute(ctx)
-    note_final_state(result.final_state)
-    audit.record(
-        step=len(plan.steps) + 1,
-        action="result",
-        result=result.outcome,
-        detail=result.message,
-        observed=result.observed,
+        audit_path=audit_path,
+        progress=make_progress(fmt),
+        facts=facts,
+        remembered=remembered,
     )
     if fmt is Format.json:
         doc["result"] = result.to_dict()
@@ -170,19 +145,6 @@ def run_operation(
     if result.exit_code is not ExitCode.OK:
         error_line(result.message)
     raise typer.Exit(int(result.exit_code))
-
-
-def lock_ttl(plan: Any, floor: int = 900, margin: int = 300) -> int:
-    """Seconds the lock key lives: the operation's longest possible wait (``--timeout``)
-    plus a margin, never under ``floor``, so the key cannot expire while the operation is
-    still running (e.g. ``attach --timeout 3600`` on a large dataset)."""
-    waits = 0.0
-    for step in plan.steps:
-        try:
-            waits += float(step.args.get("timeout", 0) or 0)
-        except (TypeError, ValueError):
-            continue
-    return max(floor, int(waits) + margin)
 
 
 def _emit(fmt: Format, doc: dict[str, Any], text: str) -> None:

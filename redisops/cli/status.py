@@ -11,7 +11,6 @@ from redisops.cli.common import Connection, FormatOpt, with_connection
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
-    from redisops.model import Address, Topology
     from redisops.session import Session
 
 
@@ -27,6 +26,16 @@ def status(
         ),
     ] = None,
     fmt: FormatOpt = Format.table,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Most seconds one node may take to answer (connect and every read): "
+            "a frozen node costs at most this; nodes are read concurrently.",
+            min=0.05,
+        ),
+    ] = 3.0,
     watch: Annotated[
         bool,
         typer.Option(
@@ -51,21 +60,26 @@ def status(
     were found, 3 when no seed could be reached.
     """
     from redisops.errors import ExitCode
-    from redisops.output import render_status, write
+    from redisops.output import note, render_status, write
     from redisops.retry import RetryPolicy
 
     session = conn.session(
         seeds or [],
         retry=RetryPolicy(attempts=2, wait_initial=0.05),
         require_seeds=not conn.sentinel,
+        probe_timeout=timeout,
         purpose="status",
     )
     if watch:
         with session:
             _watch(session, fmt, interval)
         return
+    from redisops.ops import api
+
     with session:
-        topo = _discover(session)
+        topo = api.status(session)
+    for warning in session.warnings:
+        note(f"warning: {warning}")
     write(render_status(topo, fmt))
     seeds_reached = [n for n in topo.nodes if n.reachable]
     if not seeds_reached:
@@ -74,74 +88,26 @@ def status(
         raise typer.Exit(int(ExitCode.PROBLEMS))
 
 
-def _discover(session: Session) -> Topology:
-    """The topology from the seeds (and the master Sentinel names), plus any fenced old
-    master that answers again, plus the Sentinel view and its problems."""
-    from redisops.errors import BadInput, RedisopsError
-    from redisops.model import Address, Topology
-    from redisops.topology import fence_records, sentinel_problems
-
-    view = None
-    if session.sentinels:  # the operations layer is only needed to ask Sentinels
-        from redisops.ops.sentinel import master_addr, sentinel_view
-
-        view = sentinel_view(session)
-    extra: list[Address] = []
-    if view is not None and view.get("name"):
-        for entry in view["sentinels"]:
-            if entry.get("master"):
-                extra.append(Address.parse(str(entry["master"])))
-        if not extra:
-            try:
-                found = master_addr(session, session.sentinels[0], str(view["name"]))
-            except RedisopsError:
-                found = None
-            if found is not None:
-                extra.append(found)
-    if not session.seeds and not extra:
-        raise BadInput(
-            "no node to start from: no sentinel named a master",
-            hint="give a SEED address, --cluster NAME, or --sentinel-master",
-        )
-    topo = session.discover(dict.fromkeys(extra))
-    # an old master fenced by a failover is not linked to anything: look for it explicitly
-    returned = []
-    for record in fence_records(topo):
-        try:
-            addr = Address.parse(str(record.get("address")))
-        except BadInput:
-            continue
-        if topo.get(addr) is None and session.probe(addr).reachable:
-            returned.append(addr)
-    if returned:
-        topo = session.discover([*dict.fromkeys(extra), *returned])
-    topo = session.with_last_known(topo, [*extra, *returned])
-    if view is None:
-        return topo
-    problems = (*topo.problems, *sentinel_problems(topo, view))
-    problems = tuple(sorted(problems, key=lambda p: p.severity != "critical"))
-    return Topology(topo.nodes, problems, topo.aliases, sentinel=view)
-
-
 def _watch(session: Session, fmt: Format, interval: float) -> None:
     """Redraw the status every ``interval`` seconds until Ctrl-C (exit 0): in place on a
     terminal, one frame after another otherwise (JSON: one document per line)."""
     import sys
     import time
 
+    from redisops.ops import api
     from redisops.output import render_watch_frame, watch_keys
 
     tty = sys.stdout.isatty()
     previous: dict[str, Any] | None = None
     try:
         while True:
-            topo = _discover(session)
+            topo = api.status(session)
             sys.stdout.write(render_watch_frame(topo, previous, fmt, time.time(), interval, tty))
             sys.stdout.flush()
             previous = watch_keys(topo)
             time.sleep(interval)
     except KeyboardInterrupt:
-        if tty and fmt is Format.table:
+        if tty and fmt is not Format.json:
             sys.stdout.write("\n")
             sys.stdout.flush()
         raise typer.Exit(0) from None

@@ -126,9 +126,12 @@ class Cluster:
         self._client_seq = 0
 
     # ------------------------------------------------------------------ nodes
-    def add_node(self, port: int, config: dict[str, str] | None = None) -> Node:
+    def add_node(
+        self, port: int, config: dict[str, str] | None = None, storage: Storage | None = None
+    ) -> Node:
+        """Boot a node; ``storage`` is its disk (an RDB it starts from), empty by default."""
         self.configs[port] = dict(config or {})
-        self.storage[port] = Storage()
+        self.storage[port] = storage if storage is not None else Storage()
         return self._boot(port)
 
     def _boot(self, port: int) -> Node:

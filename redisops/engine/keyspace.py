@@ -327,7 +327,7 @@ def _rdb_value(value: Value) -> int:
     if isinstance(value, dict):
         return _rdb_len(len(value)) + sum(_rdb_string(f) + _rdb_string(v) for f, v in value.items())
     if value.listpack:
-        from redisops.engine.datacmds._num import d2string
+        from redisops.engine.datacmds import d2string
 
         return _listpack(x for s, m in value.order for x in (m, d2string(s)))
     return _rdb_len(len(value)) + sum(_rdb_string(m) for m in value.scores) + 8 * len(value)

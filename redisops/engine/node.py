@@ -1236,7 +1236,7 @@ class Node:
 
     def save_now(self) -> RdbImage:
         image = image_of(self.keyspace, self.sched.now_ms(), self._repl_info_for_save())
-        self.storage.rdb = image
+        self.storage.store(image)
         self.dirty = 0
         self.rdb_last_save_ms = image.saved_at_ms
         self.rdb_last_bgsave_status = "ok"
@@ -1272,7 +1272,7 @@ class Node:
         self.bgsave = None
         now = self.sched.now_ms()
         if job.kind == "disk":
-            self.storage.rdb = job.image
+            self.storage.store(job.image)
             self.rdb_last_save_ms = now
             self.rdb_last_bgsave_status = "ok"
             self.dirty = 0

@@ -30,6 +30,26 @@ RDB_RATIO = 0.5  # RDB bytes per byte of used_memory_dataset (typical, without c
 STEP_MS = 100
 
 
+#: RDB bytes outside the keys: magic, aux fields (version, bits, ctime, used-mem, repl
+#: id/offset/stream db, aof-base), per-db opcodes, EOF opcode and checksum
+RDB_FIXED_BYTES = 260
+
+
+@dataclass(frozen=True)
+class DatasetSample:
+    """What sampling a node's keys found (``ops/estimate.py`` reads it from the node).
+
+    ``rdb_bytes_per_key`` is the mean RDB footprint of the sampled keys: their ``DUMP``
+    payload (which is the RDB serialisation of the value, compressed as the RDB would be)
+    plus the key string and the expire opcode; ``keys`` counts every key of every db.
+    """
+
+    keys: int
+    sampled: int
+    rdb_bytes_per_key: float
+    how: str = "sampled"
+
+
 @dataclass(frozen=True)
 class RateParams:
     """What the rate model needs beyond the snapshot."""
@@ -38,6 +58,7 @@ class RateParams:
     write_rate: float = 0.0  # bytes/s of replication stream on the master (measured)
     rdb_bytes: int | None = None  # override the RDB size estimate
     timing: EngineTiming = field(default_factory=EngineTiming)
+    dataset: DatasetSample | None = None  # the master's keys, sampled
 
 
 @dataclass
@@ -55,6 +76,7 @@ class SyncPrediction:
     peak_output_buffer: int = 0
     risks: list[str] = field(default_factory=list)
     followers: list[SyncPrediction] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # server differences: modelled or not
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +91,7 @@ class SyncPrediction:
             "peak_output_buffer": self.peak_output_buffer,
             "risks": list(self.risks),
             "followers": [f.to_dict() for f in self.followers],
+            "notes": list(self.notes),
         }
 
 
@@ -118,9 +141,22 @@ def decide(master: NodeInfo, req_id: str, req_offset: int) -> tuple[bool, str]:
 
 
 def rdb_estimate(master: NodeInfo, params: RateParams) -> tuple[int, str]:
-    """RDB bytes for a full sync, and how the figure was obtained."""
+    """RDB bytes for a full sync, and how the figure was obtained.
+
+    Best: from sampled keys (``DUMP`` sizes, see :class:`DatasetSample`) times the key
+    count. Without a sample: half of ``used_memory_dataset``, which is 2-8x off for small
+    keys (the per-key overhead in memory has no counterpart in the RDB) and for
+    compressible values.
+    """
     if params.rdb_bytes is not None:
         return params.rdb_bytes, "given"
+    sample = params.dataset
+    if sample is not None and sample.sampled > 0:
+        est = int(sample.keys * sample.rdb_bytes_per_key) + RDB_FIXED_BYTES
+        return est, (
+            f"{sample.keys} keys x {sample.rdb_bytes_per_key:.0f} B, the mean RDB size of "
+            f"{sample.sampled} {sample.how} keys"
+        )
     dataset = master.stat("used_memory_dataset")
     if dataset <= 0:
         dataset = max((master.used_memory or 0) - master.stat("used_memory_startup"), 0)
@@ -138,106 +174,165 @@ def _config_int(node: NodeInfo, key: str, default: int) -> int:
 # ----------------------------------------------------------------------------- rate model
 
 
-def _full_sync_run(master: NodeInfo, rdb: int, params: RateParams) -> dict[str, Any]:
-    """Step the full-sync pipeline; returns phases, duration, peak buffer and the reason it
-    fails (output-buffer limit, repl-timeout), if it does."""
-    cfg = master.config
+@dataclass(frozen=True)
+class _Limits:
+    """The master's settings that decide whether a full sync survives."""
+
+    diskless: bool
+    delay: int
+    repl_timeout: int
+    backlog_size: int
+    hard: int
+    soft: int
+    soft_secs: int
+    obl_text: str
+
+    @classmethod
+    def of(cls, master: NodeInfo) -> _Limits:
+        cfg = master.config
+        diskless = cfg.get("repl-diskless-sync", "yes") == "yes"
+        backlog_size = _config_int(master, "repl-backlog-size", master.backlog_size or MB)
+        try:
+            hard, soft, soft_secs = parse_obl(cfg.get("client-output-buffer-limit", ""))["slave"]
+        except (ValueError, KeyError):
+            hard, soft, soft_secs = 256 * MB, 64 * MB, 60
+        server = master.server  # 7.0.10+ raises a hard limit below the backlog to it
+        if server is None or server.obuf_hard_limit_at_least_backlog:
+            hard_now = obuf_hard_limit(hard, backlog_size)
+        else:
+            hard_now = hard
+        return cls(
+            diskless=diskless,
+            delay=_config_int(master, "repl-diskless-sync-delay", 5) if diskless else 0,
+            repl_timeout=_config_int(master, "repl-timeout", 60),
+            backlog_size=backlog_size,
+            hard=hard_now,
+            soft=soft,
+            soft_secs=soft_secs,
+            obl_text=f"{_mb(hard)} {_mb(soft)} {soft_secs}",
+        )
+
+
+def _mb(n: int) -> str:
+    """A byte count as Redis config text.
+
+    >>> _mb(256 * 1024 * 1024), _mb(0), _mb(1536)
+    ('256mb', '0', '1536')
+    """
+    if n and n % MB == 0:
+        return f"{n // MB}mb"
+    return str(n)
+
+
+def _dataset_bytes(master: NodeInfo) -> int:
+    dataset = master.stat("used_memory_dataset")
+    if dataset <= 0:
+        dataset = max((master.used_memory or 0) - master.stat("used_memory_startup"), 0)
+    return dataset
+
+
+def _phase_seconds(
+    master: NodeInfo, rdb: int, params: RateParams, lim: _Limits
+) -> list[tuple[str, float]]:
+    """How long each phase of a full sync takes.
+
+    Load: a replica pays per key (~0.4 us) and per byte of in-memory dataset it rebuilds
+    (~500 MB/s, decompression included), fitted on redis-server 7.0 over the shapes in
+    ``bench/estimates.py``; a byte-rate of the RDB alone was 10x off for small keys and
+    compressible values. The BGSAVE child's own last run time (``rdb_last_bgsave_time_sec``,
+    whole seconds) is a floor for producing the RDB.
+    """
     timing = params.timing
-    diskless = cfg.get("repl-diskless-sync", "yes") == "yes"
-    delay = _config_int(master, "repl-diskless-sync-delay", 5) if diskless else 0
-    repl_timeout = _config_int(master, "repl-timeout", 60)
-    backlog_size = _config_int(master, "repl-backlog-size", master.backlog_size or MB)
-    try:
-        hard, soft, soft_secs = parse_obl(cfg.get("client-output-buffer-limit", ""))["slave"]
-    except (ValueError, KeyError):
-        hard, soft, soft_secs = 256 * MB, 64 * MB, 60
-    hard = obuf_hard_limit(hard, backlog_size)
     used = master.used_memory or rdb * 2
-    fork_us = master.stat("latest_fork_usec")
     fork_s = max(used / 1024**3 * timing.fork_ms_per_gb / 1000.0, 0.0)
+    fork_us = master.stat("latest_fork_usec")
     if fork_us and master.used_memory:
         fork_s = max(fork_s, fork_us / 1e6)
     bw = max(params.bandwidth, 1.0)
-    write = max(params.write_rate, 0.0)
-    # phase lengths (seconds)
-    wait_lo, wait_hi = diskless_fork_after(delay)
-    wait = float(wait_hi if delay else 0)  # cron granularity: plan for the later tick
-    if diskless:
-        produce = rdb / min(bw, timing.rdb_produce_bps)
-        transfer = produce
-        disk = 0.0
-    else:
-        disk = rdb / timing.disk_write_bps + rdb / timing.rdb_produce_bps
-        transfer = rdb / bw
-    load = rdb / timing.rdb_load_bps
-    phases = [("wait-for-fork (repl-diskless-sync-delay)", wait)] if wait else []
+    produce = rdb / timing.rdb_produce_bps
+    last_bgsave = master.stat("rdb_last_bgsave_time_sec")
+    if last_bgsave > 0:
+        produce = max(produce, float(last_bgsave))
+    _, wait_hi = diskless_fork_after(lim.delay)
+    phases = [("wait-for-fork (repl-diskless-sync-delay)", float(wait_hi))] if lim.delay else []
     phases.append(("fork", fork_s))
-    if not diskless:
-        phases.append(("bgsave-to-disk", disk))
-    phases += [("transfer", transfer), ("load", load)]
-    # step the buffer: it accumulates from the fork until the replica takes the stream
-    buffered_from = wait
-    stream_from = wait + fork_s + disk + transfer + load
-    t = 0.0
-    peak = 0.0
+    if lim.diskless:
+        phases.append(("transfer", max(rdb / bw, produce)))
+    else:
+        phases.append(("bgsave-to-disk", rdb / timing.disk_write_bps + produce))
+        phases.append(("transfer", rdb / bw))
+    keys = master.keys
+    if keys:
+        load = keys / timing.load_keys_per_s + _dataset_bytes(master) / timing.load_dataset_bps
+    else:
+        load = rdb / timing.rdb_load_bps
+    phases.append(("load", load))
+    return phases
+
+
+def _buffer_run(
+    write: float, start: float, end: float, lim: _Limits
+) -> tuple[float, float | None, str]:
+    """Step the replica's output buffer from ``start`` (the fork) to ``end`` (the replica
+    takes the stream) at ``write`` bytes/s; returns the peak, when the master drops the
+    replica (None if it does not) and which limit does it."""
+    t, peak = 0.0, 0.0
     soft_since: float | None = None
-    failure: str | None = None
     step = STEP_MS / 1000.0
-    end = stream_from
     while t < end:
         t = min(t + step, end)
-        buf = write * max(t - buffered_from, 0.0)
+        buf = write * max(t - start, 0.0)
         peak = max(peak, buf)
-        if hard and buf >= hard:
-            failure = (
-                f"the replica output buffer reaches the hard limit {hard // MB} MB after {t:.1f}s "
-                f"(writes {write / MB:.1f} MB/s during a {end:.0f}s sync): the master drops the replica, "
-                f"which starts over: a full-resync loop"
-            )
-            break
-        if soft and buf >= soft:
+        if lim.hard and buf >= lim.hard:
+            return peak, t, "hard"
+        if lim.soft and buf >= lim.soft:
             soft_since = t if soft_since is None else soft_since
-            if t - soft_since > soft_secs:
-                failure = (
-                    f"the replica output buffer stays above the soft limit {soft // MB} MB for more than "
-                    f"{soft_secs}s: the master drops the replica and it starts over: a full-resync loop"
-                )
-                break
+            if t - soft_since > lim.soft_secs:
+                return peak, t, "soft"
         else:
             soft_since = None
-    catch_up = (write * max(end - buffered_from, 0.0)) / bw if not failure else 0.0
-    if catch_up:
-        phases.append(("catch-up (buffered writes)", catch_up))
-    risks: list[str] = []
-    if failure:
-        risks.append(failure)
-    if load > repl_timeout:
-        risks.append(
-            f"loading takes ~{load:.0f}s, more than repl-timeout {repl_timeout}s: the link may time out "
-            f"during the load (raise repl-timeout for the sync)"
+    return peak, None, ""
+
+
+def _loop_text(
+    master: NodeInfo, write: float, start: float, end: float, at: float, which: str, lim: _Limits
+) -> str:
+    """The resync loop, named, with the setting to change and a value that would hold."""
+    need = write * (end - start) * 1.5  # what the buffer reaches in a whole sync, + 50 %
+    need_mb = max(int(need // MB) + 1, lim.hard // MB * 2 if lim.hard else 0)
+    if which == "hard":
+        head = (
+            f"the replica output buffer reaches the hard limit {lim.hard // MB} MB after {at:.1f}s"
         )
-    if transfer > repl_timeout and diskless:
-        risks.append(
-            f"the diskless transfer takes ~{transfer:.0f}s; a stall over repl-timeout {repl_timeout}s "
-            f"drops the replica"
+    else:
+        head = (
+            f"the replica output buffer stays above the soft limit {lim.soft // MB} MB for more "
+            f"than {lim.soft_secs}s"
         )
-    if write > 0:
-        coverage = backlog_size / write
-        if coverage < 60:
-            risks.append(
-                f"repl-backlog-size {backlog_size // 1024} KB covers only {coverage:.1f}s of writes: "
-                f"a replica disconnected longer needs a full sync"
-            )
-    if used and master.stat("total_system_memory"):
-        total = master.stat("total_system_memory")
-        if used * 2 > total:
-            risks.append(
-                f"the fork may need up to {used * 2 // MB} MB (copy-on-write worst case) on a host with "
-                f"{total // MB} MB"
-            )
-    if wait:
-        risks_delay = f"repl-diskless-sync-delay {delay}s: the fork waits {wait_lo}-{wait_hi}s for more replicas"
-        risks.insert(0, risks_delay)
+    return (
+        f"{head} (writes {write / MB:.1f} MB/s during a {end:.0f}s sync): the master drops the "
+        f"replica, which starts over: a full-resync loop. Raise client-output-buffer-limit "
+        f"replica (now {lim.obl_text}) on {master.address}, e.g. CONFIG SET "
+        f'client-output-buffer-limit "replica {need_mb}mb {need_mb}mb 0"'
+    )
+
+
+def _full_sync_run(master: NodeInfo, rdb: int, params: RateParams) -> dict[str, Any]:
+    """The full-sync pipeline: phases, duration, peak buffer, and the reason it fails
+    (output-buffer limit, repl-timeout), if it does."""
+    lim = _Limits.of(master)
+    write = max(params.write_rate, 0.0)
+    phases = _phase_seconds(master, rdb, params, lim)
+    seconds = dict(phases)
+    wait = seconds.get("wait-for-fork (repl-diskless-sync-delay)", 0.0)
+    end = sum(s for _, s in phases)  # the buffer grows from the fork until after the load
+    peak, dropped_at, which = _buffer_run(write, wait, end, lim)
+    failure = _loop_text(master, write, wait, end, dropped_at, which, lim) if dropped_at else None
+    if not failure and write:
+        phases.append(
+            ("catch-up (buffered writes)", write * (end - wait) / max(params.bandwidth, 1.0))
+        )
+    risks = ([failure] if failure else []) + _sync_risks(master, rdb, seconds, write, lim)
     return {
         "phases": phases,
         "seconds": sum(s for _, s in phases),
@@ -245,6 +340,56 @@ def _full_sync_run(master: NodeInfo, rdb: int, params: RateParams) -> dict[str, 
         "risks": risks,
         "failure": failure,
     }
+
+
+def _sync_risks(
+    master: NodeInfo, rdb: int, seconds: dict[str, float], write: float, lim: _Limits
+) -> list[str]:
+    risks: list[str] = []
+    if lim.delay:
+        lo, hi = diskless_fork_after(lim.delay)
+        risks.append(
+            f"repl-diskless-sync-delay {lim.delay}s: the fork waits {lo}-{hi}s for more replicas"
+        )
+    load, transfer = seconds.get("load", 0.0), seconds.get("transfer", 0.0)
+    if load > lim.repl_timeout:
+        risks.append(
+            f"loading takes ~{load:.0f}s, more than repl-timeout {lim.repl_timeout}s: the link may "
+            f"time out during the load (raise repl-timeout for the sync)"
+        )
+    if transfer > lim.repl_timeout and lim.diskless:
+        risks.append(
+            f"the diskless transfer takes ~{transfer:.0f}s; a stall over repl-timeout "
+            f"{lim.repl_timeout}s drops the replica"
+        )
+    if write > 0:
+        coverage = lim.backlog_size / write
+        if coverage < 60:
+            risks.append(
+                f"repl-backlog-size {lim.backlog_size // 1024} KB covers only {coverage:.1f}s of "
+                f"writes: a replica disconnected longer needs a full sync"
+            )
+    used = master.used_memory or rdb * 2
+    total = master.stat("total_system_memory")
+    if used and total:
+        cow = master.stat("rdb_last_cow_size")
+        if cow and used + cow * 2 > total:
+            risks.append(
+                f"the fork may need ~{cow * 2 // MB} MB more (twice the {cow // MB} MB its last "
+                f"fork copied, rdb_last_cow_size) on a host with {total // MB} MB, "
+                f"{used // MB} MB in use"
+            )
+        elif not cow and used * 2 > total:
+            risks.append(
+                f"the fork may need up to {used * 2 // MB} MB (copy-on-write worst case) on a "
+                f"host with {total // MB} MB"
+            )
+    return risks
+
+
+def full_sync_phases(master: NodeInfo, rdb: int, params: RateParams) -> list[tuple[str, float]]:
+    """The phases of a full sync of ``rdb`` bytes from ``master`` and their seconds."""
+    return list(_full_sync_run(master, rdb, params)["phases"])
 
 
 def predict_sync(
@@ -295,7 +440,43 @@ def predict_sync(
         run["risks"],
     )
     pred.risks.append(f"RDB size {rdb} bytes is an estimate ({how})")
+    unloadable = replica.cannot_load_from(master)
+    if unloadable is not None:
+        pred.reason += f"; the sync cannot complete: {unloadable}"
+        pred.risks.insert(
+            0,
+            f"{name} cannot load {mname}'s RDB ({unloadable}): the full sync fails at the "
+            f"load and is retried in a loop, the replica never comes up",
+        )
+    pred.notes += full_sync_notes(master, replica)
     return pred
+
+
+def full_sync_notes(master: NodeInfo, replica: NodeInfo) -> list[str]:
+    """How the full-sync model differs for these servers, or where it does not apply."""
+    server = master.server
+    notes: list[str] = []
+    if server is not None and not server.shared_replication_buffer:
+        notes.append(
+            f"{server}: every replica in a full sync has its own output buffer (no shared "
+            f"replication buffer before 7.0): concurrent full syncs hold one copy each of "
+            f"the buffered writes; no 7.0.10 raise of the hard limit to the backlog size"
+        )
+    rserver = replica.server
+    if (
+        server is not None
+        and rserver is not None
+        and server.has_dual_channel
+        and rserver.has_dual_channel
+        and master.config.get("dual-channel-replication-enabled") == "yes"
+        and replica.config.get("dual-channel-replication-enabled") == "yes"
+    ):
+        notes.append(
+            "dual-channel replication (Valkey): the RDB comes over a second connection and "
+            "the replica buffers the stream itself; not modelled: the timings and the "
+            "master-side output-buffer figures here are those of a single-channel sync"
+        )
+    return notes
 
 
 def predict_followers(

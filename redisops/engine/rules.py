@@ -1,62 +1,13 @@
 """Replication rules shared by the exact engine and the planner's rate model.
 
 Each function is a rule of Redis 7.0 stated once, so the simulation (``replication.py``)
-and the predictions (``predict.py``) cannot disagree about it.
+and the predictions (``predict.py``) cannot disagree about it. What differs between
+servers (6.2, Valkey) is in :mod:`redisops.versions`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-#: RDB format version each Redis line writes; a replica can load only versions <= its own.
-RDB_VERSIONS = {
-    (2, 8): 6,
-    (3, 0): 6,
-    (3, 2): 8,
-    (4, 0): 8,
-    (5, 0): 9,
-    (6, 0): 9,
-    (6, 2): 9,
-    (7, 0): 10,
-    (7, 2): 11,
-    (7, 4): 12,
-    (8, 0): 12,
-}
-
-
-def rdb_version(redis_version: str) -> int | None:
-    """The RDB version a Redis release writes (and the newest it can load).
-
-    >>> rdb_version("7.0.15"), rdb_version("7.2.4"), rdb_version("6.2.14"), rdb_version("x")
-    (10, 11, 9, None)
-    """
-    try:
-        major, minor = (int(p) for p in redis_version.split(".")[:2])
-    except ValueError:
-        return None
-    best: int | None = None
-    for (ma, mi), ver in sorted(RDB_VERSIONS.items()):
-        if (ma, mi) <= (major, minor):
-            best = ver
-    return best
-
-
-def can_load_rdb(redis_version: str, rdb_format: int) -> bool | None:
-    """Whether a server of ``redis_version`` loads an RDB file of format ``rdb_format``.
-
-    The one place this rule lives: a server refuses a format newer than the one it writes
-    ("Can't handle RDB format version 11"). Valkey reports ``redis_version:7.2.4`` (and
-    writes format 11), so it follows the same table. None when the version is unknown.
-
-    >>> can_load_rdb("7.0.15", 10), can_load_rdb("7.0.15", 11), can_load_rdb("6.2.14", 10)
-    (True, False, False)
-    >>> can_load_rdb("7.2.4", 11), can_load_rdb("?", 9)
-    (True, None)
-    """
-    newest = rdb_version(redis_version)
-    if newest is None:
-        return None
-    return rdb_format <= newest
 
 
 @dataclass(frozen=True)

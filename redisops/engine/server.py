@@ -146,9 +146,14 @@ class LabServer:
             return
         if self.control_path.exists():
             self.control_path.unlink()
+        # bound and listening under a temporary name, then renamed: once the path exists
+        # it accepts (a client waiting for the file never meets "connection refused")
+        staging = self.control_path.with_name(self.control_path.name + ".new")
+        staging.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(self.control_path))
+        sock.bind(str(staging))
         sock.listen(16)
+        os.replace(staging, self.control_path)
         sock.setblocking(False)
         self.control_sock = sock
         self.sel.register(sock, selectors.EVENT_READ, ("control-accept", 0))
@@ -424,33 +429,64 @@ def build_lab_cluster(
     return cluster
 
 
+def write_rdb_files(cluster: Cluster, port: int, directory: Path) -> None:
+    """Give the node a real ``dir`` and write each RDB it saves there as a file (what
+    ``redisops backup`` copies), atomically, like Redis's temp-file-and-rename."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cluster.nodes[port].config.set_many([(b"dir", str(directory).encode())], startup=True)
+
+    def write(image: Any) -> None:
+        node = cluster.nodes[port]
+        path = Path(node.config.get("dir")) / node.config.get("dbfilename")
+        tmp = path.with_name(f"temp-{os.getpid()}-{port}.rdb")
+        try:
+            tmp.write_bytes(dump(image))
+            os.replace(tmp, path)
+        except OSError:  # Redis would report a failed save; the lab keeps serving
+            tmp.unlink(missing_ok=True)
+
+    cluster.storage[port].on_save = write
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m redisops.engine.server --ports 7000,7001,7002 --topology star --control PATH``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="redisops-lab-server")
     parser.add_argument("--ports", default="")
-    parser.add_argument("--topology", default="star", choices=("star", "chain", "none"))
+    parser.add_argument("--topology", default="star", choices=("star", "chain", "none", "clone"))
     parser.add_argument("--control", type=Path)
     parser.add_argument("--config", action="append", default=[], help="key=value for every node")
     parser.add_argument(
         "--config-file-dir", type=Path, help="give each node a config file path (CONFIG REWRITE)"
     )
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--clone", type=Path, help="a clone spec (JSON): nodes continuing a real cluster's history"
+    )
     ns = parser.parse_args(argv)
     ports = [int(p) for p in ns.ports.split(",") if p]
     config = {}
     for item in ns.config:
         k, _, v = item.partition("=")
         config[k] = v
-    cluster = build_lab_cluster(ports, ns.topology, config, ns.seed)
+    if ns.clone is not None:
+        from redisops.engine.clone import build_clone_cluster
+
+        spec = json.loads(ns.clone.read_text())
+        cluster = build_clone_cluster(spec, ns.seed)
+        ports = [int(n["port"]) for n in spec["nodes"]]
+    else:
+        cluster = build_lab_cluster(ports, ns.topology, config, ns.seed)
     if ns.config_file_dir is not None:
         for port in ports:
             cluster.storage[port].config_file = str(ns.config_file_dir / f"node-{port}.conf")
+            write_rdb_files(cluster, port, ns.config_file_dir / f"node-{port}")
     server = LabServer(cluster, ns.control)
     try:
         for port in ports:
-            server.listen(port)
+            if cluster.nodes[port].alive:  # a cloned node that was down stays down
+                server.listen(port)
     except OSError as exc:
         print(f"cannot listen: {exc}", file=sys.stderr)
         return 3

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from redisops.engine.client import Client, SlaveState
 from redisops.engine.command import Block, CommandError, CommandSpec, ExecContext
-from redisops.engine.datacmds._num import string2ll
+from redisops.engine.datacmds import string2ll
 from redisops.engine.nodecmd import NO_REPLY, NODE_COMMANDS, int_arg, node_command
 from redisops.engine.resp import (
     NIL_ARRAY,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -88,6 +89,10 @@ class EngineTiming:
     rdb_produce_bps: float = 400e6  # serialisation speed of the BGSAVE child
     disk_write_bps: float = 500e6
     rdb_load_bps: float = 300e6  # replica parsing the RDB
+    # replica loading, as measured on redis-server 7.0 (bench/estimates.py): a cost per key
+    # and one per byte of the dataset rebuilt in memory
+    load_keys_per_s: float = 2.5e6
+    load_dataset_bps: float = 500e6
 
 
 @dataclass
@@ -97,6 +102,14 @@ class Storage:
     rdb: RdbImage | None = None
     config_file: str | None = None  # CONFIG REWRITE needs one, as in Redis
     rewritten: list[str] | None = None  # what the last CONFIG REWRITE wrote
+    #: told of every RDB saved to "disk" (the lab server writes it as a file; the engine
+    #: itself does no I/O)
+    on_save: Callable[[RdbImage], None] | None = None
+
+    def store(self, image: RdbImage) -> None:
+        self.rdb = image
+        if self.on_save is not None:
+            self.on_save(image)
 
 
 @dataclass

@@ -3,6 +3,7 @@ master with a new history (its old one becomes replid2), and its own replicas fo
 
 from __future__ import annotations
 
+import json
 import time
 
 from redisops.engine.predict import promotion_effects
@@ -21,6 +22,7 @@ from redisops.ops.common import (
 )
 from redisops.plan import RunContext, action
 from redisops.session import Session
+from redisops.topology import DETACH_KEY
 
 
 def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: Session) -> Plan:
@@ -54,7 +56,7 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
         Finding(
             "warn",
             "becomes_master",
-            f"{r} keeps its {replica.keys} keys and becomes a writable master with a new history; it no longer "
+            f"{r} keeps its {replica.keys} keys (plus a {DETACH_KEY} record saying this was intended) and becomes a writable master with a new history; it no longer "
             f"receives {old_master}'s writes, and writes sent to it are not replicated back (two masters)",
             r,
         )
@@ -111,6 +113,15 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
         Step(
             4,
             r,
+            "record-detach",
+            f"record on {r} that it was detached on purpose (status tells it from a split brain)",
+            command=("SET", DETACH_KEY, "<record>"),
+            verify="record written",
+            args={"from": str(old_master), "run_id": replica.run_id, "on_failure": "continue"},
+        ),
+        Step(
+            5,
+            r,
             "verify-detach",
             "check the promotion",
             verify=f"role master, replid2 = {replica.replid[:8]}"
@@ -122,7 +133,7 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
             },
         ),
     ]
-    n = 5
+    n = 6
     if opts.persist:
         steps.append(persist_step(n, r))
         n += 1
@@ -156,6 +167,22 @@ def plan_detach(topo: Topology, replica_addr: Address, opts: Options, session: S
         touched=tuple(dict.fromkeys((r, *[str(s.address) for s in subs], *group_nodes(topo)))),
         members=group_members(topo),
     )
+
+
+@action("record-detach")
+def record_detach(ctx: RunContext, step: Step) -> str:
+    """``redisops:detached`` on the promoted node: who it was detached from, when, by which
+    operation. It lives in that node's own dataset (nothing replicates it back), and a full
+    sync that later makes it a replica again replaces it."""
+    record = {
+        "address": step.node,
+        "run_id": step.args.get("run_id"),
+        "from": step.args.get("from"),
+        "at": time.time(),
+        "op": ctx.audit.op_id,
+    }
+    ctx.node(step.node).execute("SET", DETACH_KEY, json.dumps(record))
+    return f"detached from {record['from']}: recorded"
 
 
 @action("verify-detach", waits=True)

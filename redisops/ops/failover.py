@@ -46,12 +46,13 @@ from redisops.ops.common import (
     unfit_finding,
 )
 from redisops.ops.fence import host_fence_steps, write_fence_record
-from redisops.ops.switchover import (
+from redisops.ops.promotion import (
     at_offset,
     command_refusals,
     followers_of,
     freeze_step,
     original_ping_period,
+    partial_only_findings,
     promoted_view,
     restore_pings_step,
 )
@@ -59,7 +60,7 @@ from redisops.plan import RunContext, action
 from redisops.retry import RetryPolicy
 from redisops.session import Session
 from redisops.state import KNOWN_MAX_AGE, KnownGroup, group_index
-from redisops.topology import FENCE_KEY
+from redisops.topology import FENCE_KEY, detach_record
 
 
 @dataclass
@@ -133,6 +134,20 @@ def known_members(session: Session, topo: Topology, dead: Address) -> KnownMembe
         " and ".join(sources) or "the seeds",
         bool(sources),
         record,
+    )
+
+
+def known_note(known: Any, dead: str) -> str:
+    """One line saying which last-known replicas of ``dead`` are used, and how old that is."""
+    now = time.time()
+    reps = known.replicas_of(dead)
+    listed = (
+        ", ".join(f"{a} (seen {now - (known.seen_at(a) or now):.0f}s ago)" for a in reps) or "none"
+    )
+    return (
+        f"no seeds given: using the last-known topology of {known.group} (recorded "
+        f"{now - known.recorded_at:.0f}s ago by {known.source}); replicas of {dead} then: {listed}; "
+        f"probing them now"
     )
 
 
@@ -429,6 +444,8 @@ def _group_findings(
             )
         )
     for other in topo.nodes:
+        if detach_record(other) is not None:
+            continue  # made a separate master on purpose ('redisops detach'): not in the group
         if other.reachable and other.unfit is None and other.is_master and other.address != dead:
             out.append(
                 Finding(
@@ -601,6 +618,7 @@ class _DirectPlan:
                         p.replica,
                     )
                 )
+        findings += partial_only_findings(self.new, self.others, {p.replica: p.sync for p in preds})
         lost = losses(self.topo, self.history(), self.dead)
         loss_text = "; ".join(x.text() for x in lost)
         if lost:
@@ -625,7 +643,7 @@ class _DirectPlan:
                 "reason": self.reason(),
                 "transfer_bytes": sum(p.transfer_bytes for p in preds),
                 "estimated_seconds": 0.0,
-                "risks": [r for p in preds for r in p.risks],
+                "risks": list(dict.fromkeys(r for p in preds for r in p.risks)),  # once each
                 "replicas": [p.to_dict() for p in preds],
                 "catch_up": self.catch_up(),
                 "writes_lost": [

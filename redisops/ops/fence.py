@@ -12,7 +12,7 @@ import time
 
 from redisops.engine.predict import RateParams, predict_sync
 from redisops.errors import BadInput
-from redisops.model import Address, Finding, Plan, Step, Topology
+from redisops.model import NULL_REPLID, Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import (
     group_members,
     group_nodes,
@@ -188,6 +188,7 @@ def plan_fence(
         lost = max(old.offset - (new.second_repl_offset - 1), 0)
     elif old.replid not in (new.replid, new.replid2):
         lost = -1
+    shared = _shared_history(old, new)
     if lost > 0:
         findings.append(
             Finding(
@@ -195,6 +196,17 @@ def plan_fence(
                 "writes_after_failover",
                 f"{o} accepted {lost} bytes of writes after the failover; the resync discards "
                 f"them (copy what matters first)",
+                o,
+            )
+        )
+    elif lost < 0 and shared:
+        findings.append(
+            Finding(
+                "confirm",
+                "diverged_history",
+                f"{o} and {n} share an earlier history ({shared[:8]}) but diverged after it: "
+                f"each went on with its own writes, so a full sync replaces {o}'s "
+                f"{old.keys} keys (its writes since the split are lost; copy what matters first)",
                 o,
             )
         )
@@ -282,6 +294,15 @@ def plan_fence(
         touched=tuple(dict.fromkeys((o, n, *group_nodes(topo)))),
         members=group_members(topo),
     )
+
+
+def _shared_history(old: NodeInfo, new: NodeInfo) -> str | None:
+    """A replication id both nodes carry (current or previous) without one continuing the
+    other: they descend from the same history and diverged (two promotions of it)."""
+    ids_old = {old.replid, old.replid2} - {NULL_REPLID, ""}
+    ids_new = {new.replid, new.replid2} - {NULL_REPLID, ""}
+    common = ids_old & ids_new
+    return sorted(common)[0] if common else None
 
 
 @action("fence-resolve")

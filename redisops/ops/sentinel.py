@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from redisops.errors import CommandFailed, RedisopsError, WaitTimeout
+from redisops.errors import CommandFailed, RedisopsError, Unreachable, WaitTimeout
 from redisops.model import Address, Step
 from redisops.plan import RunContext, action
 from redisops.redis_node import RedisNode
@@ -29,21 +29,36 @@ def _sentinel(session: Session, addr: Address) -> RedisNode:
     return RedisNode(addr, session.options_for(addr), NO_RETRY)
 
 
-def master_name(session: Session) -> str | None:
-    """``--sentinel-master``, or the only master the first reachable sentinel monitors."""
+def master_name(session: Session, errors: dict[str, RedisopsError] | None = None) -> str | None:
+    """``--sentinel-master``, or the only master the first reachable sentinel monitors.
+
+    ``errors`` receives, per sentinel address, why it could not be asked.
+    """
     if session.sentinel_master:
         return session.sentinel_master
     for addr in session.sentinels:
         try:
             with _sentinel(session, addr) as s:
                 masters = s.execute("SENTINEL", "MASTERS")
-        except RedisopsError:
+        except RedisopsError as exc:
+            if errors is not None:
+                errors[str(addr)] = exc
             continue
-        names = [_pairs(m).get("name") for m in masters or []]
-        names = [n for n in names if n]
+        names = [n for n in (_pairs(m).get("name") for m in masters or []) if n]
         if len(names) == 1:
             return names[0]
+        if errors is not None:
+            errors[str(addr)] = CommandFailed(
+                f"monitors {len(names)} masters ({', '.join(sorted(names))}): "
+                f"name one with --sentinel-master"
+                if names
+                else "monitors no master"
+            )
     return None
+
+
+def _reason(exc: RedisopsError, addr: Address) -> str:
+    return exc.message.removeprefix(f"{addr}: ")
 
 
 def master_addr(session: Session, addr: Address, name: str) -> Address | None:
@@ -57,10 +72,15 @@ def master_addr(session: Session, addr: Address, name: str) -> Address | None:
 
 
 def sentinel_view(session: Session) -> dict[str, Any] | None:
-    """Each sentinel's idea of the master, and the quorum check, for ``status``."""
+    """Each sentinel's idea of the master, and the quorum check, for ``status``.
+
+    A sentinel that cannot be asked is listed with the real cause (``reachable: false``);
+    ``agree`` is None when no sentinel named a master (nothing to agree on).
+    """
     if not session.sentinels:
         return None
-    name = master_name(session)
+    errors: dict[str, RedisopsError] = {}
+    name = master_name(session, errors)
     view: dict[str, Any] = {
         "name": name,
         "master": None,
@@ -69,14 +89,22 @@ def sentinel_view(session: Session) -> dict[str, Any] | None:
         "agree": True,
     }
     masters = set()
+    answered = 0
     for addr in session.sentinels:
-        entry: dict[str, Any] = {"address": str(addr)}
+        entry: dict[str, Any] = {"address": str(addr), "reachable": True}
         try:
             if name is None:
-                raise CommandFailed("no master name (use --sentinel-master)")
+                if str(addr) in errors:
+                    raise errors[str(addr)]
+                with _sentinel(session, addr) as s:
+                    s.execute("PING")
+                entry["status"] = "answers, but names no master (use --sentinel-master)"
+                view["sentinels"].append(entry)
+                continue
             m = master_addr(session, addr, name)
+            answered += 1
             entry["master"] = str(m) if m else None
-            entry["status"] = f"master {m}" if m else "does not know the master"
+            entry["status"] = f"master {m}" if m else f"does not know a master named {name!r}"
             if m:
                 masters.add(str(m))
             if view["quorum"] is None:
@@ -85,11 +113,14 @@ def sentinel_view(session: Session) -> dict[str, Any] | None:
                         view["quorum"] = str(s.execute("SENTINEL", "CKQUORUM", name))
                     except CommandFailed as exc:
                         view["quorum"] = f"FAILED: {exc.message.split('failed: ', 1)[-1]}"
+        except Unreachable as exc:
+            entry["reachable"] = False
+            entry["status"] = f"unreachable: {_reason(exc, addr)}"
         except RedisopsError as exc:
-            entry["status"] = f"unreachable: {exc}"
+            entry["status"] = _reason(exc, addr)
         view["sentinels"].append(entry)
     view["master"] = sorted(masters)[0] if len(masters) == 1 else None
-    view["agree"] = len(masters) <= 1
+    view["agree"] = len(masters) <= 1 if masters else None
     return view
 
 
@@ -124,13 +155,13 @@ def _wait_candidates(
     ctx: RunContext, mnode: RedisNode, candidates: list[str], deadline: float
 ) -> int:
     """Until every replica Sentinel may promote has the paused master's offset."""
-    from redisops.ops.switchover import _repl_offset
+    from redisops.ops.promotion import repl_offset
 
     pending = list(candidates)
     while True:
-        moff = _repl_offset(mnode, deadline - time.perf_counter())
+        moff = repl_offset(mnode, deadline - time.perf_counter())
         pending = [
-            c for c in pending if _repl_offset(ctx.node(c), deadline - time.perf_counter()) < moff
+            c for c in pending if repl_offset(ctx.node(c), deadline - time.perf_counter()) < moff
         ]
         if not pending:
             return moff
@@ -152,7 +183,7 @@ def sentinel_failover(ctx: RunContext, step: Step) -> str:
     hello messages) after the promotion; demoting it would then need a full resync that
     discards them. Sentinel would demote it too, but only seconds later.
     """
-    from redisops.ops.switchover import _unpause
+    from redisops.ops.promotion import unpause
 
     name = str(step.args["name"])
     old = Address.parse(str(step.args["master"]))
@@ -168,11 +199,11 @@ def sentinel_failover(ctx: RunContext, step: Step) -> str:
         with _sentinel(ctx.session, sentinel) as s:
             s.execute("SENTINEL", "FAILOVER", name)
     except RedisopsError as exc:
-        left = _unpause(mnode)
+        left = unpause(mnode)
         note = "; writes unpaused" if left is None else f"; could not unpause ({left})"
         raise type(exc)(f"{exc.message}{note}", hint=exc.hint) from None
     except BaseException:
-        _unpause(mnode)
+        unpause(mnode)
         raise
     # Sentinel is failing over now: from here on, finish forward (an interrupt waits)
     ctx.mark_committed()
@@ -185,7 +216,7 @@ def _follow_sentinel(
 ) -> str:
     """After ``SENTINEL FAILOVER``: wait for the new master, demote the old one under it
     at the paused offset, unpause."""
-    from redisops.ops.switchover import _reconnecting, _unpause
+    from redisops.ops.promotion import reconnecting, unpause
 
     name = str(step.args["name"])
     old = Address.parse(str(step.args["master"]))
@@ -199,7 +230,7 @@ def _follow_sentinel(
             break
         ctx.sleep(0.05)
     if new is None:
-        _unpause(mnode)
+        unpause(mnode)
         ctx.warnings.append(
             f"Sentinel accepted SENTINEL FAILOVER {name} but named no new master within 60s; "
             f"writes are unpaused on {old}"
@@ -217,11 +248,11 @@ def _follow_sentinel(
             f"Sentinel chose {new}, not {prefer}: its rules (priority, offset, run id) preferred it"
         )
     try:
-        _reconnecting(mnode, lambda: mnode.execute("REPLICAOF", new.host, str(new.port)))
+        reconnecting(mnode, lambda: mnode.execute("REPLICAOF", new.host, str(new.port)))
         notes.append(f"{old} made its replica at offset {offset}")
     except RedisopsError as exc:
         ctx.warnings.append(f"could not make {old} a replica of {new} ({exc}); Sentinel will")
-    left = _unpause(mnode)
+    left = unpause(mnode)
     t1 = time.perf_counter()
     if (t1 - t0) * 1000.0 > timeout_ms:
         ctx.warnings.append(

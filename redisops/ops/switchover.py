@@ -34,10 +34,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from redisops.engine.predict import RateParams, predict_sync
-from redisops.engine.rules import rdb_version
 from redisops.errors import (
     CommandFailed,
     RedisopsError,
@@ -46,10 +45,8 @@ from redisops.errors import (
     VerifyFailed,
     WaitTimeout,
 )
-from redisops.info import parse_info
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import (
-    config_unavailable,
     group_members,
     group_nodes,
     lock_steps,
@@ -60,116 +57,73 @@ from redisops.ops.common import (
     unlock_step,
 )
 from redisops.ops.fence import unfence, write_fence_record
+from redisops.ops.promotion import (
+    JOURNAL_KEY,
+    at_offset,
+    command_refusals,
+    followers_of,
+    freeze_step,
+    original_ping_period,
+    partial_only_findings,
+    promoted_view,
+    reconnecting,
+    repl_offset,
+    restore_pings_step,
+    unpause,
+)
 from redisops.plan import RunContext, action
 from redisops.redis_node import RedisNode
 from redisops.retry import NO_RETRY
 from redisops.session import Session
 from redisops.testhooks import hold
-from redisops.topology import PING_FREEZE, entry_address
-
-JOURNAL_KEY = "redisops:journal"
-PING_DEFAULT = "10"
+from redisops.topology import entry_address
 
 
-def original_ping_period(node: NodeInfo) -> tuple[str | None, Finding | None]:
-    """The ``repl-ping-replica-period`` to restore after freezing it, and why not or what
-    is odd: None when CONFIG cannot run (no freeze, nothing to restore); never the freeze
-    value itself, which only an interrupted run leaves behind (the default is restored)."""
-    value = node.config.get("repl-ping-replica-period", PING_DEFAULT)
-    if not node.can_run("CONFIG"):
-        return None, config_unavailable(
-            node,
-            "its replication PINGs cannot be frozen during the switch, so a PING landing "
-            "between the catch-up and the demotion would make it full-sync (the switch "
-            "usually takes milliseconds, PINGs come every 10 s)",
-        )
-    if value == PING_FREEZE:
-        return PING_DEFAULT, Finding(
-            "warn",
-            "ping_period_frozen",
-            f"{node.address} has repl-ping-replica-period {PING_FREEZE}, the value a switchover "
-            f"sets only while it switches (an interrupted run left it): it is restored to "
-            f"{PING_DEFAULT}, not kept",
-            str(node.address),
-        )
-    return value, None
+def current_master(
+    session: Session,
+    topo: Topology,
+    target: Address,
+    master: str | None,
+    read_more: Callable[[list[Address]], Topology] | None = None,
+) -> tuple[Topology, Address]:
+    """The master to switch away from: ``master`` if given, else the one Sentinel names
+    (read with ``read_more`` when the topology lacks it), else the top of the target's tree."""
+    from redisops.errors import BadInput
+    from redisops.model import parse_target
+    from redisops.ops.sentinel import discover_master
+
+    if master:
+        return topo, parse_target(master).address
+    sentinel_master_addr = discover_master(session) if session.sentinels else None
+    if sentinel_master_addr is not None:
+        maddr = topo.canonical(sentinel_master_addr)
+        if topo.get(maddr) is None:
+            topo = (read_more or session.discover)([maddr])
+            maddr = topo.canonical(sentinel_master_addr)
+        return topo, maddr
+    tnode = topo.get(target)
+    top = topo.root(tnode) if tnode is not None else None
+    if top is None:
+        raise BadInput(f"cannot tell the current master of {target}", hint="name it with --master")
+    return topo, top.address
 
 
-def freeze_step(n: int, node: str, period: str) -> Step:
-    return Step(
-        n,
-        node,
-        "freeze-pings",
-        f"stop {node}'s replication PINGs during the switch",
-        command=("CONFIG", "SET", "repl-ping-replica-period", PING_FREEZE),
-        verify="CONFIG SET returns OK",
-        rollback=("CONFIG", "SET", "repl-ping-replica-period", period),
-        args={"optional": True, "runtime_only": True},
+def _downgrade(master: NodeInfo, target: NodeInfo) -> Finding | None:
+    """Refuse (forceable) a target whose server writes an older RDB format: a downgrade."""
+    ms, ts = master.server, target.server
+    if ms is None or ts is None or ms.rdb_format is None or ts.rdb_format is None:
+        return None
+    if ts.rdb_format >= ms.rdb_format:
+        return None
+    t, m = str(target.address), str(master.address)
+    return Finding(
+        "refuse",
+        "version",
+        f"{t} runs {ts}, older than {m} ({ms}): switching over to it is a downgrade "
+        f"(what {ms} has and {ts} lacks stops working); upgrade {t} first",
+        t,
+        forceable=True,
     )
-
-
-def restore_pings_step(n: int, node: str, period: str) -> Step:
-    """Put the PING period back, only if the freeze step changed it."""
-    return Step(
-        n,
-        node,
-        "command",
-        f"restore {node}'s PING period",
-        command=("CONFIG", "SET", "repl-ping-replica-period", period),
-        verify="CONFIG SET returns OK",
-        args={
-            "on_failure": "continue",
-            "if_fact": "pings_frozen",
-            "if_fact_note": "the PING period was not changed",
-        },
-    )
-
-
-def command_refusals(needs: dict[str, list[NodeInfo]]) -> list[Finding]:
-    """Refusals for commands the plan must send that a node does not know (renamed or
-    disabled with rename-command): ``{command: [nodes it is sent to]}``."""
-    out = []
-    for command, nodes in needs.items():
-        for node in nodes:
-            if node.reachable and not node.can_run(command):
-                out.append(
-                    Finding(
-                        "refuse",
-                        "command_unavailable",
-                        f"{command} is renamed or disabled on {node.address}, and this plan "
-                        f"must send it there: pass --rename-command {command}=NEWNAME (or "
-                        f"renamed_commands in the inventory) if it is renamed",
-                        str(node.address),
-                    )
-                )
-    return out
-
-
-def promoted_view(target: NodeInfo, offset: int) -> NodeInfo:
-    """The target as it will look right after ``REPLICAOF NO ONE`` at ``offset`` (§4.1)."""
-    info = dict(target.info)
-    info.update(
-        {
-            "role": "master",
-            "master_replid": "f" * 40,  # a fresh id nobody knows
-            "master_replid2": target.replid,
-            "second_repl_offset": str(offset + 1),
-            "master_repl_offset": str(offset),
-        }
-    )
-    for k in ("master_host", "master_port", "master_link_status"):
-        info.pop(k, None)
-    return NodeInfo(target.address, True, None, info, target.config, None, target.read_at)
-
-
-def at_offset(node: NodeInfo, offset: int) -> NodeInfo:
-    """``node`` once it has applied everything up to ``offset`` (caught up during the pause)."""
-    info = dict(node.info)
-    info["master_repl_offset"] = str(offset)
-    if node.is_replica:
-        info["slave_repl_offset"] = str(offset)
-        info["slave_read_repl_offset"] = str(offset)
-    return NodeInfo(node.address, True, None, info, node.config, node.role_reply, node.read_at)
 
 
 def plan_switchover(
@@ -242,18 +196,9 @@ def plan_switchover(
                 forceable=True,
             )
         )
-    mv, tv = rdb_version(master.version or ""), rdb_version(target.version or "")
-    if mv is not None and tv is not None and tv < mv:
-        findings.append(
-            Finding(
-                "refuse",
-                "version",
-                f"{t} runs Redis {target.version}, older than {m} ({master.version}): the other "
-                f"replicas could not load its RDB if they ever need a full sync",
-                t,
-                forceable=True,
-            )
-        )
+    downgrade = _downgrade(master, target)
+    if downgrade is not None:
+        findings.append(downgrade)
     if not via_sentinel:
         sentinel = sentinel_finding([master, target], session, force)
         if sentinel is not None:
@@ -314,6 +259,8 @@ def plan_switchover(
                 p.replica,
             )
         )
+    followers = [master, *movable, *(d for d in topo.descendants(target) if d.reachable)]
+    findings += partial_only_findings(target, followers, {p.replica: p.sync for p in preds})
     prediction: dict[str, Any] = {
         "sync": "partial" if not full else "full",
         "reason": f"{t} is promoted at {m}'s offset ({offset} now) with writes paused: its old id "
@@ -600,20 +547,6 @@ def freeze_pings(ctx: RunContext, step: Step) -> str:
     return "replication PINGs suspended for the switch"
 
 
-def _repl_offset(node: RedisNode, timeout: float) -> int:
-    info = parse_info(str(node.execute("INFO", "replication", timeout=max(timeout, 0.001))))
-    return int(info.get("master_repl_offset", 0) or 0)
-
-
-def _unpause(node: RedisNode) -> str | None:
-    """``CLIENT UNPAUSE``, best effort (the pause also expires by itself); the error, if any."""
-    try:
-        node.execute("CLIENT", "UNPAUSE", timeout=2.0)
-    except RedisopsError as exc:
-        return str(exc)
-    return None
-
-
 def _wait_for_offset(
     ctx: RunContext, mnode: RedisNode, tnode: RedisNode, deadline: float, budget_ms: float
 ) -> int:
@@ -622,7 +555,7 @@ def _wait_for_offset(
     master, target = str(mnode.address), str(tnode.address)
     while True:
         try:
-            moff = _repl_offset(mnode, deadline - time.perf_counter())
+            moff = repl_offset(mnode, deadline - time.perf_counter())
         except Unreachable as exc:
             raise Unreachable(
                 f"{master} stopped answering while {target} was catching up "
@@ -631,7 +564,7 @@ def _wait_for_offset(
                 f"'redisops failover --master {master} --auto'",
             ) from None
         try:
-            toff = _repl_offset(tnode, deadline - time.perf_counter())
+            toff = repl_offset(tnode, deadline - time.perf_counter())
         except Unreachable as exc:
             if time.perf_counter() < deadline:
                 raise
@@ -685,11 +618,11 @@ def switch(ctx: RunContext, step: Step) -> str:
         hold("switch-paused")
         moff = _wait_for_offset(ctx, mnode, tnode, t0 + budget_ms / 1000.0, budget_ms)
     except RedisopsError as exc:
-        left = _unpause(mnode)
+        left = unpause(mnode)
         note = "; writes unpaused" if left is None else f"; could not unpause ({left})"
         raise type(exc)(f"{exc.message}{note}", hint=exc.hint) from None
     except BaseException:
-        _unpause(mnode)
+        unpause(mnode)
         raise
     caught_up = time.perf_counter()
     with ctx.critical():  # promote, demote, unpause: no signal may cut this short
@@ -713,13 +646,13 @@ def _promote_and_demote(
     try:
         tnode.execute("REPLICAOF", "NO", "ONE", timeout=max(budget_ms / 1000.0, 1.0))
     except CommandFailed:
-        _unpause(mnode)
+        unpause(mnode)
         raise
     except Unreachable as exc:
         if _role(ctx, target) != "master":
             # no reply: it may still execute the command later. Record it as fenced under
             # the old master so 'status' reports it if it ever shows up as a master.
-            _unpause(mnode)
+            unpause(mnode)
             try:
                 write_fence_record(mnode, target, master, op=ctx.audit.op_id)
             except RedisopsError:
@@ -747,7 +680,7 @@ def _promote_and_demote(
         except Unreachable as exc:
             demote_error = exc
             ctx.sleep(0.05)
-    unpause_error = _unpause(mnode)
+    unpause_error = unpause(mnode)
     t1 = time.perf_counter()
     ctx.facts["pause_ms"] = (t1 - t0) * 1000.0
     ctx.facts["catch_up_ms"] = (caught_up - t0) * 1000.0
@@ -835,18 +768,6 @@ def repoint(ctx: RunContext, step: Step) -> str:
     return f"repointed {len(done)} replica(s)" if done else "no other replica"
 
 
-T = TypeVar("T")
-
-
-def _reconnecting(node: RedisNode, call: Callable[[], T]) -> T:
-    """``call()``, once more on a new connection if the first one was dropped."""
-    try:
-        return call()
-    except Unreachable:
-        node.close()
-        return call()
-
-
 def _check_replica(node: RedisNode, taddr: Address, token: str) -> str | None:
     """None when ``node`` replicates from ``taddr`` with its link up and has the journal."""
     info = node.info("replication")
@@ -863,18 +784,15 @@ def _check_replica(node: RedisNode, taddr: Address, token: str) -> str | None:
     return None if op == token else "journal key not replicated yet"
 
 
-def followers_of(topo: Topology, node: NodeInfo) -> dict[str, str]:
-    """The reachable replicas under ``node`` (any depth) and the master each follows.
-
-    Promoting ``node`` (REPLICAOF NO ONE) gives it a new replication id and drops its
-    replicas; they reconnect on their next replication cron (within a second), continue
-    partially and drop their own replicas in turn. Verification waits for all of them.
-    """
-    return {
-        str(d.address): str(topo.canonical(d.master_address))
-        for d in topo.descendants(node)
-        if d.reachable and d.master_address is not None
-    }
+def _drop_journal(node: RedisNode, token: str) -> None:
+    """Delete the journal key once every replica has read it back: it served its purpose
+    and must not linger in the operator's dataset (only ours: another operation's stays)."""
+    try:
+        raw = node.execute("GET", JOURNAL_KEY)
+        if raw and json.loads(raw).get("op") == token:
+            node.execute("DEL", JOURNAL_KEY)
+    except (RedisopsError, ValueError):
+        pass  # it expires by itself
 
 
 @action("verify-switchover", waits=True)
@@ -894,13 +812,13 @@ def verify_switchover(ctx: RunContext, step: Step) -> str:
         target = actual
     tnode = ctx.node(target)
     # a promotion may have closed our connection (Sentinel kills clients): reconnect once
-    if _reconnecting(tnode, lambda: tnode.info("replication")).get("role") != "master":
+    if reconnecting(tnode, lambda: tnode.info("replication")).get("role") != "master":
         raise VerifyFailed(f"{target} is not a master")
     token = ctx.audit.op_id
     journal = json.dumps(
         {"op": token, "operation": ctx.plan.operation, "master": target, "at": time.time()}
     )
-    _reconnecting(tnode, lambda: tnode.execute("SET", JOURNAL_KEY, journal, "PX", 86_400_000))
+    reconnecting(tnode, lambda: tnode.execute("SET", JOURNAL_KEY, journal, "PX", 86_400_000))
     if unfence(tnode, target):  # a legitimate master now: it no longer is a stale one
         ctx.warnings.append(f"{target} was recorded as fenced; the record is cleared")
     problems: dict[str, str] = {}
@@ -951,8 +869,9 @@ def verify_switchover(ctx: RunContext, step: Step) -> str:
         if after > before[name]["sync_full"]
     )
     ctx.facts["full_resyncs"] = full_count
-    if problems:
+    if problems:  # the journal key stays (it expires in 24 h): evidence for the operator
         raise VerifyFailed("; ".join(f"{n}: {problems[n]}" for n in sorted(problems)))
+    _drop_journal(tnode, token)
     if full_count > expected_full:
         raise VerifyFailed(
             "full resync happened on "

@@ -99,3 +99,37 @@ def test_help_lists_exit_codes() -> None:
     result = run("--help")
     assert result.exit_code == 0
     assert "3 unreachable" in result.stdout
+
+
+JSON_CASES = [
+    (["status", "foo:bar", "-o", "json"], "invalid port"),
+    (["attach", "h:1", "--to", "h:99999", "--format=json"], "out of range"),
+    (["status", "h:1", "-o", "json", "--bogus"], "No such option"),
+]
+
+
+@pytest.mark.parametrize(("args", "fragment"), JSON_CASES, ids=[c[0][0] for c in JSON_CASES])
+def test_bad_input_with_json_asked_for_is_a_json_document_on_stdout(
+    args: list[str], fragment: str
+) -> None:
+    import json
+
+    result = run(*args)
+    assert result.exit_code == 2
+    doc = json.loads(result.stdout)
+    assert doc["exit_code"] == 2
+    assert fragment in doc["error"]
+    assert result.stderr.startswith("redisops: error: ")
+
+
+def test_a_cluster_name_with_no_inventory_file_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("status", "--cluster", "prod", env={"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    assert result.exit_code == 2
+    err = result.stderr
+    assert "no inventory file found" in err
+    assert str(tmp_path / "redisops.yml") in err
+    assert str(tmp_path / "cfg" / "redisops" / "redisops.yml") in err
+    assert "--inventory PATH" in err

@@ -34,9 +34,12 @@ from tests.harness import (
     RedisFactory,
     RedisProc,
     free_port,
+    require,
     star_of,
     wait_until,
 )
+from tests.integration.predictions import record
+from tests.servers import BY_NAME
 
 FAST: dict[str, str] = dict(FAST_SYNC)
 
@@ -108,12 +111,12 @@ class Backend:
 
 
 class RealBackend(Backend):
-    """redis-server 7.0 processes from the harness."""
-
-    name = "redis"
+    """Server processes from the harness (the factory's server: Redis 7.0, 6.2, Valkey)."""
 
     def __init__(self, factory: RedisFactory) -> None:
         self.factory = factory
+        self.name = factory.server.name
+        self.server = factory.server
 
     def start(
         self, n: int, config: Mapping[str, str] | None = None, *, config_files: bool = False
@@ -238,22 +241,26 @@ class LabBackend(Backend):
 
 # ----------------------------------------------------------------------------- fixtures
 
-BACKENDS = [pytest.param("redis", marks=pytest.mark.redis_server), "lab"]
 
-
-@pytest.fixture(name="backend", params=BACKENDS)
+@pytest.fixture(name="backend")
 def backend_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """The same scenario against redis-server and against the embedded lab."""
+    """The same scenario against real servers and against the embedded lab.
+
+    Parametrised by ``tests/conftest.py``: Redis 7.0 and the lab, or every server of the
+    matrix and the lab for tests marked ``every_server``."""
     be: Backend
-    if request.param == "redis":
-        factory: RedisFactory = request.getfixturevalue("redis_factory")
-        be = RealBackend(factory)
-    else:
+    factory: RedisFactory | None = None
+    if request.param == "lab":
         be = LabBackend()
+    else:
+        factory = RedisFactory(tmp_path / "redis", require(BY_NAME[request.param]))
+        be = RealBackend(factory)
     try:
         yield be
     finally:
         be.close()
+        if factory is not None:
+            factory.close()
 
 
 @pytest.fixture(name="lab")
@@ -341,7 +348,8 @@ def cli(*args: str, env: Mapping[str, str] | None = None, input: str | None = No
 
 
 def attach(replica: Node, master: Node, *extra: str, env: Mapping[str, str] | None = None) -> Run:
-    return cli(
+    """``redisops attach`` in JSON; a prediction it verified is recorded for the summary."""
+    run = cli(
         "attach",
         replica.address,
         "--to",
@@ -353,6 +361,12 @@ def attach(replica: Node, master: Node, *extra: str, env: Mapping[str, str] | No
         *extra,
         env=env,
     )
+    if run.code == 0 and run.stdout.startswith("{"):
+        doc = run.json
+        observed = (doc.get("result") or {}).get("observed") or {}
+        if "observed_sync" in observed:
+            record(replica.backend.name, doc["prediction"]["sync"], observed["observed_sync"])
+    return run
 
 
 def audit_lines(state_home: Path) -> list[dict[str, Any]]:

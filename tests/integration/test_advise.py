@@ -23,7 +23,8 @@ def test_advise_sizes_the_backlog_from_the_given_rate_and_shows_its_inputs(
     assert backlog["inputs"]["T_disconnect (--tolerate)"] == "120s"
     assert doc["storm"]["replicas"] == 2
     assert doc["inputs"]["host_memory"] > 0
-    table = invoke(env, "advise", nodes[0].address, "--sample", "1s")
+    # wide enough that the FORMULA cells are not wrapped (tables fit the terminal width)
+    table = invoke({**env, "COLUMNS": "250"}, "advise", nodes[0].address, "--sample", "1s")
     assert table.exit_code == 0, table.stderr
     assert "2 x W x T_disconnect" in table.stdout and "Replication storm" in table.stdout
 

@@ -95,6 +95,7 @@ def test_a_sentinel_watching_the_master_refuses_the_attach_unless_forced(
         watcher.close()
 
 
+@pytest.mark.every_server
 def test_a_sync_that_never_completes_times_out_with_exit_10_and_a_diagnosis(
     real: RealBackend, tmp_path: Path
 ) -> None:
@@ -113,6 +114,7 @@ def test_a_sync_that_never_completes_times_out_with_exit_10_and_a_diagnosis(
     assert not as_user(m).exists(LOCK_KEY)  # released
 
 
+@pytest.mark.every_server
 def test_a_replicaof_the_node_refuses_is_rolled_back_with_exit_7(
     real: RealBackend, tmp_path: Path, state_home: Path
 ) -> None:
@@ -145,6 +147,7 @@ def test_a_replicaof_the_node_refuses_is_rolled_back_with_exit_7(
     assert not as_user(m).exists(LOCK_KEY)
 
 
+@pytest.mark.every_server
 def test_a_user_named_in_the_masters_url_becomes_the_replicas_masteruser(
     real: RealBackend,
 ) -> None:

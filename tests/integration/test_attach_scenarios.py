@@ -36,6 +36,7 @@ from tests.integration.lab_fixture import (
     sync_counters,
     write_keys,
 )
+from tests.integration.predictions import record
 
 PASSWORD = "c0rrect-h0rse-battery"
 
@@ -68,6 +69,7 @@ def replica_of(node: Node, master: Node) -> bool:
 # ----------------------------------------------------------------------------- the syncs
 
 
+@pytest.mark.every_server
 def test_attaching_a_fresh_node_is_a_predicted_full_resync(backend: Backend) -> None:
     m, fresh = backend.start(2)
     write_keys(m, 200)
@@ -85,6 +87,7 @@ def test_attaching_a_fresh_node_is_a_predicted_full_resync(backend: Backend) -> 
     assert doc["result"]["observed"]["keys"] == 200 + 1  # + the lock key, at that offset
 
 
+@pytest.mark.every_server
 def test_relocating_a_replica_under_its_sibling_is_a_partial_resync(backend: Backend) -> None:
     m, r1, r2 = star(backend, 2)
     write_keys(m, 300)
@@ -103,6 +106,7 @@ def test_relocating_a_replica_under_its_sibling_is_a_partial_resync(backend: Bac
     assert r2.call("GET", "after") == "move" and r2.call("DBSIZE") == 301
 
 
+@pytest.mark.every_server
 def test_detaching_then_reattaching_is_a_full_resync_because_of_the_new_id(
     backend: Backend,
 ) -> None:
@@ -122,6 +126,7 @@ def test_detaching_then_reattaching_is_a_full_resync_because_of_the_new_id(
     assert observed_sync(before, sync_counters(m)) == "full"
 
 
+@pytest.mark.every_server
 def test_a_replica_briefly_cut_off_reconnects_with_a_predicted_partial_resync(
     backend: Backend,
 ) -> None:
@@ -148,10 +153,13 @@ def test_a_replica_briefly_cut_off_reconnects_with_a_predicted_partial_resync(
     before = sync_counters(m)
     r.call("CONFIG", "SET", "masterauth", "")
     wait_in_sync(m, [r])
-    assert observed_sync(before, sync_counters(m)) == "partial"
+    observed = observed_sync(before, sync_counters(m))
+    record(m.backend.name, prediction.sync, observed, "reconnect")
+    assert observed == "partial"
     assert r.call("DBSIZE") == 200
 
 
+@pytest.mark.every_server
 def test_attaching_after_the_backlog_was_overrun_is_a_predicted_full_resync(
     backend: Backend,
 ) -> None:
@@ -172,6 +180,7 @@ def test_attaching_after_the_backlog_was_overrun_is_a_predicted_full_resync(
     assert r2.call("DBSIZE") == 550
 
 
+@pytest.mark.every_server
 def test_attach_with_auth_gives_the_replica_masterauth_from_the_same_source(
     backend: Backend, state_home: Path
 ) -> None:
@@ -219,6 +228,7 @@ def test_attach_with_auth_from_the_inventory(
     assert {x["cluster"] for x in audit_lines(state_home)} == {"lab"}
 
 
+@pytest.mark.every_server
 def test_a_chained_attach_warns_and_syncs_from_the_intermediate_replica(
     backend: Backend,
 ) -> None:
@@ -238,6 +248,7 @@ def test_a_chained_attach_warns_and_syncs_from_the_intermediate_replica(
     assert replica_of(fresh, r1) and fresh.call("GET", "through") == "the-chain"
 
 
+@pytest.mark.every_server
 def test_the_replicas_own_replicas_are_named_and_follow_it(backend: Backend) -> None:
     m, other, sub = backend.start(3)
     write_keys(m, 30)
@@ -361,6 +372,7 @@ def fingerprint(node: Node) -> dict[str, Any]:
     }
 
 
+@pytest.mark.every_server
 def test_dry_run_changes_nothing(backend: Backend, state_home: Path) -> None:
     m, r1, r2 = star(backend, 2)
     write_keys(m, 50)
@@ -410,7 +422,13 @@ def test_no_wait_returns_right_after_replicaof(backend: Backend) -> None:
     run = attach(fresh, m, "--yes", "--no-wait")
     assert run.code == 0, run
     doc = run.json
-    assert [s["action"] for s in doc["steps"]] == ["lock", "baseline", "command", "unlock"]
+    assert [s["action"] for s in doc["steps"]] == [
+        "lock",
+        "baseline",
+        "recheck",
+        "command",
+        "unlock",
+    ]
     assert "observed_sync" not in doc["result"]["observed"]
     assert replica_of(fresh, m)
     wait_in_sync(m, [fresh])  # it does get there, on its own, as predicted
@@ -442,6 +460,7 @@ def test_without_yes_the_operator_is_asked(
         assert fresh.info()["role"] == "master"
 
 
+@pytest.mark.every_server
 def test_persist_without_a_config_file_is_reported_as_partially_applied(
     backend: Backend,
 ) -> None:
@@ -458,6 +477,7 @@ def test_persist_without_a_config_file_is_reported_as_partially_applied(
     assert replica_of(fresh, m)
 
 
+@pytest.mark.every_server
 def test_persist_rewrites_the_config_file(backend: Backend) -> None:
     m, fresh = backend.start(2, config_files=True)
     applied(attach(fresh, m, "--yes", "--persist"), "full")
@@ -561,12 +581,13 @@ def test_progress_goes_to_stderr_as_plain_lines_when_not_a_terminal(backend: Bac
     run = cli("attach", fresh.address, "--to", m.address, "--yes", "--sample", "0")
     assert run.code == 0, run
     lines = run.stderr.splitlines()
-    assert lines[0] == "step 1/6: take the cluster lock"
-    assert f"step 4/6: follow the full sync until {fresh.address} is in sync" in lines
+    assert lines[0] == "step 1/7: take the cluster lock"
+    assert f"step 5/7: follow the full sync until {fresh.address} is in sync" in lines
     assert "\r" not in run.stderr  # no progress bar on a pipe
     assert "Result: applied - attach done" in run.stdout
     assert "Verification: prediction confirmed" in run.stdout
-    assert "step 1/6" not in run.stdout
+    assert "Sync took " in run.stdout and "(predicted ~" in run.stdout
+    assert "step 1/7" not in run.stdout
 
 
 def test_json_output_is_one_document_and_nothing_on_stderr(backend: Backend) -> None:
@@ -606,6 +627,7 @@ def test_audit_lines_are_written_for_every_step_and_hold_no_secret(
         assert x["operator"] and x["host"] and x["cluster"] == m.address
 
 
+@pytest.mark.every_server
 def test_end_to_end_in_a_separate_process(backend: Backend, state_home: Path) -> None:
     m, fresh = backend.start(2)
     write_keys(m, 10)
@@ -633,7 +655,7 @@ def test_end_to_end_in_a_separate_process(backend: Backend, state_home: Path) ->
     assert observed_sync(before, sync_counters(m)) == doc["prediction"]["sync"] == "full"
     proc = redisops("detach", fresh.address, "--yes")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.splitlines()[0] == "step 1/5: take the cluster lock"
+    assert proc.stderr.splitlines()[0] == "step 1/6: take the cluster lock"
     assert "Result: applied - detach done" in proc.stdout
     assert fresh.info()["role"] == "master"
 

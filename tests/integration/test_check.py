@@ -352,7 +352,7 @@ def test_a_first_run_with_sample_measures_the_write_rate_for_backlog_coverage(
     import threading
     import time
 
-    from redisops.cli.check import sample_again
+    from redisops.ops.check import sample_again
     from redisops.session import build_session
 
     m, _r = group(redis_factory, 1)

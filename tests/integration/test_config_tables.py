@@ -8,20 +8,20 @@ with its server (a new default, a key that became immutable, an alias).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from importlib import resources
 from typing import Any
 
 import pytest
 
 from tests.config_probe import probe
+from tests.harness import require
+from tests.servers import REDIS_6_2, REDIS_7_0, VALKEY_8_1
 
-#: table file -> how to find its binary (system path, or an environment variable naming it)
+#: table file -> the server of the test matrix it describes (tests/servers.py finds it)
 BINARIES = {
-    "redis-7.0.json": shutil.which("redis-server") or "",
-    "redis-6.2.json": os.environ.get("REDISOPS_REDIS62_SERVER", ""),
-    "valkey-8.1.json": os.environ.get("REDISOPS_VALKEY81_SERVER", ""),
+    "redis-7.0.json": REDIS_7_0,
+    "redis-6.2.json": REDIS_6_2,
+    "valkey-8.1.json": VALKEY_8_1,
 }
 
 
@@ -33,10 +33,7 @@ def committed(name: str) -> dict[str, Any]:
 @pytest.mark.redis_server
 @pytest.mark.parametrize("table", sorted(BINARIES))
 def test_committed_config_table_matches_the_live_binary(table: str) -> None:
-    binary = BINARIES[table]
-    if not binary or not os.access(binary, os.X_OK):
-        pytest.skip(f"no binary for {table} here")
-    live = probe(binary)
+    live = probe(str(require(BINARIES[table]).binary()))
     want = committed(table)
     if live["version"] != want["version"]:
         pytest.skip(f"installed {live['version']}, table is for {want['version']}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from redisops.lock import LOCK_KEY
 from tests.harness import free_port, replicate, wait_in_sync, wait_link_up
 from tests.integration.lab_fixture import (
@@ -37,6 +39,7 @@ def detach(node: Node, *extra: str) -> Any:
     return cli("detach", node.address, "--format", "json", *extra)
 
 
+@pytest.mark.every_server
 def test_detach_makes_a_master_whose_replicas_follow_it_by_partial_resync(
     backend: Backend, state_home: Path
 ) -> None:
@@ -59,8 +62,9 @@ def test_detach_makes_a_master_whose_replicas_follow_it_by_partial_resync(
     assert observed["observed_sync"] == "partial"
     assert observed["prediction_check"] == "prediction confirmed"
     assert observed["replid2"] == old
-    # data kept; it takes writes now, and only its own replica gets them
-    assert r.call("DBSIZE") == 100
+    # data kept (plus the record that the detach was intended); it takes writes now, and
+    # only its own replica gets them
+    assert r.call("DBSIZE") == 101 and r.call("EXISTS", "redisops:detached") == 1
     r.call("SET", "new-history", "1")
     wait_in_sync(r, [s])
     assert s.call("GET", "new-history") == "1" and m.call("EXISTS", "new-history") == 0
@@ -91,6 +95,7 @@ def test_detaching_a_master_is_nothing_to_do(backend: Backend) -> None:
     assert doc["nothing_to_do"] is True and doc["steps"] == []
 
 
+@pytest.mark.every_server
 def test_detach_dry_run_changes_nothing_and_follows_the_json_shape(
     backend: Backend, state_home: Path
 ) -> None:
@@ -122,11 +127,13 @@ def test_detach_applied_json_carries_the_result(backend: Backend) -> None:
         "lock",
         "baseline",
         "command",
+        "record-detach",
         "verify-detach",
         "unlock",
     ]
 
 
+@pytest.mark.every_server
 def test_detach_persist_rewrites_the_config_file(backend: Backend) -> None:
     m, r = backend.start(2, config_files=True)
     assert r.rewritten_config() == ""

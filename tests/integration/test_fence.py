@@ -25,6 +25,7 @@ def _problem_kinds(doc: dict) -> list[str]:  # type: ignore[type-arg]
     return [p["kind"] for p in doc["problems"]]
 
 
+@pytest.mark.every_server
 def test_restarted_old_master_is_critical_in_status_then_fenced_and_persisted(
     redis_factory: RedisFactory, env: dict[str, str]
 ) -> None:
@@ -76,6 +77,7 @@ def test_restarted_old_master_is_critical_in_status_then_fenced_and_persisted(
     wait_until(lambda: master_of(old) == new.address, 10, what="old master back as a replica")
 
 
+@pytest.mark.every_server
 def test_frozen_old_master_that_took_writes_after_the_failover_needs_yes_to_discard_them(
     redis_factory: RedisFactory, env: dict[str, str], tmp_path: Path
 ) -> None:

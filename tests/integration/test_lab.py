@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from redisops.lab import free_base_port
-from tests.harness import HAVE_REDIS, SKIP_REASON, wait_until
+from tests.harness import wait_until
+from tests.servers import ServerSpec
 
 
 def raw(port: int, *args: str) -> bytes:
@@ -31,6 +32,13 @@ def raw(port: int, *args: str) -> bytes:
                 break
             data += chunk
         return data
+
+
+def lab_base_port(count: int) -> int:
+    """Free ports for a lab, searched from a range of this pytest-xdist worker's own, so
+    two workers starting labs at the same moment do not pick the same ports."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return free_base_port(count, start=17000 + 3000 * int(worker or 0))
 
 
 class Lab:
@@ -69,7 +77,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 def test_embedded_lab_serves_redis_protocol_with_no_redis_installed(lab: Lab) -> None:
-    base = free_base_port(3)
+    base = lab_base_port(3)
     out = lab.run("lab", "up", "--base-port", str(base))
     assert f"127.0.0.1:{base}  master" in out.stdout
     assert raw(base, "PING") == b"+PONG\r\n"
@@ -84,7 +92,7 @@ def test_embedded_lab_serves_redis_protocol_with_no_redis_installed(lab: Lab) ->
 
 
 def test_lab_drills_kill_restart_pause_partition(lab: Lab) -> None:
-    base = free_base_port(3)
+    base = lab_base_port(3)
     lab.run("lab", "up", "--base-port", str(base), "--topology", "chain")
     lab.run("lab", "kill", str(base + 1))
     st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
@@ -111,7 +119,7 @@ def test_lab_drills_kill_restart_pause_partition(lab: Lab) -> None:
 
 
 def test_lab_refuses_bad_requests_with_one_line_errors(lab: Lab) -> None:
-    base = free_base_port(2)
+    base = lab_base_port(2)
     lab.run("lab", "up", "--base-port", str(base), "--nodes", "2")
     again = lab.run("lab", "up", "--base-port", str(base + 10), check=False)
     assert (
@@ -139,15 +147,32 @@ def test_lab_up_fails_cleanly_on_a_busy_port(lab: Lab) -> None:
 
 
 @pytest.mark.redis_server
-@pytest.mark.skipif(not HAVE_REDIS, reason=SKIP_REASON)
-def test_same_lab_with_real_redis_server(tmp_path: Path) -> None:
+@pytest.mark.every_server
+def test_same_lab_with_real_redis_server(tmp_path: Path, server: ServerSpec) -> None:
     lab = Lab(tmp_path)
-    base = free_base_port(3)
+    base = lab_base_port(3)
+    binary = str(server.binary())
     try:
-        lab.run("lab", "up", "--engine", "redis-server", "--base-port", str(base))
+        up = lab.run(
+            "lab", "up", "--engine", "redis-server", "--binary", binary, "--base-port", str(base)
+        )
+        assert f"lab up ({server.product} {server.version}, star)" in up.stdout
         nodes = json.loads(lab.run("status", f"127.0.0.1:{base}", "-o", "json").stdout)["nodes"]
         assert [n["role"] for n in nodes] == ["master", "replica", "replica"]
-        assert nodes[0]["version"] == "7.0.15"
+        assert nodes[0]["version"] == server.version
+        assert nodes[0]["server"] == server.product
+        assert nodes[0]["rdb_format"] == server.server.rdb_format
+        # lab status asks each redis-server for its role, master and offset
+        st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
+        assert [n["role"] for n in st["nodes"]] == ["master", "replica", "replica"]
+        assert [n["master"] for n in st["nodes"]] == [None, *[f"127.0.0.1:{base}"] * 2]
+        assert all(isinstance(n["offset"], int) for n in st["nodes"])
+        table = lab.run("lab", "status").stdout
+        assert f"127.0.0.1:{base + 1}  up" in table and "replica" in table
+        lab.run("lab", "pause", str(base + 1))
+        st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
+        assert st["nodes"][1]["paused"] is True
+        lab.run("lab", "resume", str(base + 1))
         lab.run("lab", "kill", str(base + 2))
         st = json.loads(lab.run("lab", "status", "-o", "json").stdout)
         assert [n["alive"] for n in st["nodes"]] == [True, True, False]
@@ -161,13 +186,31 @@ def test_same_lab_with_real_redis_server(tmp_path: Path) -> None:
         lab.run("lab", "down", check=False)
 
 
-@pytest.mark.skipif(
-    shutil.which("redis-cli") is None,
-    reason="redis-cli not installed (apt-get install redis-tools)",
-)
+def test_the_demo_takes_a_base_port(tmp_path: Path) -> None:
+    from redisops.demo import parse_args
+
+    assert parse_args(["--base-port", "23000"]) == 23000
+    with pytest.raises(SystemExit):
+        parse_args(["--base-port", "80"])
+    # and the lab it starts is there: the whole demo, moved
+    base = lab_base_port(4)
+    proc = subprocess.run(
+        [sys.executable, "-m", "redisops.demo", "--base-port", str(base)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state")),
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"lab up --nodes 4 --base-port {base}" in proc.stdout
+    assert f"127.0.0.1:{base + 3}" in proc.stdout
+
+
+@pytest.mark.tool("redis-cli", apt="redis-tools")
 def test_redis_cli_works_against_the_embedded_lab(tmp_path: Path) -> None:
     lab = Lab(tmp_path)
-    base = free_base_port(3)
+    base = lab_base_port(3)
     try:
         lab.run("lab", "up", "--base-port", str(base))
         cli = shutil.which("redis-cli")

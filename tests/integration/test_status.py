@@ -27,6 +27,7 @@ def by_addr(data: dict) -> dict[str, dict]:  # type: ignore[type-arg]
     return {n["address"]: n for n in data["nodes"]}
 
 
+@pytest.mark.every_server
 def test_three_node_chain_from_the_bottom(redis_factory: RedisFactory) -> None:
     m, r, s = chain(redis_factory, 3, {"repl-diskless-sync-delay": "0"})
     m.client().set("k", "v" * 100)
@@ -64,6 +65,7 @@ def test_lag_bytes_follow_offsets(redis_factory: RedisFactory) -> None:
     assert code == 4
 
 
+@pytest.mark.every_server
 def test_auth_protected_cluster(redis_factory: RedisFactory, tmp_path: Path) -> None:
     cfg = {"requirepass": "s3cret-pw", "masterauth": "s3cret-pw", "repl-diskless-sync-delay": "0"}
     m = redis_factory.start(cfg)
@@ -112,6 +114,7 @@ def test_only_unreachable_seeds_exit_3(redis_factory: RedisFactory) -> None:
     assert data["nodes"][0]["reachable"] is False
 
 
+@pytest.mark.every_server
 def test_replica_whose_master_is_down(redis_factory: RedisFactory) -> None:
     m, r, s = chain(redis_factory, 3, {"repl-diskless-sync-delay": "0"})
     m.kill()
@@ -124,6 +127,7 @@ def test_replica_whose_master_is_down(redis_factory: RedisFactory) -> None:
     assert nodes[s.address]["link"] == "up"  # chained replica keeps its link to r
 
 
+@pytest.mark.every_server
 def test_table_output_shows_tree_and_table(redis_factory: RedisFactory) -> None:
     m, r, s = chain(redis_factory, 3, {"repl-diskless-sync-delay": "0"})
     result = runner.invoke(app, ["status", m.address])
@@ -135,6 +139,7 @@ def test_table_output_shows_tree_and_table(redis_factory: RedisFactory) -> None:
     assert "ADDRESS" in result.stdout and "No problems found." in result.stdout
 
 
+@pytest.mark.every_server
 def test_split_brain_old_master_back(redis_factory: RedisFactory) -> None:
     m, r = star(redis_factory, 1, {"repl-diskless-sync-delay": "0"})
     r.client().execute_command("REPLICAOF", "NO", "ONE")

@@ -78,6 +78,7 @@ def _on_promotion(
     _wrap(monkeypatch, "switch", hook)
 
 
+@pytest.mark.every_server
 def test_master_killed_while_waiting_for_the_offset_leaves_the_target_unpromoted(
     redis_factory: RedisFactory, tmp_path: Path
 ) -> None:
@@ -107,6 +108,7 @@ def test_master_killed_while_waiting_for_the_offset_leaves_the_target_unpromoted
     assert state[target.address]["role"] == "replica"
 
 
+@pytest.mark.every_server
 def test_frozen_target_times_out_rolls_back_and_writes_resume_on_the_old_master(
     redis_factory: RedisFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,6 +148,7 @@ def test_frozen_target_times_out_rolls_back_and_writes_resume_on_the_old_master(
     assert {n.address: sync_counters(n)[0] for n in (m, target, other)} == full_before
 
 
+@pytest.mark.every_server
 def test_replica_unreachable_during_repointing_finishes_forward_and_exits_8(
     redis_factory: RedisFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -168,6 +171,7 @@ def test_replica_unreachable_during_repointing_finishes_forward_and_exits_8(
     assert writer.lost_on(target.port) == []
 
 
+@pytest.mark.every_server
 def test_master_killed_right_after_the_promotion_finishes_forward_and_fences_it(
     redis_factory: RedisFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,6 +198,7 @@ def test_master_killed_right_after_the_promotion_finishes_forward_and_fences_it(
     assert "fenced_master_returned" in [p["kind"] for p in doc["problems"]]
 
 
+@pytest.mark.every_server
 def test_target_frozen_as_it_is_promoted_is_fenced_under_the_old_master(
     redis_factory: RedisFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,6 @@ certificates generated for the test. Verification is on by default."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +14,7 @@ from typer.testing import CliRunner
 from redisops.cli import app
 from tests.harness import REDIS_SERVER, free_port, wait_until
 
-pytestmark = [
-    pytest.mark.redis_server,
-    pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed"),
-]
+pytestmark = [pytest.mark.redis_server, pytest.mark.tool("openssl")]
 runner = CliRunner()
 
 

@@ -93,7 +93,15 @@ def test_a_fresh_node_attached_to_a_master_is_a_predicted_full_resync() -> None:
     assert pred["sync"] == "full"
     assert "unknown to the master" in pred["reason"]
     assert pred["transfer_bytes"] > 0
-    assert actions(p) == ["lock", "baseline", "command", "wait-sync", "verify-sync", "unlock"]
+    assert actions(p) == [
+        "lock",
+        "baseline",
+        "recheck",
+        "command",
+        "wait-sync",
+        "verify-sync",
+        "unlock",
+    ]
     point = step(p, "command")
     assert point.node == X
     assert point.command == ("REPLICAOF", "10.0.0.1", "6379")
@@ -310,8 +318,21 @@ def test_a_newer_master_the_replica_cannot_load_is_refused() -> None:
     p = plan(m, old, rep=X, to=M)
     f = finding(p, "version")
     assert f.level == "refuse" and not f.forceable
-    assert "7.2.4" in f.message and "RDB v11" in f.message and "RDB v10" in f.message
+    assert "redis 7.2.4 writes 11" in f.message and "formats up to 10" in f.message
+    assert "retried in a loop" in f.message
     assert p.refusals(force=True) == [f]
+
+
+def test_a_partial_resync_across_formats_is_allowed_with_a_warning() -> None:
+    valkey = {"redis_version": "7.2.4", "server_name": "valkey", "valkey_version": "8.1.8"}
+    m = master(M, offset=1000, replicas=[R1, R2], **valkey)
+    r1 = replica(R1, M, offset=1000, **valkey)
+    r2 = replica(R2, M, offset=1000)  # Redis 7.0, continuing under Valkey after a migration
+    p = plan(m, r1, r2, rep=R2, to=R1)
+    assert p.prediction is not None and p.prediction["sync"] == "partial"
+    assert p.refusals() == []
+    f = finding(p, "partial_only")
+    assert f.level == "warn" and f.node == R2 and "valkey 8.1.8 writes 11" in f.message
 
 
 def test_an_older_master_is_fine() -> None:
@@ -402,9 +423,15 @@ def test_writes_faster_than_the_output_buffer_can_hold_predict_a_resync_loop() -
         config={"client-output-buffer-limit": "normal 0 0 0 slave 2097152 1048576 10"},
     )
     p = plan(m, master(X, replid=rid("x")), rep=X, to=M, write_rate=20e6)
-    assert "resync_loop" in codes(p, "warn")
+    # a dry run that predicts a loop refuses (exit 5) unless --force
+    loop = finding(p, "resync_loop")
+    assert loop.level == "refuse" and loop.forceable
+    assert p.refusals(force=True) == []
     assert p.prediction is not None
     assert any("resync loop" in r for r in p.prediction["risks"])
+    # it names the setting to change, its value now, and one that holds
+    assert "client-output-buffer-limit replica (now 2mb 1mb 10)" in loop.message
+    assert 'CONFIG SET client-output-buffer-limit "replica ' in loop.message
 
 
 def test_a_node_a_sentinel_watches_is_refused_unless_forced() -> None:
@@ -447,7 +474,7 @@ def test_no_wait_stops_after_replicaof() -> None:
     p = plan(
         master(M, offset=10), master(X, replid=rid("x")), rep=X, to=M, opts=Options(wait=False)
     )
-    assert actions(p) == ["lock", "baseline", "command", "unlock"]
+    assert actions(p) == ["lock", "baseline", "recheck", "command", "unlock"]
 
 
 def test_persist_rewrites_the_config_and_finishes_forward_if_that_fails() -> None:
@@ -457,6 +484,7 @@ def test_persist_rewrites_the_config_and_finishes_forward_if_that_fails() -> Non
     assert actions(p) == [
         "lock",
         "baseline",
+        "recheck",
         "command",
         "wait-sync",
         "config-rewrite",
@@ -472,6 +500,8 @@ def test_the_timeout_reaches_the_wait_step() -> None:
     p = plan(
         master(M, offset=10), master(X, replid=rid("x")), rep=X, to=M, opts=Options(timeout=7.5)
     )
+    # only what does not move with the data: the plan is rebuilt under the lock and its
+    # steps compared; the wait reads what was predicted from the plan's prediction
     assert step(p, "wait-sync").args == {"master": M, "timeout": 7.5}
 
 
@@ -514,7 +544,15 @@ def test_detach_promotes_keeps_data_and_its_replicas_follow_by_partial_resync() 
     s = replica(S, R1, offset=1000)
     p = detach_plan(m, r1, s, node=R1)
     assert p.refusals() == [] and not p.nothing_to_do
-    assert actions(p) == ["lock", "baseline", "command", "verify-detach", "unlock"]
+    assert actions(p) == [
+        "lock",
+        "baseline",
+        "command",
+        "record-detach",
+        "verify-detach",
+        "unlock",
+    ]
+    assert step(p, "record-detach").args["from"] == M
     promote = step(p, "command")
     assert promote.node == R1 and promote.command == ("REPLICAOF", "NO", "ONE") and promote.commit
     assert step(p, "baseline").node == R1
@@ -568,6 +606,7 @@ def test_detach_with_persist_rewrites_the_config() -> None:
         "lock",
         "baseline",
         "command",
+        "record-detach",
         "verify-detach",
         "config-rewrite",
         "unlock",

@@ -5,5 +5,6 @@ command handler; the node adds the server and replication commands.
 """
 
 from redisops.engine.datacmds import hashes, keys, lists, sets, strings, zsets
+from redisops.engine.datacmds._num import d2string, string2ll
 
-__all__ = ["hashes", "keys", "lists", "sets", "strings", "zsets"]
+__all__ = ["d2string", "hashes", "keys", "lists", "sets", "string2ll", "strings", "zsets"]

@@ -16,7 +16,8 @@ import pytest
 from tests.engine.conformance import scenarios as sc
 from tests.engine.conformance.backend import Backend, RealRedisBackend
 from tests.engine.conformance.engine_backend import EngineBackend
-from tests.harness import HAVE_REDIS, SKIP_REASON
+from tests.harness import require
+from tests.servers import DEFAULT
 
 # (name, factory taking a scratch directory); the engine lab goes on the commented line.
 BACKENDS = [
@@ -40,8 +41,8 @@ UNSUPPORTED: dict[str, dict[str, str]] = {
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     name, factory = request.param
-    if name == "real" and not HAVE_REDIS:
-        pytest.skip(SKIP_REASON)
+    if name == "real":
+        require(DEFAULT)
     b = factory(tmp_path / "nodes")
     try:
         yield b
