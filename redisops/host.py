@@ -179,6 +179,19 @@ def copy_stream(
     return total, digest.hexdigest()
 
 
+def fetch_file(
+    host: Host, remote: str, local: Path, progress: ProgressFn | None = None
+) -> tuple[int, str]:
+    """``Host.fetch`` on any host: stream ``remote`` through its ``open_read`` to ``local``
+    (fsynced), hashing on the way; (size, sha256 hex)."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with host.open_read(remote) as src, open(local, "wb") as dst:
+        result = copy_stream(src, dst, progress)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return result
+
+
 class LocalHost:
     """This machine: plain files and ``subprocess``. Used for nodes on this machine."""
 
@@ -239,12 +252,7 @@ class LocalHost:
     def fetch(
         self, remote: str, local: Path, *, progress: ProgressFn | None = None
     ) -> tuple[int, str]:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        with self.open_read(remote) as src, open(local, "wb") as dst:
-            result = copy_stream(src, dst, progress)
-            dst.flush()
-            os.fsync(dst.fileno())
-        return result
+        return fetch_file(self, remote, local, progress)
 
     def put(
         self, local: Path, remote: str, *, progress: ProgressFn | None = None

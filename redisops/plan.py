@@ -357,22 +357,31 @@ def run_unlock(ctx: RunContext, step: Step) -> str:
 @action("config-rewrite")
 def run_config_rewrite(ctx: RunContext, step: Step) -> str:
     """``CONFIG REWRITE``: persist runtime changes so a restart keeps them; when Redis cannot
-    (no config file, CONFIG renamed, file not writable), edit the file on the node's host
-    instead (:func:`redisops.ops.confedit.persist_via_file`). The detail says which."""
+    (no config file, CONFIG renamed, file not writable), write the running values of the
+    step's ``keys`` (default: the replication settings) into its config file (``file``, else
+    the node's own) through the node's host instead
+    (:func:`redisops.ops.confedit.persist_via_file`). The detail says which."""
     try:
         ctx.node(step.node).execute("CONFIG", "REWRITE")
     except CommandFailed as exc:
         from redisops.ops.confedit import persist_via_file
 
         reason = exc.message.split("failed: ", 1)[-1]
+        keys = step.args.get("keys")
         try:
-            return persist_via_file(ctx.session, Address.parse(step.node), reason)
+            return persist_via_file(
+                ctx.session,
+                Address.parse(step.node),
+                reason,
+                [str(k) for k in keys] if keys is not None else None,
+                str(step.args.get("file") or "") or None,
+            )
         except RedisopsError as file_exc:
             raise CommandFailed(
                 f"{step.node}: CONFIG REWRITE failed ({reason}) and editing the config file "
                 f"failed too ({file_exc}); the change is live but a restart will lose it",
-                hint="set config_file (and ssh:) for the node in the inventory, "
-                "or rerun without --persist",
+                hint="set config_file (and ssh:) for the node in the inventory so that "
+                "redisops can edit its file, or persist the change by hand",
             ) from None
     return "config file rewritten by CONFIG REWRITE"
 

@@ -50,6 +50,7 @@ PROBE_CONFIG = (
     "replica-announce-ip",
     "replica-announce-port",
     "masteruser",
+    "disable-thp",  # the host.kernel check: THP [always] hurts only when Redis leaves it on
     "dual-channel-replication-enabled",  # Valkey 8+
     "rdb-version-check",  # Valkey 8.1+
 )

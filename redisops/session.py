@@ -162,15 +162,26 @@ class Session:
         if settings is None:
             return None
         key = (address.host, settings)
+        resolver = self._resolver()
         with self._ssh_lock:
             found = self._ssh_nodes.get(key)
             if found is None:
-                if self._ssh_resolver is None:
-                    from redisops.ssh.settings import Resolver, SSHOptions
-
-                    self._ssh_resolver = Resolver(self.ssh or SSHOptions())
-                found = self._ssh_nodes[key] = self._ssh_resolver.node(address.host, settings)
+                found = self._ssh_nodes[key] = resolver.node(address.host, settings)
             return found
+
+    def _resolver(self) -> Resolver:
+        with self._ssh_lock:
+            if self._ssh_resolver is None:
+                from redisops.ssh.settings import Resolver, SSHOptions
+
+                self._ssh_resolver = Resolver(self.ssh or SSHOptions())
+            return self._ssh_resolver
+
+    def machine_host(self, hostname: str, user: str | None = None, port: int | None = None) -> Host:
+        """Shell and file access over SSH to a machine that is not a node (a backup
+        destination), over the run's connections: see
+        :meth:`~redisops.ssh.settings.Resolver.machine` for which settings apply."""
+        return self.ssh_pool().host(self._resolver().machine(hostname, user, port))
 
     def open_host(self, address: Address) -> None:
         """Connect to the node's machine now (SSH handshake, host key, login), so that the

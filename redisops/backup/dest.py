@@ -3,8 +3,9 @@
 Everything here goes through the :class:`~redisops.host.Host` protocol, so a destination on
 another machine behaves like a local one: files are written with ``put`` (temp name, fsync,
 rename), checksums are computed on the machine that holds the file (``sha256``), and
-directories are made, files moved and removed with plain POSIX commands (``run``). The one
-place that knows how to reach a remote destination is :func:`sftp_host`.
+directories are made, files moved and removed with plain POSIX commands (``run``). A remote
+destination is reached over the SSH layer by :func:`session_connector` (a command's session:
+its options and connections) or :func:`sftp_host` (a connection of its own).
 
 Layout of a destination::
 
@@ -31,12 +32,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from redisops.backup.catalogue import CATALOGUE, Catalogue
 from redisops.errors import BadInput, Locked
-from redisops.host import Host, HostError, HostUnavailable, LocalHost, ProgressFn
+from redisops.host import Host, HostError, LocalHost, ProgressFn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redisops.session import Session
 
 
 @dataclass(frozen=True)
@@ -89,16 +93,29 @@ def parse_dest(text: str) -> DestSpec:
 
 
 def sftp_host(spec: DestSpec) -> Host:
-    """The :class:`Host` of an ``sftp://`` destination: the SSH layer's host.
+    """The :class:`Host` of an ``sftp://`` destination, on an SSH connection of its own
+    (closed with the destination).
 
-    This is the one function that reaches a remote destination; the SSH adapter (issue 12)
-    plugs in here. Until it is merged, it says so plainly.
+    The way commands without a session reach a destination (``backup list``, ``verify``,
+    the health checks' backup age): OpenSSH's own settings (``~/.ssh/config``,
+    ``known_hosts``, strict host keys). Commands that have a session pass
+    :func:`session_connector` instead, so its ``--ssh-*`` options and connections apply.
     """
-    raise HostUnavailable(
-        f"{spec.url}: sftp:// destinations need the SSH layer, which this redisops does not "
-        f"have yet",
-        hint="use a local directory (for example an NFS mount) for now",
-    )
+    from redisops.ssh.pool import own_host
+    from redisops.ssh.settings import Resolver
+
+    assert spec.host is not None
+    return own_host(Resolver().machine(spec.host, spec.user, spec.port))
+
+
+def session_connector(session: Session) -> Callable[[DestSpec], Host]:
+    """Reach ``sftp://`` destinations over the session's SSH connections and options."""
+
+    def connect(spec: DestSpec) -> Host:
+        assert spec.host is not None
+        return session.machine_host(spec.host, spec.user, spec.port)
+
+    return connect
 
 
 class Destination:

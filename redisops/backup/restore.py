@@ -7,12 +7,15 @@ Redis loads an RDB only at start-up (redis/redis#10641), so there are two ways i
   sync), then ``REPLICAOF NO ONE`` and the throwaway is stopped. No service manager and no
   access to the node's files are needed; the node's ``masterauth``/``masteruser`` are set
   for the throwaway's one-off password and put back afterwards.
-* **file** (``--method file``): the node is stopped (``SHUTDOWN NOSAVE``), its ``dump.rdb``
-  and AOF directory are kept aside under a timestamped name, the backup is put in place and
-  the node is started again. With ``appendonly yes`` it is started with AOF off, so the RDB
-  is what gets loaded (AOF is loaded first when on, and a fresh AOF would be empty), then
-  ``CONFIG SET appendonly yes`` writes a new AOF from the restored data; the config file
-  still says ``appendonly yes``, so a restart keeps it.
+* **file** (``--method file``): the node is stopped (through its service command when it
+  has SSH settings, since a service manager would restart a node stopped behind its back;
+  else ``SHUTDOWN NOSAVE``), its ``dump.rdb`` and AOF directory are kept aside under a
+  timestamped name, the backup is put in place and the node is started again the same way.
+  With ``appendonly yes`` it is started with AOF off, so the RDB is what gets loaded (AOF is
+  loaded first when on, and a fresh AOF would be empty): ``--appendonly no`` on the command
+  line, or, for a service that starts it from its file alone, ``appendonly no`` in the file
+  until AOF is on again. Then ``CONFIG SET appendonly yes`` writes a new AOF from the
+  restored data and the file says ``appendonly yes`` as before, so a restart keeps it.
 
 Both verify: role master, the key count equals the catalogue's, and ``DEBUG DIGEST`` equals
 the backup's (the throwaway's, or one recorded by ``backup verify --load-test``) when the
@@ -40,6 +43,7 @@ from redisops.backup.dest import DestSpec
 from redisops.backup.throwaway import Throwaway, dataset_facts, start_throwaway
 from redisops.errors import CommandFailed, RedisopsError, Unreachable, VerifyFailed, WaitTimeout
 from redisops.host import Host, HostError, LocalHost, is_local_address
+from redisops.inventory import Secret
 from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import lock_steps, reachable_or_finding, sentinel_finding, unlock_step
 from redisops.plan import RunContext, action, remembered, undo
@@ -48,6 +52,8 @@ from redisops.versions import can_load
 
 METHODS = ("online", "file")
 THROWAWAY_PASSWORD = "throwaway:password"
+#: the ``RunContext.remembered`` entry holding a config file's text while it says appendonly no
+CONFIG_TEXT = "restore:config-text"
 #: the ``RunContext.remembered`` entry holding an encrypted backup's key (hex), never shown
 BACKUP_KEY = "backup:key"
 
@@ -182,8 +188,11 @@ def plan_restore(
         steps += _online_steps(node, rec, opts, common)
         how = "online: the node full-syncs from a throwaway server on the backup"
     else:
-        steps += _file_steps(node, rec, opts, common)
-        how = "file: the node is restarted on the backup file"
+        service = _service(session, node.address)
+        steps += _file_steps(node, rec, opts, common, service)
+        how = "file: the node is restarted on the backup file" + (
+            f" (service: {' '.join(service['start'])})" if service else ""
+        )
     steps.append(unlock_step(n, len(steps) + 1))
     summary = (
         f"restore {rec.id} ({rec.keys if rec.keys is not None else '?'} keys, RDB "
@@ -326,24 +335,40 @@ def _online_steps(
     return steps
 
 
+def _service(session: Session, address: Address) -> dict[str, list[str]] | None:
+    """The node's service commands when it has SSH settings (a service manager starts and
+    stops it); None for a node this machine runs without one."""
+    if session.ssh_settings(address) is None:
+        return None
+    from redisops.ops.hostfacts import service_argv, service_template
+
+    template = service_template(session, address)
+    return {verb: service_argv(template, verb) for verb in ("start", "stop")}
+
+
 def _file_steps(
-    node: NodeInfo, rec: BackupRecord, opts: RestoreOptions, common: dict[str, Any]
+    node: NodeInfo,
+    rec: BackupRecord,
+    opts: RestoreOptions,
+    common: dict[str, Any],
+    service: dict[str, list[str]] | None,
 ) -> list[Step]:
     n = str(node.address)
     aof = node.config.get("appendonly") == "yes"
+    stop = " ".join(service["stop"]) if service else "SHUTDOWN NOSAVE"
     steps = [
         Step(
             3,
             n,
             "restore-files",
-            f"stop {n} (SHUTDOWN NOSAVE), keep its dump.rdb"
+            f"stop {n} ({stop}), keep its dump.rdb"
             + (" and AOF directory" if aof else "")
             + " aside, put the backup in place, start it"
             + (" with AOF off (so the RDB is loaded)" if aof else ""),
             verify="the node answers, loaded, as a master",
             commit=True,
             idempotent=False,
-            args={"aof": aof, "timeout": opts.timeout},
+            args={"aof": aof, "timeout": opts.timeout, "service": service},
         )
     ]
     k = 4
@@ -476,14 +501,20 @@ def run_throwaway_start(ctx: RunContext, step: Step) -> str:
     node_addr = Address.parse(step.node)
     binary = _node_binary(ctx, step.node, host)
     bind = "127.0.0.1" if is_local_address(node_addr.host) else node_addr.host
-    server = start_throwaway(
-        host,
-        str(ctx.facts["staged"]),
-        binary=binary,
-        port=_throwaway_port(host, bind),
-        bind=bind,
-        timeout=float(step.args.get("timeout", 3600)),
-    )
+    for attempt in range(3):  # a port picked on another machine may be taken there
+        try:
+            server = start_throwaway(
+                host,
+                str(ctx.facts["staged"]),
+                binary=binary,
+                port=_throwaway_port(host, bind),
+                bind=bind,
+                timeout=float(step.args.get("timeout", 3600)),
+            )
+            break
+        except RedisopsError:
+            if attempt == 2:
+                raise
     ctx.remembered[THROWAWAY_PASSWORD] = server.password
     ctx.session.set_options(server.address, server.options)
     with server.node() as n:
@@ -576,21 +607,23 @@ def run_restore_files(ctx: RunContext, step: Step) -> str:
     suffix = f".redisops-{stamp(time.time())}.bak"
     aof = bool(step.args.get("aof"))
     timeout = float(step.args.get("timeout", 3600))
+    service = step.args.get("service")
+    starter = _Starter(ctx, step.node, host, exe, conf, service, timeout)
     kept: list[tuple[str, str]] = []
-    _shutdown(ctx, step.node)
+    starter.stop()
     try:
         for path in (rdb, aof_dir):
             if host.stat(path) is not None:
                 host.run(["mv", "--", path, path + suffix], timeout=60).check(host.name)
                 kept.append((path, path + suffix))
         host.run(["mv", "--", str(ctx.facts["staged"]), rdb], timeout=60).check(host.name)
-        _start(ctx, step.node, host, exe, conf, aof, timeout)
+        starter.start(aof_off=aof)
     except RedisopsError as exc:
         for path, aside in kept:
             host.run(["rm", "-rf", "--", path], timeout=60)
             host.run(["mv", "--", aside, path], timeout=60)
         try:
-            _start(ctx, step.node, host, exe, conf, False, timeout)
+            starter.start(aof_off=False)
             state = "it was started again on its own files"
         except RedisopsError as again:
             state = f"it could not be started again ({again})"
@@ -603,45 +636,108 @@ def run_restore_files(ctx: RunContext, step: Step) -> str:
     )
 
 
-def _shutdown(ctx: RunContext, name: str) -> None:
-    node = ctx.node(name)
-    with contextlib.suppress(Unreachable):
-        node.execute("SHUTDOWN", "NOSAVE")
-    node.close()
-    deadline = time.monotonic() + 60
-    while True:
-        probe = ctx.session.probe(Address.parse(name))
-        if not probe.reachable:
-            return
-        if time.monotonic() > deadline:
-            raise WaitTimeout(f"{name} did not stop after SHUTDOWN NOSAVE")
-        ctx.sleep(0.1)
+class _Starter:
+    """Stops and starts the node: through its service command when it has one (a service
+    manager would restart a node stopped behind its back), else ``SHUTDOWN NOSAVE`` and
+    ``<executable> <config file> --daemonize yes``.
+
+    Starting with AOF off: on the command line (``--appendonly no``) without a service
+    manager; with one, the config file says ``appendonly no`` until ``aof-enable`` has
+    turned AOF on at runtime, then its own text is put back (kept in memory meanwhile, since
+    a config file may hold passwords)."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        name: str,
+        host: Host,
+        exe: str,
+        conf: str,
+        service: Any,
+        timeout: float,
+    ) -> None:
+        self.ctx, self.name, self.host = ctx, name, host
+        self.exe, self.conf, self.service, self.timeout = exe, conf, service, timeout
+
+    def stop(self) -> None:
+        if self.service:
+            self._service("stop")
+        else:
+            with contextlib.suppress(Unreachable):
+                self.ctx.node(self.name).execute("SHUTDOWN", "NOSAVE")
+        self.ctx.node(self.name).close()
+        deadline = time.monotonic() + 60
+        while self.ctx.session.probe(Address.parse(self.name)).reachable:
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"{self.name} did not stop")
+            self.ctx.sleep(0.1)
+
+    def start(self, *, aof_off: bool) -> None:
+        if self.service:
+            if aof_off:
+                self._config_aof_off()
+            self._service("start")
+        else:
+            argv = [self.exe, self.conf, "--daemonize", "yes"]
+            if aof_off:
+                argv += ["--appendonly", "no"]
+            self.host.run(argv, timeout=60).check(self.host.name)
+        self._wait_loaded()
+
+    def _service(self, verb: str) -> None:
+        from redisops.ops.service import run_service_command
+
+        run_service_command(self.host, self.name, self.service[verb])
+
+    def _config_aof_off(self) -> None:
+        from redisops.redisconf import set_directive
+
+        text = self.host.read_bytes(self.conf).decode("utf-8")
+        self.ctx.remembered[CONFIG_TEXT] = Secret(text)
+        self.ctx.facts["config_file"] = self.conf
+        self.host.write_atomic(
+            self.conf, set_directive(text, "appendonly", [["no"]]).encode(), backup=False
+        )
+
+    def _wait_loaded(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        node = self.ctx.node(self.name)
+        node.close()
+        while True:
+            try:
+                if node.info("persistence").get("loading") == "0":
+                    return
+            except (Unreachable, CommandFailed):
+                node.close()
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"{self.name} did not come up within {self.timeout:g}s")
+            self.ctx.sleep(0.1)
 
 
-def _start(
-    ctx: RunContext, name: str, host: Host, exe: str, conf: str, aof_off: bool, timeout: float
-) -> None:
-    """Start the node from its config file (no service manager: ``exe conf`` daemonized)."""
-    argv = [exe, conf, "--daemonize", "yes"]
-    if aof_off:
-        argv += ["--appendonly", "no"]
-    host.run(argv, timeout=60).check(host.name)
-    deadline = time.monotonic() + timeout
-    node = ctx.node(name)
-    node.close()
-    while True:
-        try:
-            if node.info("persistence").get("loading") == "0":
-                return
-        except (Unreachable, CommandFailed):
-            node.close()
-        if time.monotonic() > deadline:
-            raise WaitTimeout(f"{name} did not come up within {timeout:g}s")
-        ctx.sleep(0.1)
+def put_config_back(ctx: RunContext, name: str) -> str:
+    """The config file's own text again, after a start with ``appendonly no`` in it."""
+    text = ctx.remembered.pop(CONFIG_TEXT, None)
+    if text is None:
+        return ""
+    path = str(ctx.facts["config_file"])
+    _host(ctx, name).write_atomic(path, text.reveal().encode(), backup=False)
+    return f"; {path} says appendonly yes again"
 
 
 @action("aof-enable")
 def run_aof_enable(ctx: RunContext, step: Step) -> str:
+    try:
+        return _aof_enable(ctx, step)
+    except RedisopsError as exc:
+        if CONFIG_TEXT in ctx.remembered:
+            raise type(exc)(
+                f"{exc.message}; {ctx.facts['config_file']} still says appendonly no, as the "
+                f"node runs now (put its appendonly line back once AOF is on)"
+            ) from None
+        raise
+
+
+def _aof_enable(ctx: RunContext, step: Step) -> str:
     node = ctx.node(step.node)
     node.execute("CONFIG", "SET", "appendonly", "yes")
     deadline = time.monotonic() + float(step.args.get("timeout", 3600))
@@ -655,7 +751,7 @@ def run_aof_enable(ctx: RunContext, step: Step) -> str:
         if done:
             if p.get("aof_last_bgrewrite_status") != "ok":
                 raise CommandFailed(f"{step.node}: the AOF rewrite failed; see its log")
-            return "AOF on, rewritten from the restored data"
+            return "AOF on, rewritten from the restored data" + put_config_back(ctx, step.node)
         if time.monotonic() > deadline:
             raise WaitTimeout(f"{step.node}: the AOF rewrite did not finish")
         ctx.sleep(0.1)

@@ -17,7 +17,7 @@ the same process (``run_id``), its uptime did not go backwards, and it is not ol
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,32 @@ def compare(prev: Mapping[str, Any] | None, now: Mapping[str, Any], max_age: flo
         rate = max(int(now.get("offset", 0)) - int(prev.get("offset", 0)), 0) / (t1 - t0)
         rates = (*old_rates, (t1, rate))[-RATE_HISTORY:]
     return Delta(None, t1 - t0, counters, rate, rates, failover)
+
+
+def without_rate(
+    previous: Mapping[str, Mapping[str, Any]], nodes: Iterable[NodeInfo], now: float, max_age: float
+) -> list[NodeInfo]:
+    """The reachable nodes with a replication backlog whose write rate this run cannot
+    measure against the state file (no sample of the same process, recent enough): those a
+    first run samples twice (checks-and-drift.md §2.1).
+
+    >>> from redisops.model import Address
+    >>> n = NodeInfo(Address("10.0.0.1", 6379), True, info={"repl_backlog_active": "1",
+    ...     "run_id": "a", "uptime_in_seconds": "9", "master_repl_offset": "5"})
+    >>> [str(x.address) for x in without_rate({}, [n], 100.0, 180.0)]
+    ['10.0.0.1:6379']
+    >>> prev = {"10.0.0.1:6379": {"t": 50.0, "run_id": "a", "uptime": 1, "offset": 0}}
+    >>> without_rate(prev, [n], 100.0, 180.0)
+    []
+    """
+    out = []
+    for node in nodes:
+        if not node.reachable or not node.backlog_active:
+            continue
+        delta = compare(previous.get(str(node.address)), sample_of(node, now), max_age)
+        if delta.baseline is not None and not delta.stale:
+            out.append(node)
+    return out
 
 
 def next_sample(now: Mapping[str, Any], delta: Delta, streak: int) -> dict[str, Any]:

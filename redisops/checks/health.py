@@ -20,6 +20,7 @@ from typing import Any
 from redisops.checks.counters import Delta, compare, next_sample, sample_of
 from redisops.checks.ranges import NO_THRESHOLDS, Range, Thresholds
 from redisops.checks.result import CheckResult, Report, Sample, Status, judge
+from redisops.hostfacts import HostFacts
 from redisops.info import as_int
 from redisops.model import Address, NodeInfo, Topology
 from redisops.topology import fence_records
@@ -27,11 +28,6 @@ from redisops.topology import fence_records
 #: ``newest_verified_backup(group) -> (unix time, has a verified off-host copy) | None``:
 #: what the backup catalogue (issue 13) provides; None while no backup exists.
 BackupLookup = Callable[[str], "tuple[float, bool] | None"]
-
-#: Host facts of one node's host, as the SSH layer reads them: ``vm.overcommit_memory``
-#: (``/proc/sys/vm/overcommit_memory``) and ``transparent_hugepage``
-#: (``/sys/kernel/mm/transparent_hugepage/enabled``, e.g. ``always [madvise] never``).
-HostFacts = Mapping[str, str]
 
 DAY = 86400.0
 #: How long an operation's "expected full sync" marker explains a resync.
@@ -56,7 +52,8 @@ class CheckInput:
     markers: Sequence[Mapping[str, Any]] = ()
     consumed: frozenset[str] = frozenset()
     interval: float = 60.0
-    #: None: no SSH configured; else facts per address (missing: could not be read)
+    #: None: not read (no SSH configured, no ``--host-facts``); else the facts of each
+    #: node's host (:func:`redisops.ops.hostfacts.host_facts`) per address (missing: not read)
     host_facts: Mapping[str, HostFacts | None] | None = None
     backup: tuple[float, bool] | None = None
     backup_catalogue: bool = False
@@ -835,22 +832,22 @@ def check_host_kernel(run: _Run) -> Iterable[CheckResult]:
         return
     for n in _reachable(run):
         mine = facts.get(str(n.address))
-        if mine is None:
+        if mine is None or (mine.overcommit_memory is None and mine.thp_enabled is None):
+            why = f": {mine.errors[0]}" if mine is not None and mine.errors else ""
             yield run.result(
                 "host.kernel",
                 n,
-                "not checked (host facts could not be read)",
+                f"not checked (host facts could not be read{why})",
                 status=Status.UNKNOWN,
             )
             continue
         problems = []
-        overcommit = mine.get("vm.overcommit_memory")
-        if overcommit is not None and overcommit.strip() != "1":
+        overcommit = mine.overcommit_memory
+        if overcommit is not None and overcommit != 1:
             problems.append(
-                f"vm.overcommit_memory = {overcommit.strip()} (not 1): a fork for BGSAVE or a full sync can fail"
+                f"vm.overcommit_memory = {overcommit} (not 1): a fork for BGSAVE or a full sync can fail"
             )
-        thp = mine.get("transparent_hugepage", "")
-        if "[always]" in thp and n.config.get("disable-thp", "yes") == "no":
+        if mine.thp_enabled == "always" and n.config.get("disable-thp", "yes") == "no":
             problems.append(
                 "transparent huge pages [always] with disable-thp no: latency spikes and memory bloat after fork"
             )

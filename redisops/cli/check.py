@@ -167,6 +167,17 @@ def check(
             "the inventory configures SSH; nodes on this machine are read directly).",
         ),
     ] = False,
+    sample: Annotated[
+        float,
+        typer.Option(
+            "--sample",
+            metavar="SECONDS",
+            help="When the state file has no usable baseline for a node with a backlog (a "
+            "first run), probe again after SECONDS so backlog coverage has a write rate.",
+            min=0,
+            max=60,
+        ),
+    ] = 0.0,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Table: list the OK checks too.")
     ] = False,
@@ -197,6 +208,7 @@ def check(
             verbose,
             list_checks,
             host_facts,
+            sample,
         )
     except typer.Exit:
         raise
@@ -234,6 +246,7 @@ def _check(
     verbose: bool,
     list_checks: bool,
     want_host_facts: bool = False,
+    sample: float = 0.0,
 ) -> None:
     from redisops.checks.health import CATALOGUE
     from redisops.errors import BadInput
@@ -282,6 +295,7 @@ def _check(
                 interval=interval,
                 only=tuple(only),
                 host_facts=want_host_facts,
+                sample=sample,
             ),
             now=started,
         )

@@ -523,9 +523,12 @@ def backup(
 ) -> BackupOutcome:
     """A verified RDB backup of the session's group (``req.dry_run``: what would be taken
     and pruned); ``key`` encrypts the copies that leave this machine."""
+    from redisops.backup.dest import session_connector
     from redisops.backup.take import run_backup
 
-    return run_backup(session, req, key=key, progress=progress, note=note)
+    return run_backup(
+        session, req, key=key, connect=session_connector(session), progress=progress, note=note
+    )
 
 
 @dataclass(frozen=True)

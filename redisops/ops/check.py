@@ -9,7 +9,8 @@ and the backup catalogue when present.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from redisops.checks.health import BackupLookup
     from redisops.checks.result import Report
+    from redisops.hostfacts import HostFacts
     from redisops.model import Topology
     from redisops.session import Session
 
@@ -32,6 +34,7 @@ class CheckRequest:
     interval: float = 60.0
     only: tuple[str, ...] = ()
     host_facts: bool = False
+    sample: float = 0.0  # seconds: probe again when a node has no write-rate baseline
     record: bool = True  # write the state file and the last-known topology
 
 
@@ -55,7 +58,11 @@ def run_check(
         expect = settings.expect_replicas
     if topo is None:
         topo = session.with_last_known(session.discover())
-    ssh = cluster_cfg is not None and cluster_cfg.ssh is not None
+    earlier: dict[str, dict[str, Any]] = {}
+    if req.sample > 0:
+        path = req.state_file or state_path(session, topo)
+        topo, earlier, now = sample_again(session, topo, req.sample, path, req.interval, now)
+    ssh = any(session.ssh_settings(n.address) is not None for n in topo.nodes)
     facts = read_host_facts(session, topo) if (req.host_facts or ssh) else None
     return evaluate(
         session,
@@ -67,6 +74,7 @@ def run_check(
         list(req.only),
         now,
         facts,
+        earlier,
         record=req.record,
     )
 
@@ -80,19 +88,20 @@ def evaluate(
     interval: float,
     only: list[str],
     now: float,
-    host_facts: Mapping[str, Mapping[str, str] | None] | None = None,
+    host_facts: Mapping[str, HostFacts | None] | None = None,
+    earlier: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     record: bool = True,
 ) -> Report:
     """Run the catalogue over ``topo`` with the state file, markers and last-known topology,
-    then record the topology and the new state (``record=False``: write nothing)."""
+    then record the topology and the new state (``record=False``: write nothing).
+    ``earlier``: samples taken this run (see :func:`sample_again`), used instead of the
+    state file's for those nodes."""
     from redisops import state
     from redisops.checks.health import CheckInput, run_checks
 
-    cluster_name = session.cluster.name if session.cluster is not None else None
-    group = state.group_name(topo, cluster_name)
+    cluster_name, group, cluster = names(session, topo)
     known = state.known_group(group) if group else None
-    cluster = cluster_name or group or session.cluster_name
     masters = {str(n.address) for n in topo.masters}
     known_replicas = {
         a: t
@@ -117,7 +126,7 @@ def evaluate(
             inventory=inventory,
             expect_replicas=expect_replicas,
             known_replicas=known_replicas,
-            previous=data.get("nodes", {}),
+            previous={**data.get("nodes", {}), **(earlier or {})},
             markers=markers,
             consumed=frozenset(data.get("consumed", [])),
             interval=interval,
@@ -137,37 +146,63 @@ def evaluate(
     return holder["report"]
 
 
-HOST_FACT_FILES = {
-    "vm.overcommit_memory": "/proc/sys/vm/overcommit_memory",
-    "transparent_hugepage": "/sys/kernel/mm/transparent_hugepage/enabled",
-}
+def names(session: Session, topo: Any) -> tuple[str | None, str | None, str]:
+    """(inventory cluster name, replication group name, the name the state file is under)."""
+    from redisops import state
+
+    cluster_name = session.cluster.name if session.cluster is not None else None
+    group = state.group_name(topo, cluster_name)
+    return cluster_name, group, cluster_name or group or session.cluster_name
 
 
-def read_host_facts(session: Session, topo: Any) -> dict[str, Mapping[str, str] | None]:
-    """``{address: facts}`` for every reachable node, read through its :class:`Host`
-    (``Session.host``: this machine directly, others over SSH once configured); one read
-    per machine. A node whose host cannot be read maps to None (the check says UNKNOWN)."""
+def state_path(session: Session, topo: Any) -> Path:
+    """The check's state file for this group (see :func:`redisops.state.check_state_path`)."""
+    from redisops import state
+
+    return state.check_state_path(names(session, topo)[2])
+
+
+def sample_again(
+    session: Session,
+    topo: Any,
+    seconds: float,
+    path: Path,
+    interval: float,
+    first: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[Any, dict[str, dict[str, Any]], float]:
+    """checks-and-drift.md §2.1: a node with a backlog and no usable baseline in the state
+    file (a first run) has no write rate; sample it now (taken at ``first``), probe the
+    group again ``seconds`` later, and return (the new topology, the first samples, when the
+    second probe started). Nothing to do when every node has a baseline."""
+    from redisops import state
+    from redisops.checks.counters import sample_of, without_rate
+
+    previous = state.read_json(path).get("nodes", {})
+    lacking = without_rate(previous, topo.nodes, first, 3 * interval)
+    if not lacking:
+        return topo, {}, first
+    earlier = {str(n.address): sample_of(n, first) for n in lacking}
+    sleep(seconds)
+    again = time.time()
+    return session.with_last_known(session.discover()), earlier, again
+
+
+def read_host_facts(session: Session, topo: Any) -> dict[str, HostFacts | None]:
+    """``{address: facts}`` for every reachable node, gathered by
+    :func:`redisops.ops.hostfacts.host_facts` (this machine directly, others over SSH). A
+    host that cannot be read (a refused host key included) gives facts whose ``errors`` say
+    why, and the check says UNKNOWN for its nodes."""
     from redisops.errors import RedisopsError
+    from redisops.hostfacts import HostFacts
+    from redisops.ops.hostfacts import host_facts
 
-    by_machine: dict[str, Mapping[str, str] | None] = {}
-    out: dict[str, Mapping[str, str] | None] = {}
-    for node in topo.nodes:
-        if not node.reachable:
-            continue
-        machine = node.address.host
-        if machine not in by_machine:
-            try:
-                host = session.host(node.address)
-                facts = {
-                    key: host.read_bytes(path).decode("ascii", "replace").strip()
-                    for key, path in HOST_FACT_FILES.items()
-                    if host.stat(path) is not None
-                }
-                by_machine[machine] = facts
-            except (RedisopsError, OSError):
-                by_machine[machine] = None
-        out[str(node.address)] = by_machine[machine]
-    return out
+    nodes = [n.address for n in topo.nodes if n.reachable]
+    try:
+        found = host_facts(session, nodes)
+    except RedisopsError as exc:  # a host key refused: no host of the run is read
+        return {str(a): HostFacts(str(a), "unreachable", errors=(f"host: {exc}",)) for a in nodes}
+    return {str(a): facts for a, facts in found.items()}
 
 
 def newest_verified_backup_source() -> BackupLookup | None:

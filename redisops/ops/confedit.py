@@ -7,10 +7,11 @@ repeated lines). Edited like ``CONFIG REWRITE`` edits it, then written with
 :meth:`~redisops.host.Host.write_atomic` (temporary file in the same directory, fsync, owner
 and mode kept, timestamped backup, rename) and read back to check the effective values.
 
-Two users: ``redisops config-file`` (show, or edit with a diff and confirmation), and
-``--persist`` when ``CONFIG REWRITE`` fails (no config file, ``CONFIG`` renamed, the file not
-writable by Redis): :func:`persist_via_file` writes the node's replication settings
-(``replicaof``, ``masteruser``, ``masterauth``) instead and says so.
+Users: ``redisops config-file`` (show, or edit with a diff and confirmation), and the
+persist steps when ``CONFIG REWRITE`` fails (no config file, ``CONFIG`` renamed, the file not
+writable by Redis): :func:`persist_via_file` writes the running values instead and says so
+(``--persist``: the replication settings ``replicaof``, ``masteruser``, ``masterauth``;
+``drift --fix``: the keys it changed or found not persisted).
 
 Secrets (``requirepass``, ``masterauth``, ACL ``user`` rules) never appear in a diff, a
 listing, a plan or an error: they are shown as ``***``, and cannot be set from the command
@@ -337,23 +338,77 @@ def replication_lines(session: Session, address: Address) -> tuple[dict[str, Lin
     return lines, missing
 
 
-def persist_via_file(session: Session, address: Address, reason: str) -> str:
-    """Write the node's replication settings into its config file (the ``--persist``
-    fallback when ``CONFIG REWRITE`` failed for ``reason``); say which path was taken."""
-    path, source = locate(session, address)
+def running_lines(
+    session: Session, address: Address, keys: Sequence[str]
+) -> tuple[dict[str, Lines], list[str]]:
+    """The running values of ``keys`` as the config lines ``CONFIG REWRITE`` would write,
+    and what could not be read."""
+    node = session.node(address)
+    lines: dict[str, Lines] = {}
+    missing: list[str] = []
+    for key in dict.fromkeys(keys):
+        try:
+            reply = node.execute("CONFIG", "GET", key)
+        except CommandFailed:
+            missing.append(f"{key} (CONFIG GET is not available)")
+            continue
+        pairs = dict(zip(reply[::2], reply[1::2], strict=False)) if isinstance(reply, list) else {}
+        if key not in pairs:
+            missing.append(f"{key} (CONFIG GET returned nothing)")
+            continue
+        lines[key] = file_lines(key, str(pairs[key]))
+    return lines, missing
+
+
+def file_lines(key: str, value: str) -> Lines:
+    """A running value as config lines.
+
+    >>> file_lines("save", "3600 1 300 100"), file_lines("maxmemory", "1073741824")
+    ([['3600', '1'], ['300', '100']], [['1073741824']])
+    >>> file_lines("client-output-buffer-limit", "normal 0 0 0 replica 256mb 64mb 60")
+    [['normal', '0', '0', '0'], ['replica', '256mb', '64mb', '60']]
+    """
+    words = value.split()
+    if key == "save":
+        return [[words[i], words[i + 1]] for i in range(0, len(words) - 1, 2)] or [[""]]
+    if key == "client-output-buffer-limit":
+        return [words[i : i + 4] for i in range(0, len(words), 4)]
+    return [[value]]
+
+
+def persist_via_file(
+    session: Session,
+    address: Address,
+    reason: str,
+    keys: Sequence[str] | None = None,
+    path: str | None = None,
+) -> str:
+    """The fallback when ``CONFIG REWRITE`` failed for ``reason`` (``--persist``, ``drift
+    --fix``): write the node's running values of ``keys`` (default: its replication
+    settings) into its config file (``path``, else :func:`locate`'s), only the directives
+    whose effective value differs, ``CONFIG REWRITE``'s layout, atomically with a dated
+    backup, read back. Says which path was taken."""
+    if path:
+        source = "the file drift read"
+    else:
+        path, source = locate(session, address)
     host = session.host(address)
-    wanted, missing = replication_lines(session, address)
+    if keys is None:
+        wanted, missing = replication_lines(session, address)
+    else:
+        wanted, missing = running_lines(session, address, keys)
     text, cfg = read_config(host, path)
     changes = {k: v for k, v in wanted.items() if effective(cfg, k) != v}
     taken = f"CONFIG REWRITE failed ({reason}); "
     if not changes:
-        return taken + f"{path} on {host.name} ({source}) already has the change"
-    edit = ConfigEdit(host.name, path, text, edit_text(text, changes), changes)
-    kept = apply_edit(host, edit)
-    done = taken + (
-        f"wrote {', '.join(changes)} into {path} on {host.name} ({source}) instead"
-        + (f"; backup {kept}" if kept else "")
-    )
+        done = taken + f"{path} on {host.name} ({source}) already has the change"
+    else:
+        edit = ConfigEdit(host.name, path, text, edit_text(text, changes), changes)
+        kept = apply_edit(host, edit)
+        done = taken + (
+            f"wrote {', '.join(changes)} into {path} on {host.name} ({source}) instead "
+            f"(edited as CONFIG REWRITE would{f'; backup {kept}' if kept else ''})"
+        )
     if missing:
         done += f"; not persisted: {', '.join(missing)}"
     return done

@@ -28,14 +28,13 @@ from redisops.info import parse_info
 from redisops.inventory import Secret
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import lock_steps, unlock_step
-from redisops.plan import RunContext, action, remembered
+from redisops.plan import RunContext, action, remembered, run_config_rewrite
 from redisops.redisconf import (
     ConfigFile,
     ConfigSyntaxError,
     Globber,
     Reader,
     parse_config,
-    set_directive,
 )
 from redisops.session import Session
 
@@ -91,7 +90,9 @@ def read_node(
     else:
         items = [str(x) for x in config_reply]
         running = dict(zip(items[::2], items[1::2], strict=False))
-    path = config_file or info.get("config_file") or None
+    settings = session.ssh_settings(node.address)
+    inventory_file = settings.config_file if settings is not None else None
+    path = config_file or inventory_file or info.get("config_file") or None
     file: ConfigFile | None = None
     file_error: str | None = None
     if path is None:
@@ -373,42 +374,10 @@ def run_config_copy(ctx: RunContext, step: Step) -> str:
 
 @action("persist-config")
 def run_persist_config(ctx: RunContext, step: Step) -> str:
-    """CONFIG REWRITE; when Redis cannot rewrite its file, edit it through the node's host
-    (only the keys concerned, CONFIG REWRITE's layout, atomic write, dated backup)."""
-    try:
-        ctx.node(step.node).execute("CONFIG", "REWRITE")
-        return "CONFIG REWRITE done"
-    except CommandFailed as exc:
-        reason = exc.message.split("failed: ", 1)[-1]
-        path = step.args.get("file")
-        if not path:
-            raise CommandFailed(
-                f"{step.node}: CONFIG REWRITE failed ({reason}) and the node has no config file "
-                f"to edit; the change is live but a restart loses it"
-            ) from None
-    edited = edit_file(ctx, step.node, str(path), [str(k) for k in step.args.get("keys", ())])
-    return f"CONFIG REWRITE failed ({reason}); edited {path} instead (backup {edited})"
-
-
-def edit_file(ctx: RunContext, node: str, path: str, keys: Sequence[str]) -> str | None:
-    """Write the running values of ``keys`` into the node's config file; return the backup."""
-    address = Address.parse(node)
-    host = ctx.session.host(address)
-    text = host.read_bytes(path).decode("utf-8", "replace")
-    for key in keys:
-        value = _config_value(ctx, node, key)
-        text = set_directive(text, key, _file_lines(key, value))
-    return host.write_atomic(path, text.encode())
-
-
-def _file_lines(key: str, value: str) -> list[list[str]]:
-    """A running value as the file lines CONFIG REWRITE would write."""
-    words = value.split()
-    if key == "save":
-        return [[words[i], words[i + 1]] for i in range(0, len(words) - 1, 2)] or [[""]]
-    if key == "client-output-buffer-limit":
-        return [words[i : i + 4] for i in range(0, len(words), 4)]
-    return [[value]]
+    """CONFIG REWRITE; when Redis cannot rewrite its file, the running values of the step's
+    keys are written into the file drift read, through the node's host: the routine of
+    ``--persist`` (:func:`redisops.plan.run_config_rewrite`)."""
+    return run_config_rewrite(ctx, step)
 
 
 @action("drift-verify")

@@ -14,10 +14,12 @@ replicas lose their master, and clients their writes; ``switchover`` first.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redisops.errors import CommandFailed, HostKeyError, RedisopsError, VerifyFailed
+from redisops.host import Host
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import lock_steps, unlock_step
 from redisops.ops.hostfacts import service_argv, service_template
@@ -148,12 +150,17 @@ def _promise(verb: str, run_id: str | None) -> str:
 def run_service(ctx: RunContext, step: Step) -> str:
     assert step.command is not None
     host = ctx.session.host(Address.parse(step.node))
-    result = host.run(list(step.command), sudo=True, timeout=COMMAND_TIMEOUT_S)
-    shown = " ".join(step.command)
+    return run_service_command(host, step.node, step.command)
+
+
+def run_service_command(host: Host, node: str, argv: Sequence[str]) -> str:
+    """Run a service command on the node's host, privileged; one line for a non-zero exit."""
+    result = host.run(list(argv), sudo=True, timeout=COMMAND_TIMEOUT_S)
+    shown = " ".join(argv)
     if not result.ok:
         err = result.stderr.decode("utf-8", "replace").strip().splitlines()
         raise CommandFailed(
-            f"{step.node}: `{shown}` exited {result.exit_status} on {host.name}: "
+            f"{node}: `{shown}` exited {result.exit_status} on {host.name}: "
             f"{err[-1] if err else 'no error output'}",
             hint="check the service command (ssh: service: in the inventory) and sudo",
         )

@@ -155,6 +155,12 @@ def _transport_class() -> type[paramiko.Transport]:
         def preferred_keys(self) -> tuple[str, ...]:
             return tuple(k for k in super().preferred_keys if "-cert-v01@" not in k)
 
+        # AES-GCM first: an AEAD cipher needs no separate HMAC, which in paramiko is a new
+        # Python HMAC object per packet (bench/backup.py, bench/README.md). The client's
+        # order decides; a server without GCM still gets the other ciphers.
+        _known: tuple[str, ...] = paramiko.Transport._preferred_ciphers  # type: ignore[attr-defined]
+        _preferred_ciphers = tuple(dict.fromkeys([*(c for c in _known if "-gcm@" in c), *_known]))
+
     return Transport
 
 

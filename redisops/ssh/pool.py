@@ -131,6 +131,14 @@ class SSHPool:
             conn.close()
 
 
+def own_host(node: NodeSSH, *, notify: Notify | None = None) -> SSHHost:
+    """A host on a connection of its own, closed with it: for code that has no run's pool
+    (``backup list`` and ``backup verify`` of an ``sftp://`` destination)."""
+    from redisops.ssh.remote import SSHHost
+
+    return SSHHost(SSHPool(notify=notify), node.target, sudo=node.sudo, owns_pool=True)
+
+
 def _again(exc: BaseException) -> BaseException:
     """The error a host failed with, as a new exception (the first one's traceback is not
     shared between the threads that ask again)."""

@@ -217,6 +217,13 @@ class Resolver:
             service=s.service or DEFAULT_SERVICE,
         )
 
+    def machine(self, host: str, user: str | None = None, port: int | None = None) -> NodeSSH:
+        """The SSH access for a machine that is not a node (a backup destination): the user
+        and port given here (an ``sftp://user@host:port`` URL), else ``ssh_config``, else
+        OpenSSH's defaults; the ``--ssh-key``/``--ssh-known-hosts``/``--ssh-accept-new``
+        options apply, the node-only ``--ssh-user``/``--ssh-port`` do not."""
+        return NodeSSH(target=self.target(host, SSHSettings(), final=False, user=user, port=port))
+
     def target(
         self,
         host: str,

@@ -344,3 +344,43 @@ def test_host_facts_of_a_node_on_this_machine_are_read_and_judged(
     else:
         assert kernel["status"] == "WARNING"
         assert f"vm.overcommit_memory = {overcommit}" in kernel["message"]
+
+
+def test_a_first_run_with_sample_measures_the_write_rate_for_backlog_coverage(
+    redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    from redisops.ops.check import sample_again
+    from redisops.session import build_session
+
+    m, _r = group(redis_factory, 1)
+    state = tmp_path / "state.json"
+    _, doc = check(m.address, "--state-file", str(tmp_path / "unsampled.json"))
+    assert "no write rate yet" in results(doc, "repl.backlog_coverage", m.address)[0]["message"]
+    stop = threading.Event()
+
+    def writer() -> None:
+        with m.client() as c:
+            for i in range(200_000):
+                if stop.is_set():
+                    return
+                c.set(f"w:{i % 1000}", "v" * 100)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        _, doc = check(m.address, "--state-file", str(state), "--sample", "1")
+    finally:
+        stop.set()
+        thread.join()
+    cov = results(doc, "repl.backlog_coverage", m.address)[0]
+    assert cov["value"] is not None and cov["value"] > 0, cov
+    assert cov["fields"]["peak_rate"] > 0 and "covers" in cov["message"]
+    # with a baseline in the state file now, --sample takes no second sample
+    slept: list[float] = []
+    with build_session(seeds=[m.address], purpose=None) as session:
+        topo = session.discover()
+        again, earlier, _ = sample_again(session, topo, 5.0, state, 60.0, time.time(), slept.append)
+    assert slept == [] and earlier == {} and again is topo

@@ -13,7 +13,7 @@ from redisops.host import HostTimeout
 from redisops.inventory import SSHSettings
 from redisops.retry import NO_RETRY
 from redisops.ssh.pool import SSHPool
-from redisops.ssh.remote import SSHHost
+from redisops.ssh.remote import READ_DEPTH, READ_REQUEST, SSHHost
 from redisops.ssh.settings import Resolver, SSHOptions
 from tests.ssh.sshd import SSHWorld
 
@@ -122,6 +122,50 @@ def test_put_and_fetch_stream_and_hash_and_agree_with_the_remote_sha256(
     assert remote.fetch(str(dest), back) == (len(data), digest)
     assert back.read_bytes() == data
     assert [p.name for p in remote_dir.iterdir()] == [dest.name]
+
+
+@pytest.mark.parametrize("size", [0, 1, READ_REQUEST - 1, READ_REQUEST, 3 * READ_REQUEST + 5])
+def test_streaming_read_returns_every_byte_in_order_at_request_boundaries(
+    remote: SSHHost, tmp_path: Path, size: int
+) -> None:
+    data = os.urandom(size)
+    path = tmp_path / f"file {size}"
+    path.write_bytes(data)
+    got = bytearray()
+    with remote.open_read(str(path)) as src:
+        while block := src.read(100_000):
+            got += block
+    assert bytes(got) == data
+
+
+def test_replies_shorter_than_asked_for_are_completed_and_later_requests_shrink(
+    remote: SSHHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redisops.ssh.remote as module
+
+    # OpenSSH's sftp-server serves at most 261120 bytes a reply: ask for more
+    monkeypatch.setattr(module, "READ_REQUEST", 400_000)
+    data = os.urandom(5 * 400_000 + 3)
+    path = tmp_path / "short replies"
+    path.write_bytes(data)
+    got = bytearray()
+    with remote.open_read(str(path)) as src:
+        while block := src.read(1 << 20):
+            got += block
+    assert bytes(got) == data
+
+
+def test_a_read_stopped_early_leaves_the_sftp_session_usable(
+    remote: SSHHost, tmp_path: Path
+) -> None:
+    path = tmp_path / "big"
+    path.write_bytes(os.urandom(READ_DEPTH * READ_REQUEST + 1))
+    with remote.open_read(str(path)) as src:
+        assert len(src.read(10)) == 10  # many requests still in flight at close
+    st = remote.stat(str(path))  # their replies were collected, not read as this one's
+    assert st is not None and st.size == READ_DEPTH * READ_REQUEST + 1
+    with remote.open_read(str(path)) as src:
+        assert src.read(5) == path.read_bytes()[:5]
 
 
 FAKE_SUDO = """#!/bin/sh

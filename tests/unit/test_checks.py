@@ -14,6 +14,7 @@ from redisops.checks.health import CATALOGUE, METRICS, CheckInput, run_checks
 from redisops.checks.ranges import Range, Thresholds
 from redisops.checks.result import Report, Status, worst
 from redisops.errors import BadInput
+from redisops.hostfacts import HostFacts
 from redisops.model import NodeInfo, Topology
 from redisops.output_checks import render_check_json, render_nagios, render_prometheus
 from tests.builders import addr, master, replica, topology, unreachable
@@ -241,8 +242,8 @@ def test_host_kernel_is_not_checked_without_ssh_and_judged_with_facts() -> None:
     r = result(run(healthy())[0], "host.kernel")
     assert r.status is Status.OK and r.message == "not checked (no SSH configured)"
     facts = {
-        M: {"vm.overcommit_memory": "0", "transparent_hugepage": "[always] madvise never"},
-        R1: {"vm.overcommit_memory": "1"},
+        M: HostFacts(M, "h", overcommit_memory=0, thp_enabled="always"),
+        R1: HostFacts(R1, "h", overcommit_memory=1),
         R2: None,
     }
     cfg = {**SAFE, "disable-thp": "no"}
