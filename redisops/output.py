@@ -147,18 +147,38 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], width: int | No
 
     width = terminal_width() if width is None else width
     cells = [[str(_dash(c)) for c in r] for r in rows]
-    widths = [len(h) + _HEADER_PAD for h in headers]
+    natural = [len(h) + _HEADER_PAD for h in headers]
+    longest_word = [0] * len(headers)
     for r in cells:
         for i, c in enumerate(r):
-            widths[i] = max(widths[i], max((len(x) for x in c.splitlines()), default=0))
-    floor = [max(len(h) + _HEADER_PAD, 8) for h in headers]
-    while sum(widths) + _GAP * (len(widths) - 1) > width:
+            natural[i] = max(natural[i], max((len(x) for x in c.splitlines()), default=0))
+            longest_word[i] = max(longest_word[i], max(map(len, c.split()), default=0))
+    narrowest = [max(len(h) + _HEADER_PAD, 8) for h in headers]
+    # first try to keep words whole (an address, a class name, up to _WORD_CAP characters),
+    # then allow breaking them, then give up on columns
+    whole = [max(n, min(w, _WORD_CAP)) for n, w in zip(narrowest, longest_word, strict=True)]
+    for floor in (whole, narrowest):
+        widths = _narrowed(natural, floor, width)
+        if widths is not None:
+            fitted = [["\n".join(_wrap_cell(c, widths[i])) for i, c in enumerate(r)] for r in cells]
+            return tabulate(fitted, headers=list(headers), tablefmt="simple", disable_numparse=True)
+    return _records(headers, cells, width)
+
+
+_WORD_CAP = 24
+
+
+def _narrowed(natural: list[int], floor: list[int], width: int) -> list[int] | None:
+    """Column widths that fit ``width``: the widest columns (above their floor) narrowed
+    first; None when even the floors do not fit."""
+    widths = list(natural)
+    gaps = _GAP * (len(widths) - 1)
+    while sum(widths) + gaps > width:
         i = max(range(len(widths)), key=lambda j: widths[j] - floor[j])
         if widths[i] <= floor[i]:
-            return _records(headers, cells, width)
+            return None
         widths[i] -= 1
-    fitted = [["\n".join(_wrap_cell(c, widths[i])) for i, c in enumerate(r)] for r in cells]
-    return tabulate(fitted, headers=list(headers), tablefmt="simple", disable_numparse=True)
+    return widths
 
 
 def _wrap_cell(text: str, width: int) -> list[str]:
