@@ -197,5 +197,5 @@ def test_on_the_embedded_lab_the_dry_run_refuses_a_node_that_is_not_valkey(
     assert res.code == 5, res
     by_id = steps(res.json)
     assert by_id["3"]["status"] == "failed"
-    assert "reachable Valkey servers (servers: [\"redis\"])" in by_id["3"]["summary"]
+    assert 'reachable Valkey servers (servers: ["redis"])' in by_id["3"]["summary"]
     assert ATTACH not in by_id
