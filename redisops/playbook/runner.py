@@ -408,38 +408,25 @@ class Runner:
                     item=item,
                 )
             result = self._act(spec, scope)
-        except StepFailed as exc:
-            status = "continued" if spec.on_failure == "continue" else "failed"
+        except RedisopsError as exc:  # a StepFailed also carries what it registers and its plan
+            failed = exc if isinstance(exc, StepFailed) else None
             value = {
-                **exc.value,
+                **(failed.value if failed is not None else {}),
                 "failed": True,
                 "error": str(exc),
                 "exit_code": int(exc.exit_code),
             }
+            plan = failed.plan if failed is not None else None
             return StepRecord(
                 spec.id,
                 spec.name,
                 action,
-                status,
+                "continued" if spec.on_failure == "continue" else "failed",
                 str(exc),
                 int(exc.exit_code),
                 time.perf_counter() - t0,
                 value,
-                exc.plan.to_dict() if exc.plan is not None else None,
-                item=item,
-            )
-        except RedisopsError as exc:
-            status = "continued" if spec.on_failure == "continue" else "failed"
-            value = {"failed": True, "error": str(exc), "exit_code": int(exc.exit_code)}
-            return StepRecord(
-                spec.id,
-                spec.name,
-                action,
-                status,
-                str(exc),
-                int(exc.exit_code),
-                time.perf_counter() - t0,
-                value,
+                plan.to_dict() if plan is not None else None,
                 item=item,
             )
         return StepRecord(

@@ -270,6 +270,7 @@ def test_status_identifies_every_server_of_a_mixed_cluster(
     }
     table = invoke(env, "status", m.address)
     assert table.exit_code == 0
+    # the compact default shows which node runs what when they differ (-o wide always does)
     header = next(line for line in table.stdout.splitlines() if line.startswith("ADDRESS"))
     assert "SERVER" in header and "RDB" in header
     assert "redis 6.2.14" in table.stdout and "valkey 8.1.8" in table.stdout

@@ -197,3 +197,20 @@ def test_progress_phase_lines_fit_the_width_too(
     err = capsys.readouterr().err
     assert len(err.splitlines()) > 1
     assert_fits(err, 60)
+
+
+def test_the_compact_status_names_each_server_when_the_members_run_different_ones() -> None:
+    same = render_status(cluster_topology(), Format.table, 120)
+    assert "SERVER" not in same  # one server everywhere: nothing to tell apart
+    mixed = topology(
+        master(M, offset=100, replicas=[R1], replid=HIST, redis_version="6.2.14"),
+        replica(
+            R1, M, offset=100, replid=HIST, redis_version="7.2.4",
+            server_name="valkey", valkey_version="8.1.8",
+        ),
+        seeds=[M],
+    )  # fmt: skip
+    for width in WIDTHS:
+        text = render_status(mixed, Format.table, width)
+        assert_fits(text, width)
+        assert "SERVER" in text and "redis 6.2.14" in text and "valkey 8.1.8" in text
