@@ -175,6 +175,8 @@ def cluster_view(topo: Topology, predicted: Iterable[str] = ()) -> dict[str, Any
             "loading": rec.get("loading"),
             "priority": rec.get("replica_priority"),
             "version": rec.get("version"),
+            "server": rec.get("server"),
+            "rdb_format": rec.get("rdb_format"),
             "error": rec.get("error"),
             "predicted": str(n.address) in marked,
         }
@@ -486,7 +488,11 @@ def _operate(
             predicted=True,
         )
     needs_yes = [f for f in plan.findings if f.level == "confirm"]
-    if not ctx.yes:
+    if ctx.yes:  # the plan is not shown for confirmation: its warnings still are
+        for f in plan.findings:
+            if f.level in ("warn", "confirm"):
+                ctx.show(f"  preflight warning: {f.message}")
+    else:
         ctx.show(render_plan(plan, force))
         if needs_yes or ctx.ask is None:
             why = "; ".join(f.message for f in needs_yes) or "not confirmed (not a terminal)"

@@ -136,6 +136,13 @@ def apply_effects(
                 )
                 info["master_replid2"] = NULL_REPLID
                 info["second_repl_offset"] = "-1"
+                # loading the RDB, a replica starts a backlog right after the master's
+                # offset (empty until the stream flows): what later PSYNCs to it are
+                # judged against, e.g. the old master's once it is promoted
+                synced_at = master.get("master_repl_offset") or info.get("master_repl_offset")
+                info["repl_backlog_active"] = "1"
+                info["repl_backlog_first_byte_offset"] = str(int(synced_at or 0) + 1)
+                info["repl_backlog_histlen"] = "0"
     _follow(infos, touched, down)
     predicted = _predicted(infos, touched)
     _relist(infos, down)

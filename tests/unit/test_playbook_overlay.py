@@ -55,6 +55,49 @@ def test_a_predicted_full_sync_copies_the_masters_keys() -> None:
     assert any(e.port == 6379 and e.ip == "10.0.0.9" for e in nodes[m.address].replicas)
 
 
+def test_the_view_names_each_nodes_server_and_rdb_format_through_a_predicted_attach() -> None:
+    """What a migration playbook asserts on: a Valkey node predicted to follow a Redis
+    master is still a Valkey node (format 11) in the view, the master still Redis (10)."""
+    cluster = _cluster()
+    v = master(
+        "10.0.0.9:6379",
+        replid=rid("valkey"),
+        redis_version="7.2.4",
+        server_name="valkey",
+        valkey_version="8.1.8",
+    )
+    cluster[v.address] = v
+    nodes, predicted = apply_effects(cluster, [Replicate("10.0.0.9:6379", M, full=True)])  # type: ignore[arg-type]
+    topo = discover(sorted(nodes), lambda a: nodes[a], parallel=False)
+    view = cluster_view(topo, predicted)
+    assert "10.0.0.9:6379" in view["replicas"]
+    got = {
+        n: (view["nodes"][n]["server"], view["nodes"][n]["rdb_format"])
+        for n in (M, "10.0.0.9:6379")
+    }
+    assert got == {M: ("redis", 10), "10.0.0.9:6379": ("valkey", 11)}
+    assert view["nodes"]["10.0.0.9:6379"]["version"] == "8.1.8"
+
+
+def test_a_predicted_full_sync_starts_a_backlog_so_a_later_promotion_continues_partially() -> None:
+    """Attach a fresh node (a full sync), then promote it: its old master and the other
+    replica continue by partial resync, as on the real servers (a migration's switchover
+    right after its attach must not be predicted as full syncs)."""
+    from redisops.engine.predict import RateParams, predict_sync
+    from redisops.ops.promotion import at_offset, promoted_view
+
+    fresh = "10.0.0.9:6379"
+    cluster = _cluster()
+    cluster[Address.parse(fresh)] = master(fresh, replid=rid("fresh"))
+    nodes, _ = apply_effects(cluster, [Replicate(fresh, M, full=True)])  # type: ignore[arg-type]
+    node = nodes[Address.parse(fresh)]
+    assert node.backlog_active and node.backlog_first_byte == 501 and node.backlog_histlen == 0
+    promoted = promoted_view(node, 500)
+    for name in (M, A):
+        pred = predict_sync(promoted, at_offset(nodes[Address.parse(name)], 500), RateParams())
+        assert pred.sync == "partial", pred.reason
+
+
 def test_a_node_predicted_down_is_unreachable_and_its_replicas_lose_their_link() -> None:
     topo, predicted = _predicted_topology([Down(A)])
     view = cluster_view(topo, predicted)

@@ -198,6 +198,7 @@ def test_every_shipped_playbook_is_valid() -> None:
         "rolling-restart",
         "backup-rdb",
         "drift-remediation",
+        "migrate-to-valkey",
     }
     for entry in library.entries():
         if entry.source == "shipped":
@@ -213,6 +214,7 @@ def test_shipped_playbooks_keep_their_var_names() -> None:
         "rolling-restart": {"cluster", "master"},
         "backup-rdb": {"node", "dest"},
         "drift-remediation": {"master"},
+        "migrate-to-valkey": {"master", "valkey"},
     }
     for name, required in want.items():
         book = load(library.resolve(name))
