@@ -337,11 +337,17 @@ class Config:
         return list(staged)
 
     def rewrite_lines(self) -> list[str]:
-        """What ``CONFIG REWRITE`` would persist: every non-default value."""
+        """What ``CONFIG REWRITE`` would persist: every non-default value, and ``save``
+        always (Redis forces it: ``save ""`` when there are no save points, so the file
+        does not fall back to the built-in defaults; one line per pair)."""
         out = []
         for name, p in PARAMS.items():
             value = self.values[name]
-            if value != p.default and p.kind != "special":
+            if p.kind == "save":
+                pairs = value.split()
+                out += [f"save {a} {b}" for a, b in zip(pairs[::2], pairs[1::2], strict=True)]
+                out += [] if pairs else ['save ""']
+            elif value != p.default and p.kind != "special":
                 shown = f'"{value}"' if (" " in value or not value) else value
                 out.append(f"{name} {shown}")
         return out

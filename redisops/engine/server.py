@@ -448,6 +448,30 @@ def write_rdb_files(cluster: Cluster, port: int, directory: Path) -> None:
     cluster.storage[port].on_save = write
 
 
+def write_config_file(cluster: Cluster, port: int, path: Path) -> None:
+    """Give the node a real config file, as a redis-server started from one has: its
+    settings now (what ``CONFIG REWRITE`` would write, ``replicaof`` included), and again
+    after every ``CONFIG REWRITE`` (temp file and rename, as Redis does), so that ``drift``
+    compares running config with a file that exists."""
+    storage = cluster.storage[port]
+    storage.config_file = str(path)
+
+    def write(lines: list[str]) -> None:
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text("".join(f"{line}\n" for line in lines))
+            os.replace(tmp, path)
+        except OSError:  # Redis would answer CONFIG REWRITE with an error; the lab keeps serving
+            tmp.unlink(missing_ok=True)
+
+    node = cluster.nodes[port]
+    lines = node.config.rewrite_lines()
+    if node.master_host is not None:
+        lines.append(f"replicaof {node.master_host} {node.master_port}")
+    write(lines)
+    storage.on_rewrite = write
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m redisops.engine.server --ports 7000,7001,7002 --topology star --control PATH``."""
     import argparse
@@ -480,8 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         cluster = build_lab_cluster(ports, ns.topology, config, ns.seed)
     if ns.config_file_dir is not None:
         for port in ports:
-            cluster.storage[port].config_file = str(ns.config_file_dir / f"node-{port}.conf")
             write_rdb_files(cluster, port, ns.config_file_dir / f"node-{port}")
+            write_config_file(cluster, port, ns.config_file_dir / f"node-{port}.conf")
     server = LabServer(cluster, ns.control)
     try:
         for port in ports:

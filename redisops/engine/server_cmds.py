@@ -324,7 +324,7 @@ def config_command(node: Node, client: Client, argv: list[bytes], ctx: ExecConte
         lines = node.config.rewrite_lines()
         if node.master_host is not None:
             lines.append(f"replicaof {node.master_host} {node.master_port}")
-        node.storage.rewritten = lines
+        node.storage.rewrite(lines)
         return OK
     raise CommandError(
         f"ERR unknown subcommand '{argv[1].decode(errors='replace')}'. Try CONFIG HELP."

@@ -105,11 +105,18 @@ class Storage:
     #: told of every RDB saved to "disk" (the lab server writes it as a file; the engine
     #: itself does no I/O)
     on_save: Callable[[RdbImage], None] | None = None
+    #: told of every CONFIG REWRITE (the lab server writes the node's config file)
+    on_rewrite: Callable[[list[str]], None] | None = None
 
     def store(self, image: RdbImage) -> None:
         self.rdb = image
         if self.on_save is not None:
             self.on_save(image)
+
+    def rewrite(self, lines: list[str]) -> None:
+        self.rewritten = lines
+        if self.on_rewrite is not None:
+            self.on_rewrite(lines)
 
 
 @dataclass

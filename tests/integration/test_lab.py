@@ -83,6 +83,33 @@ def test_embedded_lab_serves_redis_protocol_with_no_redis_installed(lab: Lab) ->
     assert all(n["link"] == "up" for n in nodes[1:])
 
 
+def test_lab_nodes_have_the_config_file_they_report_and_config_rewrite_writes_it(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """A lab node names a config file in INFO server, as a redis-server started from one
+    does: the file exists with its settings, drift reads it (no drift on a fresh lab), and
+    CONFIG REWRITE after a runtime change writes it so drift is clean again."""
+    base = lab_base_port(3)
+    lab.run("lab", "up", "--base-port", str(base))
+    info = raw(base + 1, "INFO", "server").decode()
+    conf = Path(next(li for li in info.splitlines() if li.startswith("config_file:"))[12:].strip())
+    text = conf.read_text()
+    assert f"port {base + 1}" in text and f"replicaof 127.0.0.1 {base}" in text
+    assert 'save ""' in text  # no persistence on the lab, said as CONFIG REWRITE says it
+    assert lab.run("drift", f"127.0.0.1:{base}").returncode == 0
+    assert raw(base + 1, "CONFIG", "SET", "maxmemory", "100mb") == b"+OK\r\n"
+    found = lab.run("drift", f"127.0.0.1:{base}", "-o", "json", check=False)
+    assert found.returncode == 11
+    classes = {(f["parameter"], f["class"]) for f in json.loads(found.stdout)["findings"]}
+    assert ("maxmemory", "not-persisted") in classes
+    assert raw(base + 1, "CONFIG", "REWRITE") == b"+OK\r\n"
+    assert "maxmemory 104857600" in conf.read_text()
+    still = json.loads(lab.run("drift", f"127.0.0.1:{base}", "-o", "json", check=False).stdout)
+    assert ("maxmemory", "not-persisted") not in {
+        (f["parameter"], f["class"]) for f in still["findings"]
+    }
+
+
 def test_lab_drills_kill_restart_pause_partition(lab: Lab) -> None:
     base = lab_base_port(3)
     lab.run("lab", "up", "--base-port", str(base), "--topology", "chain")
