@@ -1,7 +1,8 @@
 """The Redis side of a backup: which node, which file, and a fresh snapshot in it.
 
 * :func:`choose_source` prefers a healthy replica (the seeds: fork and disk writes stay off
-  the master), the replica with the most data first; the master only when asked, or when
+  the master), the replica with the most data first, never one whose dataset diverged from
+  the master's; the master only when asked, or when
   it has no replica at all.
 * :func:`rdb_path` is ``dir`` + ``dbfilename`` (``CONFIG GET``, or the config file when
   ``CONFIG`` is renamed away).
@@ -49,7 +50,9 @@ def choose_source(topo: Topology, named: NodeInfo, from_master: bool) -> tuple[N
     if from_master:
         return master, "the master (--from-master)"
     replicas = topo.children(master)
-    healthy = [r for r in replicas if healthy_replica(r)]
+    # a replica in sync whose keys differ from the master's holds other data: not a backup
+    diverged = {p.node for p in topo.problems if p.kind == "diverged"}
+    healthy = [r for r in replicas if healthy_replica(r) and str(r.address) not in diverged]
     if healthy:
         best = max(healthy, key=lambda r: (r.offset, -r.address.port, r.address.host))
         return best, f"a healthy replica of {master.address} (keeps the fork off the master)"
@@ -59,6 +62,8 @@ def choose_source(topo: Topology, named: NodeInfo, from_master: bool) -> tuple[N
             + (
                 "unreachable"
                 if not r.reachable
+                else "diverged from the master (other keys at the same offset)"
+                if str(r.address) in diverged
                 else "loading"
                 if r.loading
                 else "syncing"
