@@ -24,6 +24,7 @@ dead master (two operators, a retry) is refused ("already failed over to X").
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -557,6 +558,15 @@ def _repoint_step(n: int, target: NodeInfo, nodes: list[str], *, what: str = "")
     )
 
 
+def resyncs_after_promoting(new: NodeInfo, followers: Iterable[NodeInfo]) -> list[SyncPrediction]:
+    """What each follower does when it is pointed at ``new`` once ``new`` is promoted
+    (REPLICAOF NO ONE at the offset it applied): partial or full, per the engine."""
+    promoted = promoted_view(new, applied_offset(new))
+    return [
+        predict_sync(promoted, at_offset(n, applied_offset(n)), RateParams()) for n in followers
+    ]
+
+
 class _DirectPlan:
     """Promote the chosen replica at once: it is the most advanced of its history (or no
     replica ahead of it can stand in). Replicas with data it lacks lose it."""
@@ -681,11 +691,7 @@ class _DirectPlan:
         )
 
     def predictions(self) -> list[SyncPrediction]:
-        promoted = promoted_view(self.new, applied_offset(self.new))
-        return [
-            predict_sync(promoted, at_offset(n, applied_offset(n)), RateParams())
-            for n in self.others
-        ]
+        return resyncs_after_promoting(self.new, self.others)
 
     def summary(self) -> str:
         return (
@@ -849,11 +855,7 @@ class _CatchUpPlan(_DirectPlan):
         )
 
     def predictions(self) -> list[SyncPrediction]:
-        stand_in = promoted_view(self.stand_in, applied_offset(self.stand_in))
-        return [
-            predict_sync(stand_in, at_offset(n, applied_offset(n)), RateParams())
-            for n in self.first
-        ]
+        return resyncs_after_promoting(self.stand_in, self.first)
 
     def summary(self) -> str:
         gap = history_gap(self.new, self.stand_in) or 0
