@@ -367,15 +367,23 @@ def failover_seeds(
 def failover(session: Session, req: FailoverRequest, *, read: Reader = live) -> Operation:
     """The master is dead: confirm it, choose the replica, promote it, repoint the others,
     fence the old master."""
+    from dataclasses import replace
+
     from redisops.model import parse_target
     from redisops.ops.failover import confirm_down, known_members, plan_failover
+    from redisops.state import group_of
 
     dead = parse_target(req.master).address
+    # the group as known before this run: its reads record the topology again, and the plan
+    # must say how old the knowledge it used is, not that it was recorded a moment ago
+    earlier = group_of(str(dead))
     down = req.known_down or confirm_down(session, dead, probes=req.probes, interval=req.interval)
 
     def make() -> Plan:
         topo = read(session, [])
         known = known_members(session, topo, dead)
+        if earlier is not None and known.record is not None and known.record.group == earlier.group:
+            known = replace(known, record=earlier)
         unread = [a for a in known.addresses if topo.get(a) is None]
         if unread:
             topo = read(session, unread)

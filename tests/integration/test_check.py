@@ -295,6 +295,10 @@ def test_failover_with_no_seeds_uses_the_topology_check_recorded(
     run = cli("failover", "--master", m.address, "--auto", "--yes")
     assert run.code == 0, run
     assert "using the last-known topology" in run.stderr
+    # the plan says how old the knowledge it used is (from before this run's own reads)
+    used = " ".join(run.stdout.split())
+    assert "replicas taken from the last-known topology" in used
+    assert "by operation" not in used, used
     roles = sorted(p.info()["role"] for p in (r1, r2))
     assert roles == ["master", "slave"]
     # the fenced old master is expected to be down: the new group checks OK without it
