@@ -154,10 +154,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], width: int | No
             natural[i] = max(natural[i], max((len(x) for x in c.splitlines()), default=0))
             longest_word[i] = max(longest_word[i], max(map(len, c.split()), default=0))
     narrowest = [max(len(h) + _HEADER_PAD, 8) for h in headers]
-    # first try to keep words whole (an address, a class name, up to _WORD_CAP characters),
-    # then allow breaking them, then give up on columns
-    whole = [max(n, min(w, _WORD_CAP)) for n, w in zip(narrowest, longest_word, strict=True)]
-    for floor in (whole, narrowest):
+    # first try to keep words whole (an address, a backup id, a class name), the longest
+    # words first given up, then allow breaking any, then give up on columns
+    for cap in (*_WORD_CAPS, 0):
+        floor = [max(n, min(w, cap)) for n, w in zip(narrowest, longest_word, strict=True)]
         widths = _narrowed(natural, floor, width)
         if widths is not None:
             fitted = [["\n".join(_wrap_cell(c, widths[i])) for i, c in enumerate(r)] for r in cells]
@@ -165,7 +165,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], width: int | No
     return _records(headers, cells, width)
 
 
-_WORD_CAP = 24
+#: word lengths kept whole, tried in turn (see :func:`table`)
+_WORD_CAPS = (40, 32, 24, 16)
 
 
 def _narrowed(natural: list[int], floor: list[int], width: int) -> list[int] | None:
