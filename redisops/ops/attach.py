@@ -25,6 +25,7 @@ from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Top
 from redisops.ops.common import (
     Options,
     config_unavailable,
+    data_keys,
     group_members,
     group_nodes,
     lock_steps,
@@ -185,12 +186,13 @@ def _preflight(
     if sentinel is not None:
         out.append(sentinel)
     leaving = _leaving(topo, replica, master)
-    if prediction.sync == "full" and replica.keys:
+    discarded = data_keys(replica)
+    if prediction.sync == "full" and discarded:
         out.append(
             Finding(
                 "confirm",
                 "replica_has_data",
-                f"{r} holds {replica.keys} keys that the full sync will discard "
+                f"{r} holds {discarded} key{'s' * (discarded != 1)} that the full sync will discard "
                 f"(they are replaced by {m}'s dataset)" + (f"; {leaving}" if leaving else ""),
                 r,
             )
