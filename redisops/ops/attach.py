@@ -497,9 +497,7 @@ def _hardened_findings(
     return [f for f in out if f is not None]
 
 
-def _masteruser_findings(
-    replica: NodeInfo, master: NodeInfo, creds: Credentials
-) -> list[Finding]:
+def _masteruser_findings(replica: NodeInfo, master: NodeInfo, creds: Credentials) -> list[Finding]:
     """The replica will replicate as the operator's ACL user: that user must be allowed
     the replication handshake on the master, or the sync waits in it until --timeout."""
     if not creds.username or creds.password is None:
