@@ -391,3 +391,21 @@ def test_redisops_check_reads_the_backup_age_from_the_catalogue(
     assert "newest verified backup" in age["message"], age
     assert "off-host" in age["message"]  # the catalogue says no copy left the machine
     assert age["value"] is not None and age["value"] < 600
+
+
+def test_list_and_verify_of_a_missing_destination_or_group_are_bad_input_not_empty(
+    pair: list[RedisProc], tmp_path: Path, env: dict[str, str]
+) -> None:
+    typo = tmp_path / "no-such-dir"
+    for args in (("list",), ("verify", "--all")):
+        result = invoke(env, "backup", *args, "--dest", str(typo))
+        assert result.exit_code == ExitCode.BAD_INPUT, result.stdout
+        assert "does not exist" in result.stderr and len(result.stderr.splitlines()) == 1
+    dest = tmp_path / "backups"
+    code, _, err = backup_json(env, pair[0].address, "--dest", str(dest))
+    assert code == 0, err
+    for args in (("list",), ("verify", "--all")):
+        result = invoke(env, "backup", *args, "--dest", str(dest), "--group", "nope")
+        assert result.exit_code == ExitCode.BAD_INPUT, result.stdout
+        assert "no group 'nope'" in result.stderr
+    assert not (dest / "nope").exists()
