@@ -232,7 +232,7 @@ def list_backups(
     spec = _dest(dest)
     d = open_destination(spec)
     try:
-        groups = [group] if group else d.groups()
+        groups = d.read_groups(group)
         cats = [d.read_catalogue(g) for g in groups]
     finally:
         d.close()
