@@ -169,7 +169,7 @@ def take(
         dry_run=dry_run,
         timeout=timeout,
     )
-    key = load_key(encrypt_key_file) if encrypt_key_file else None
+    key = load_key(encrypt_key_file, "--encrypt-key-file") if encrypt_key_file else None
     with conn.session([node] if node else []) as session:
         outcome = api.backup(session, req, key=key, progress=make_progress(fmt), note=note)
     write(to_json(outcome.to_dict()) if fmt is Format.json else render_outcome(outcome, req.policy))

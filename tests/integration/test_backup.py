@@ -409,3 +409,16 @@ def test_list_and_verify_of_a_missing_destination_or_group_are_bad_input_not_emp
         assert result.exit_code == ExitCode.BAD_INPUT, result.stdout
         assert "no group 'nope'" in result.stderr
     assert not (dest / "nope").exists()
+
+
+def test_a_bad_encrypt_key_file_is_reported_under_the_option_the_user_typed(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    key = tmp_path / "backup.key"
+    key.write_text("ab" * 32)
+    key.chmod(0o644)
+    result = invoke(
+        env, "backup", "127.0.0.1:1", "--dest", str(tmp_path), "--encrypt-key-file", str(key)
+    )
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"--encrypt-key-file {key} is readable by other users" in result.stderr
