@@ -422,3 +422,21 @@ def test_a_bad_encrypt_key_file_is_reported_under_the_option_the_user_typed(
     )
     assert result.exit_code == ExitCode.BAD_INPUT
     assert f"--encrypt-key-file {key} is readable by other users" in result.stderr
+
+
+def test_check_with_a_backup_dest_but_no_verified_backup_is_critical_and_a_missing_dest_unknown(
+    pair: list[RedisProc], tmp_path: Path, env: dict[str, str]
+) -> None:
+    master, _ = pair
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = invoke({**env, "REDISOPS_BACKUP_DEST": str(empty)}, "check", master.address, "-o", "json")
+    doc = json.loads(run.stdout)
+    (age,) = [r for r in doc["results"] if r["id"] == "persist.backup_age"]
+    assert age["status"] == "CRITICAL" and "no verified backup" in age["message"], age
+    assert run.exit_code == 2
+    typo = {**env, "REDISOPS_BACKUP_DEST": str(tmp_path / "typo")}
+    missing = invoke(typo, "check", master.address, "--format", "nagios")
+    assert missing.exit_code == 3
+    assert missing.stdout.startswith("REDISOPS UNKNOWN - backup destination")
+    assert "does not exist" in missing.stdout

@@ -282,6 +282,15 @@ def test_backup_age_uses_the_catalogue_when_there_is_one() -> None:
     assert r.status is Status.CRITICAL
 
 
+def test_backup_age_is_critical_when_a_catalogue_is_configured_but_holds_no_verified_backup() -> (
+    None
+):
+    topo = topology(master(M, config=SAFE, rdb_last_save_time="199999"))
+    r = result(run(topo, now=200_000.0, backup_catalogue=True)[0], "persist.backup_age")
+    assert r.status is Status.CRITICAL and "no verified backup" in r.message
+    assert result(run(topo, now=200_000.0)[0], "persist.backup_age").status is Status.OK
+
+
 def test_memory_past_ninety_percent_of_maxmemory_warns() -> None:
     topo = topology(
         master(M, config=SAFE, used_memory="950", maxmemory="1000", total_system_memory="100000")
