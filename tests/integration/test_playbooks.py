@@ -518,6 +518,30 @@ def test_backup_rdb_runs_on_redis_server_from_a_replica(real: RealBackend, tmp_p
     assert list(dest.rglob("*.rdb"))
 
 
+@pytest.mark.redis_server
+def test_a_rehearsed_backup_rdb_writes_nothing_to_the_real_destination(
+    real: RealBackend, tmp_path: Path
+) -> None:
+    m, r1 = star(real, 1)
+    write_keys(m, 100)
+    in_sync(m, r1)
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    res = cli(
+        "playbook",
+        "run",
+        "backup-rdb",
+        "--var",
+        f"node={m.address}",
+        "--var",
+        f"dest={dest}",
+        "--rehearse",
+    )
+    assert res.code == 0, res
+    assert "stand-in for" in res.stdout
+    assert list(dest.iterdir()) == []  # the rehearsal only reads the real world
+
+
 def test_backup_rdb_runs_on_the_embedded_lab_whose_nodes_write_their_rdb_files(
     tmp_path: Path,
 ) -> None:
