@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.harness import RedisFactory
+from tests.harness import RedisFactory, wait_until
 from tests.integration.lab_fixture import (
     LabBackend,
     Node,
@@ -174,7 +174,8 @@ def test_add_replica_runs_on_redis_server_and_verifies_the_prediction(real: Real
     attach = steps(res.json)["3"]["registered"]
     assert attach["sync"] == "full" and attach["observed_sync"] == "full"
     assert state([fresh])[fresh.address] == ("slave", m.address)
-    assert fresh.call("DBSIZE") == 200
+    # the 200 keys; the lock key's DEL, the run's last write, reaches the replica a moment later
+    wait_until(lambda: fresh.call("DBSIZE") == 200, 10, what="the replica holds the 200 keys")
 
 
 # ----------------------------------------------------------------------------- master-down
