@@ -29,7 +29,9 @@ def _num(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     if float(value).is_integer():
         return str(int(value))
-    return f"{value:.6g}"
+    short = f"{value:.6g}"
+    # six digits lose a unix time (1.79655e+09 is 5000 s off): large values keep them all
+    return short if "e+" not in short else repr(float(value))
 
 
 def perf_label(cid: str, node: str | None) -> str:

@@ -243,7 +243,8 @@ def newest_verified_backup(dest_or_catalogue: str | Path, group: str) -> BackupR
     ``backup`` (``--group``, the inventory cluster, or the master's ``host:port``). The record's ``taken_at`` is when the
     snapshot was made (seconds since the epoch, UTC), ``verified_at`` when it last passed
     verification, and ``offhost_copy`` whether a verified copy exists off the backup host.
-    A missing catalogue means no backup (None); an unreadable one raises ``BadInput``.
+    A missing catalogue means no backup (None); a missing destination or an unreadable
+    catalogue raises ``BadInput``.
     """
     group = safe_name(group)  # as the backup named its directory (e.g. a master address)
     text = str(dest_or_catalogue)
@@ -256,6 +257,7 @@ def newest_verified_backup(dest_or_catalogue: str | Path, group: str) -> BackupR
 
     dest = open_destination(parse_dest(text))
     try:
+        dest.read_groups()  # a destination that is not there is a mistake, not "no backup"
         return dest.read_catalogue(group).newest_verified()
     finally:
         dest.close()

@@ -62,22 +62,23 @@ class DecryptError(RedisopsError):
     exit_code = ExitCode.VERIFY_FAILED
 
 
-def load_key(path: Path) -> bytes:
-    """The 32-byte key in ``path``; refuses a file others can read."""
+def load_key(path: Path, option: str = "--key-file") -> bytes:
+    """The 32-byte key in ``path``; refuses a file others can read. ``option`` names the
+    option the path came from, in the messages."""
     try:
         st = path.stat()
         raw = path.read_bytes()
     except OSError as exc:
-        raise BadInput(f"--key-file {path}: {exc.strerror}") from None
+        raise BadInput(f"{option} {path}: {exc.strerror}") from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise BadInput(
-            f"--key-file {path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o})",
+            f"{option} {path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o})",
             hint=f"chmod 600 {path}",
         )
     key = parse_key(raw)
     if key is None:
         raise BadInput(
-            f"--key-file {path} does not hold a 32-byte key",
+            f"{option} {path} does not hold a 32-byte key",
             hint="it holds 32 random bytes, raw, as 64 hex digits or base64: "
             "openssl rand -hex 32 > FILE",
         )

@@ -195,6 +195,27 @@ class Destination:
         names = {posixpath.basename(posixpath.dirname(p)) for p in found.text().splitlines() if p}
         return sorted(names)
 
+    def read_groups(self, group: str | None = None) -> list[str]:
+        """The groups a reading command (list, verify, restore) looks at: ``group`` or all.
+
+        A destination or a group that is not there is bad input, not an empty listing: a
+        mistyped ``--dest`` in a cron job must not pass as "nothing to check" for ever.
+        """
+        if self.host.stat(self.root) is None:
+            raise BadInput(
+                f"backup destination {self.url} does not exist",
+                hint="check --dest (or REDISOPS_BACKUP_DEST)",
+            )
+        groups = self.groups()
+        if group is None:
+            return groups
+        if group not in groups:
+            raise BadInput(
+                f"no group {group!r} at {self.url} (groups: {', '.join(groups) or 'none'})",
+                hint="see 'redisops backup list'",
+            )
+        return [group]
+
     # ------------------------------------------------------------------ lock
     @contextlib.contextmanager
     def lock(self, group: str) -> Iterator[None]:

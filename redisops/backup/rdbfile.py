@@ -206,6 +206,30 @@ def _string(data: bytes, i: int) -> tuple[str, int]:
     return data[j : j + value].decode("utf-8", "replace"), j + value
 
 
+def writer_version(aux: dict[str, str]) -> str:
+    """The server that wrote the RDB, from its aux fields: Redis's ``redis-ver`` as is,
+    Valkey's ``valkey-ver`` as ``valkey X`` (Valkey writes no ``redis-ver``, and its
+    ``INFO redis_version`` is a compatibility number, 7.2.4, that names no real writer).
+
+    >>> writer_version({"redis-ver": "7.0.15"}), writer_version({"valkey-ver": "8.1.8"})
+    ('7.0.15', 'valkey 8.1.8')
+    """
+    if aux.get("valkey-ver"):
+        return f"valkey {aux['valkey-ver']}"
+    return aux.get("redis-ver", "")
+
+
+def server_label(version: str) -> str:
+    """A catalogue's ``redis_version`` as a server name: ``redis 7.0.15``, ``valkey 8.1.8``.
+
+    >>> server_label("7.0.15"), server_label("valkey 8.1.8"), server_label("")
+    ('redis 7.0.15', 'valkey 8.1.8', '')
+    """
+    if not version or " " in version:
+        return version
+    return f"redis {version}"
+
+
 def parse_aux(head: bytes) -> dict[str, str]:
     """The aux fields (opcode 0xFA, two strings each) after the 9-byte header.
 

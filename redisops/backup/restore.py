@@ -40,6 +40,7 @@ from typing import Any
 from redisops.backup import crypto
 from redisops.backup.catalogue import BackupRecord, stamp
 from redisops.backup.dest import DestSpec
+from redisops.backup.rdbfile import server_label, writer_version
 from redisops.backup.throwaway import Throwaway, dataset_facts, start_throwaway
 from redisops.errors import CommandFailed, RedisopsError, Unreachable, VerifyFailed, WaitTimeout
 from redisops.host import Host, HostError, LocalHost, is_local_address
@@ -121,7 +122,7 @@ def _findings(
                 "rdb_version",
                 f"{n} runs {server}, which loads RDB formats up to {server.rdb_format}; this "
                 f"backup is format {rec.rdb_version} "
-                f"(written by {rec.redis_version or 'a newer server'})",
+                f"(written by {server_label(rec.redis_version) or 'a newer server'})",
                 n,
             )
         )
@@ -196,7 +197,7 @@ def plan_restore(
     steps.append(unlock_step(n, len(steps) + 1))
     summary = (
         f"restore {rec.id} ({rec.keys if rec.keys is not None else '?'} keys, RDB "
-        f"v{rec.rdb_version}, taken {rec.node} at offset {rec.repl_offset}) onto {n}; {how}"
+        f"v{rec.rdb_version}, taken from {rec.node} at offset {rec.repl_offset}) onto {n}; {how}"
     )
     return Plan(
         "restore",
@@ -809,7 +810,7 @@ def restore_source(backup: str, spec: DestSpec | None, group: str | None) -> Res
         rec = BackupRecord(
             path.name, "", str(path), "verified", path.stat().st_mtime, facts.size, facts.sha256
         )
-        rec.rdb_version, rec.redis_version = facts.format_version, aux.get("redis-ver", "")
+        rec.rdb_version, rec.redis_version = facts.format_version, writer_version(aux)
         return RestoreSource(rec, path.resolve())
     if spec is None:
         raise BadInput(f"{backup!r} is not a file", hint="give a backup file, or a destination")
@@ -820,7 +821,12 @@ def restore_source(backup: str, spec: DestSpec | None, group: str | None) -> Res
                 "restore reads the backup file on this machine",
                 hint="copy it here first, or give its path",
             )
-        groups = [group] if group else d.groups()
+        groups = d.read_groups(group)
+        if backup == "latest" and len(groups) > 1:
+            raise BadInput(
+                f"several groups at {spec.url} ({', '.join(groups)}): which one's latest?",
+                hint="name one with --group",
+            )
         for g in groups:
             cat = d.read_catalogue(g)
             found_rec = cat.newest_verified() if backup == "latest" else cat.get(backup)
@@ -830,8 +836,6 @@ def restore_source(backup: str, spec: DestSpec | None, group: str | None) -> Res
                 return usable(RestoreSource(found_rec, local))
     finally:
         d.close()
-    if backup == "latest" and len(groups) > 1 and not group:
-        raise BadInput("several groups at --dest", hint="name one with --group")
     raise BadInput(f"no backup {backup!r} at {spec.url}", hint="see 'redisops backup list'")
 
 

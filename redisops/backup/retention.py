@@ -121,7 +121,7 @@ def decide(items: Sequence[Item], now: float, policy: Policy) -> list[Decision]:
             d.reasons.append(f"--keep-min {policy.keep_min}: one of the newest {policy.keep_min}")
     for d in decisions:
         if d.good and not d.keep:
-            d.reasons.append("outside the hourly and daily windows")
+            d.reasons.append(_pruned_reason(now - d.taken_at, policy))
         elif not d.good:
             if now - d.taken_at < policy.keep_daily * DAY:
                 d.keep = True
@@ -129,3 +129,12 @@ def decide(items: Sequence[Item], now: float, policy: Policy) -> list[Decision]:
             else:
                 d.reasons.append("failed, and older than the daily window")
     return decisions
+
+
+def _pruned_reason(age: float, policy: Policy) -> str:
+    """Why a verified backup goes: a newer one holds its bucket, or it is past both windows."""
+    if age < policy.keep_hourly * HOUR:
+        return "a newer backup of the same UTC hour is kept"
+    if age < policy.keep_daily * DAY:
+        return "a newer backup of the same UTC day is kept"
+    return "outside the hourly and daily windows"

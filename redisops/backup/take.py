@@ -40,7 +40,7 @@ from redisops.backup.catalogue import (
     stamp,
 )
 from redisops.backup.dest import Destination, DestSpec, open_destination
-from redisops.backup.rdbfile import CheckRdb, RdbDigest, RdbFacts, run_check_rdb
+from redisops.backup.rdbfile import CheckRdb, RdbDigest, RdbFacts, run_check_rdb, writer_version
 from redisops.backup.retention import Decision, Item, Policy, decide
 from redisops.backup.snapshot import (
     Snapshot,
@@ -257,7 +257,13 @@ def build_record(
         or as_int(info.get("master_repl_offset"), 0)
         or 0,
         master_lag_bytes=topo.lag_bytes(src) if src.is_replica else None,
-        redis_version=aux.get("redis-ver") or info.get("redis_version", ""),
+        redis_version=writer_version(aux)
+        or writer_version(
+            {
+                "redis-ver": info.get("redis_version", ""),
+                "valkey-ver": info.get("valkey_version", ""),
+            }
+        ),
         rdb_version=fetched.facts.format_version,
         crc64=None if fetched.facts.crc_stored is None else f"{fetched.facts.crc_stored:016x}",
         keys=keys,
@@ -542,6 +548,8 @@ def _take(
         catalogue.put(stored)
         dest.write_catalogue(catalogue)
         outcome.record, outcome.path = stored, dest.path(group, stored.file)
+        if fetched.check.status == "skipped":
+            outcome.notes.append(f"redis-check-rdb skipped: {fetched.check.detail}")
         failures = _copy_out(
             outcome,
             req,

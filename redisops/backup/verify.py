@@ -233,7 +233,7 @@ def verify_all(spec: DestSpec, opts: VerifyOptions, group: str | None = None) ->
     dest = open_destination(spec)
     results: list[VerifyResult] = []
     try:
-        for g in [group] if group else dest.groups():
+        for g in dest.read_groups(group):
             with dest.lock(g):
                 cat = dest.read_catalogue(g)
                 for rec in sorted(cat.backups, key=lambda b: b.id):

@@ -741,14 +741,26 @@ def check_backup_age(run: _Run) -> Iterable[CheckResult]:
         return
     when, node = max(saves, key=lambda p: p[0])
     age = max(inp.now - when, 0.0)
-    source = (
-        "no verified backup in the catalogue" if inp.backup_catalogue else "no backup catalogue"
-    )
+    if inp.backup_catalogue:  # backups are expected and none verified: the alarm the seeds ask for
+        yield run.result(
+            "persist.backup_age",
+            None,
+            f"no verified backup of {inp.cluster} in the backup catalogue "
+            f"($REDISOPS_BACKUP_DEST); the newest RDB save, {age / 3600:.1f}h ago on "
+            f"{node.address}, never left the host",
+            round(age, 1),
+            uom="s",
+            warn=warn,
+            crit=crit,
+            status=Status.CRITICAL,
+            fields={"node": str(node.address)},
+        )
+        return
     yield run.result(
         "persist.backup_age",
         None,
-        f"newest RDB save {age / 3600:.1f}h ago on {node.address} (rdb_last_save_time; {source}: "
-        f"replication snapshots count too, and it never left the host)",
+        f"newest RDB save {age / 3600:.1f}h ago on {node.address} (rdb_last_save_time; no "
+        f"backup catalogue: replication snapshots count too, and it never left the host)",
         round(age, 1),
         uom="s",
         warn=warn,

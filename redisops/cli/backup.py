@@ -169,7 +169,7 @@ def take(
         dry_run=dry_run,
         timeout=timeout,
     )
-    key = load_key(encrypt_key_file) if encrypt_key_file else None
+    key = load_key(encrypt_key_file, "--encrypt-key-file") if encrypt_key_file else None
     with conn.session([node] if node else []) as session:
         outcome = api.backup(session, req, key=key, progress=make_progress(fmt), note=note)
     write(to_json(outcome.to_dict()) if fmt is Format.json else render_outcome(outcome, req.policy))
@@ -232,7 +232,7 @@ def list_backups(
     spec = _dest(dest)
     d = open_destination(spec)
     try:
-        groups = [group] if group else d.groups()
+        groups = d.read_groups(group)
         cats = [d.read_catalogue(g) for g in groups]
     finally:
         d.close()

@@ -269,6 +269,11 @@ def _check(
             f"--textfile {textfile}: node_exporter reads only *.prom files",
             hint="name it e.g. redisops-CLUSTER.prom",
         )
+    if textfile is not None and not textfile.parent.is_dir():
+        raise BadInput(
+            f"--textfile {textfile}: the directory {textfile.parent} does not exist",
+            hint="give node_exporter's --collector.textfile.directory",
+        )
     from redisops.retry import NO_RETRY
 
     started = time.time()
@@ -353,7 +358,7 @@ def _write_failed_textfile(textfile: Path, cluster: str) -> None:
     from redisops.output_checks import render_prometheus
     from redisops.state import StateError, write_atomic
 
-    if not textfile.name.endswith(".prom"):
+    if not textfile.name.endswith(".prom") or not textfile.parent.is_dir():
         return
     try:
         write_atomic(textfile, render_prometheus(run_samples(Report(cluster, ()), 0.0, False)))

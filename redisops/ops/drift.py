@@ -233,6 +233,15 @@ def plan_fix(
     )
 
 
+def _settable(f: checks.Finding, by_node: Mapping[str, checks.NodeConfig]) -> bool:
+    """Whether --fix could have changed ``f``: some node it concerns answers CONFIG (a node
+    whose CONFIG is renamed away is left to its file and a restart, as the plan says)."""
+    nodes = [f.node] if f.node else list(f.differs)
+    return any(
+        (c := by_node.get(n)) is not None and c.reachable and c.running is not None for n in nodes
+    )
+
+
 def _master(topo: Topology) -> str | None:
     masters = topo.masters
     return str(masters[0].address) if masters else None
@@ -337,7 +346,8 @@ def _manual(f: checks.Finding, by_node: Mapping[str, checks.NodeConfig]) -> Find
             ),
             f.node,
         )
-    return Finding("warn", "manual", f"{f.message} (not changed by --fix)", f.node)
+    said = f.message if not f.node or f.node in f.message else f"{f.node}: {f.message}"
+    return Finding("warn", "manual", f"{said} (not changed by --fix)", f.node)
 
 
 # ----------------------------------------------------------------------------- step routines
@@ -390,7 +400,8 @@ def run_drift_verify(ctx: RunContext, step: Step) -> str:
     configs = [read_node(ctx.session, info, files.get(str(info.address))) for info in infos]
     configs = [replace(c, role=str(roles.get(c.node, c.role))) for c in configs]
     report = checks.compare(configs, str(step.args["reference"]))
-    left = [f for f in report.findings if f.fixable]
+    by_node = {c.node: c for c in configs}
+    left = [f for f in report.findings if f.fixable and _settable(f, by_node)]
     ctx.facts["drift_after"] = [f.to_dict() for f in report.findings]
     if left:
         text = "; ".join(

@@ -110,6 +110,22 @@ class ActionContext:
     changed: bool = False
     #: resume: build the plan and check its preflight, act on nothing
     check_only: bool = False
+    #: a rehearsal's own directory: backups are written under it, never to the real
+    #: destination the playbook names (a rehearsal only reads the real world)
+    scratch: Path | None = None
+    #: in a rehearsal, each real destination URL and the scratch directory standing in for it
+    stand_ins: dict[str, str] = field(default_factory=dict)
+
+    def backup_dest(self, text: str, *, writes: bool) -> str:
+        """``text``, or in a rehearsal the scratch directory standing in for it: always for
+        a step that writes there, for one that reads only once this rehearsal wrote there."""
+        if self.scratch is None or (not writes and text not in self.stand_ins):
+            return text
+        if text not in self.stand_ins:
+            where = self.scratch / "backups" / f"dest-{len(self.stand_ins) + 1}"
+            where.mkdir(parents=True, exist_ok=True)
+            self.stand_ins[text] = str(where)
+        return self.stand_ins[text]
 
     def note_nodes(self, names: Iterable[str]) -> None:
         for name in names:
@@ -761,8 +777,10 @@ def _backup(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
     node = _canonical(str(args["node"]))
     req = BackupRequest(
         node=parse_target(node).address,
-        dest=parse_dest(str(args["dest"])),
-        copy_to=tuple(parse_dest(str(c)) for c in args.get("copy_to") or ()),
+        dest=parse_dest(ctx.backup_dest(str(args["dest"]), writes=True)),
+        copy_to=tuple(
+            parse_dest(ctx.backup_dest(str(c), writes=True)) for c in args.get("copy_to") or ()
+        ),
         group=args.get("group") or None,
         from_master=bool(args["from_master"]),
         no_bgsave=bool(args["no_bgsave"]),
@@ -801,7 +819,8 @@ def _backup(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
     return ActionResult(
         {**value, "outcome": "applied"},
         f"backup {record.get('id')} of {outcome.source} verified in {req.dest.url} "
-        f"({record.get('size')} bytes, sha256 {str(record.get('sha256'))[:12]})",
+        + (f"(the rehearsal's stand-in for {args['dest']}) " if ctx.scratch else "")
+        + f"({record.get('size')} bytes, sha256 {str(record.get('sha256'))[:12]})",
     )
 
 
@@ -816,7 +835,9 @@ def _restore(ctx: ActionContext, args: dict[str, Any]) -> ActionResult:
         backup,
         _canonical(str(args["to"])),
         str(args["method"]),
-        None if Path(backup).is_file() else parse_dest(str(args["dest"] or "")),
+        None
+        if Path(backup).is_file()
+        else parse_dest(ctx.backup_dest(str(args["dest"] or ""), writes=False)),
         args.get("group") or None,
         force=bool(args["force"]),
         timeout=float(args["timeout"]),

@@ -10,8 +10,9 @@
    would. Output names the real addresses.
 3. Report; only if every step passed is the real run offered (``--yes`` takes it).
 
-The copy lives in a temporary directory with its own journal and audit log, and is
-stopped and removed afterwards, whatever happened.
+The copy lives in a temporary directory with its own journal and audit log (and the
+backups a ``backup`` step takes: never in the real destination), and is stopped and
+removed afterwards, whatever happened.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ def rehearse(
             specs = [parse_target(tr.lab(s)) for s in seeds] or list(copy.nodes)
             return Session(options=ConnectOptions(), seeds=tuple(specs), cluster=copy)
 
-        ctx = ActionContext(Connector(make, inventory, "rehearsal"), audit_path=work / "audit.log")
+        ctx = ActionContext(
+            Connector(make, inventory, "rehearsal"), audit_path=work / "audit.log", scratch=work
+        )
         opts = RunOptions(yes=True, journal_dir=work / "runs", rehearsal=True)
         with _state_in(work / "state"):
             report = Runner(book, lab_vars(book, variables, tr), ctx, opts, reporter(tr)).run()

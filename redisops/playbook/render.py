@@ -94,7 +94,9 @@ def render_list(rows: list[dict[str, Any]]) -> str:
                 r["name"],
                 r["source"],
                 _headline(r["description"]) or r.get("error") or "",
-                r["path"],
+                # a shipped playbook's path says nothing (JSON has it): the width goes to
+                # the description
+                "-" if r["source"] == "shipped" else r["path"],
             ]
             for r in rows
         ],

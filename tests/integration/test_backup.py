@@ -391,3 +391,52 @@ def test_redisops_check_reads_the_backup_age_from_the_catalogue(
     assert "newest verified backup" in age["message"], age
     assert "off-host" in age["message"]  # the catalogue says no copy left the machine
     assert age["value"] is not None and age["value"] < 600
+
+
+def test_list_and_verify_of_a_missing_destination_or_group_are_bad_input_not_empty(
+    pair: list[RedisProc], tmp_path: Path, env: dict[str, str]
+) -> None:
+    typo = tmp_path / "no-such-dir"
+    for args in (("list",), ("verify", "--all")):
+        result = invoke(env, "backup", *args, "--dest", str(typo))
+        assert result.exit_code == ExitCode.BAD_INPUT, result.stdout
+        assert "does not exist" in result.stderr and len(result.stderr.splitlines()) == 1
+    dest = tmp_path / "backups"
+    code, _, err = backup_json(env, pair[0].address, "--dest", str(dest))
+    assert code == 0, err
+    for args in (("list",), ("verify", "--all")):
+        result = invoke(env, "backup", *args, "--dest", str(dest), "--group", "nope")
+        assert result.exit_code == ExitCode.BAD_INPUT, result.stdout
+        assert "no group 'nope'" in result.stderr
+    assert not (dest / "nope").exists()
+
+
+def test_a_bad_encrypt_key_file_is_reported_under_the_option_the_user_typed(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    key = tmp_path / "backup.key"
+    key.write_text("ab" * 32)
+    key.chmod(0o644)
+    result = invoke(
+        env, "backup", "127.0.0.1:1", "--dest", str(tmp_path), "--encrypt-key-file", str(key)
+    )
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"--encrypt-key-file {key} is readable by other users" in result.stderr
+
+
+def test_check_with_a_backup_dest_but_no_verified_backup_is_critical_and_a_missing_dest_unknown(
+    pair: list[RedisProc], tmp_path: Path, env: dict[str, str]
+) -> None:
+    master, _ = pair
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = invoke({**env, "REDISOPS_BACKUP_DEST": str(empty)}, "check", master.address, "-o", "json")
+    doc = json.loads(run.stdout)
+    (age,) = [r for r in doc["results"] if r["id"] == "persist.backup_age"]
+    assert age["status"] == "CRITICAL" and "no verified backup" in age["message"], age
+    assert run.exit_code == 2
+    typo = {**env, "REDISOPS_BACKUP_DEST": str(tmp_path / "typo")}
+    missing = invoke(typo, "check", master.address, "--format", "nagios")
+    assert missing.exit_code == 3
+    assert missing.stdout.startswith("REDISOPS UNKNOWN - backup destination")
+    assert "does not exist" in missing.stdout

@@ -195,6 +195,7 @@ def test_the_textfile_is_written_atomically_and_parses_back(
 ) -> None:
     m, *_ = group(redis_factory)
     prom = tmp_path / "textfile" / "redisops-test.prom"
+    prom.parent.mkdir()
     for _ in range(2):
         run = cli("check", m.address, "--format", "prometheus", "--textfile", str(prom))
         assert run.code == 0 and run.stdout == "", run
@@ -205,6 +206,16 @@ def test_the_textfile_is_written_atomically_and_parses_back(
     addrs = {s.labels["redis_addr"] for s in families["redisops_up"].samples}
     assert addrs == {p.address for p in redis_factory.procs}
     assert families["redisops_sync_full"].type == "counter"
+
+
+def test_a_textfile_in_a_directory_that_does_not_exist_is_unknown_and_creates_nothing(
+    redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    m, *_ = group(redis_factory)
+    prom = tmp_path / "typo" / "redisops-test.prom"
+    run = cli("check", m.address, "--format", "prometheus", "--textfile", str(prom))
+    assert run.code == 3 and "does not exist" in run.stdout + run.stderr, run
+    assert not prom.parent.exists()  # node_exporter would never read a directory made here
 
 
 def test_state_file_baseline_deltas_and_a_restart(

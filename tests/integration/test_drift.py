@@ -175,6 +175,26 @@ def test_fix_copies_the_reference_values_persists_them_and_drift_is_clean_after(
     assert after.exit_code == 0, after.stdout
 
 
+def test_fix_is_not_rolled_back_for_drift_on_a_node_whose_config_is_renamed_away(
+    redis_factory: RedisFactory, env: dict[str, str]
+) -> None:
+    master, r1, _renamed = group(
+        redis_factory,
+        "maxmemory 1gb\n",
+        "maxmemory 1gb\n",
+        'maxmemory 512mb\nrename-command CONFIG ""\n',
+    )
+    r1.client().config_set("maxmemory-policy", "allkeys-lru")
+    code, doc, result = invoke_json(env, "drift", master.address, "--fix", "--yes")
+    assert code == 0, result.stderr  # the renamed node's maxmemory was left to its file
+    assert doc["result"]["outcome"] == "applied"
+    policy = r1.client().config_get("maxmemory-policy")["maxmemory-policy"]
+    assert policy == "noeviction"  # the master's, kept: not rolled back
+    _, dry, _ = invoke_json(env, "drift", master.address, "--fix", "--dry-run")
+    notes = [f["message"] for f in dry["findings"]]
+    assert any(m.startswith(f"{_renamed.address}: CONFIG GET is unavailable") for m in notes)
+
+
 def test_fix_edits_the_file_when_config_rewrite_is_refused(
     redis_factory: RedisFactory, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.harness import RedisFactory
+from tests.harness import RedisFactory, wait_until
 from tests.integration.lab_fixture import (
     LabBackend,
     Node,
@@ -174,7 +174,8 @@ def test_add_replica_runs_on_redis_server_and_verifies_the_prediction(real: Real
     attach = steps(res.json)["3"]["registered"]
     assert attach["sync"] == "full" and attach["observed_sync"] == "full"
     assert state([fresh])[fresh.address] == ("slave", m.address)
-    assert fresh.call("DBSIZE") == 200
+    # the 200 keys; the lock key's DEL, the run's last write, reaches the replica a moment later
+    wait_until(lambda: fresh.call("DBSIZE") == 200, 10, what="the replica holds the 200 keys")
 
 
 # ----------------------------------------------------------------------------- master-down
@@ -516,6 +517,30 @@ def test_backup_rdb_runs_on_redis_server_from_a_replica(real: RealBackend, tmp_p
     assert taken["source"] == r1.address  # the seeds' rule: the replica, not the master
     assert taken["backup"]["status"] == "verified" and taken["backup"]["keys"] == 100
     assert list(dest.rglob("*.rdb"))
+
+
+@pytest.mark.redis_server
+def test_a_rehearsed_backup_rdb_writes_nothing_to_the_real_destination(
+    real: RealBackend, tmp_path: Path
+) -> None:
+    m, r1 = star(real, 1)
+    write_keys(m, 100)
+    in_sync(m, r1)
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    res = cli(
+        "playbook",
+        "run",
+        "backup-rdb",
+        "--var",
+        f"node={m.address}",
+        "--var",
+        f"dest={dest}",
+        "--rehearse",
+    )
+    assert res.code == 0, res
+    assert "stand-in for" in res.stdout
+    assert list(dest.iterdir()) == []  # the rehearsal only reads the real world
 
 
 def test_backup_rdb_runs_on_the_embedded_lab_whose_nodes_write_their_rdb_files(

@@ -19,11 +19,13 @@ from tests.harness import (
     RedisFactory,
     RedisProc,
     free_port,
+    require,
     star_of,
     wait_in_sync,
     wait_until,
 )
 from tests.integration.ops_helpers import invoke
+from tests.servers import REDIS_6_2, VALKEY_8_1
 
 pytestmark = pytest.mark.redis_server
 
@@ -242,3 +244,53 @@ def test_an_encrypted_copy_is_restored_with_its_key_and_refused_without(
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr + result.stdout
     assert digest(target.client()) == expected
+
+
+def test_restore_latest_with_several_groups_at_dest_asks_for_group_instead_of_picking_one(
+    backed_up: tuple[Path, str], redis_factory: RedisFactory, env: dict[str, str]
+) -> None:
+    dest, _ = backed_up
+    other = redis_factory.start()
+    other.client().set("k", "v")
+    made = invoke(env, "backup", other.address, "--dest", str(dest), "--group", "zz-other")
+    assert made.exit_code == 0, made.stderr
+    target = redis_factory.start()
+    result = invoke(env, "restore", "latest", "--dest", str(dest), "--to", target.address, "--yes")
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stdout
+    assert "several groups" in result.stderr and "--group" in result.stderr
+    assert target.client().dbsize() == 0
+    missing = invoke(env, "restore", "latest", "--dest", str(dest / "typo"), "--to", target.address)
+    assert missing.exit_code == ExitCode.BAD_INPUT
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_valkey_backup_is_refused_on_redis_7_0_naming_valkey_as_its_writer(
+    redis_factory: RedisFactory, tmp_path: Path, env: dict[str, str]
+) -> None:
+    source = redis_factory.start(server=require(VALKEY_8_1))
+    source.client().set("k", "v")
+    dest = tmp_path / "backups"
+    made = invoke(env, "backup", source.address, "--dest", str(dest), "-o", "json")
+    assert made.exit_code == 0, made.stderr
+    doc = json.loads(made.stdout)
+    assert doc["backup"]["redis_version"].startswith("valkey 8.1")
+    assert any("redis-check-rdb skipped" in n for n in doc["notes"])  # 7.0's cannot read v11
+    target = redis_factory.start()
+    result = invoke(env, "restore", "latest", "--dest", str(dest), "--to", target.address, "--yes")
+    assert result.exit_code == ExitCode.REFUSED
+    assert "this backup is format 11 (written by valkey 8.1" in result.stderr
+    assert target.client().dbsize() == 0
+
+
+def test_a_redis_6_2_backup_restores_onto_redis_7_0(
+    redis_factory: RedisFactory, tmp_path: Path, env: dict[str, str]
+) -> None:
+    source = redis_factory.start(server=require(REDIS_6_2))
+    source.client().mset({f"k{i}": str(i) for i in range(50)})
+    dest = tmp_path / "backups"
+    made = invoke(env, "backup", source.address, "--dest", str(dest))
+    assert made.exit_code == 0, made.stderr
+    target = redis_factory.start()
+    result = invoke(env, "restore", "latest", "--dest", str(dest), "--to", target.address, "--yes")
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert target.client().dbsize() == 50 and target.client().get("k7") in ("7", b"7")

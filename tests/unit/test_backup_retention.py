@@ -105,3 +105,14 @@ def test_a_backup_from_the_future_is_kept() -> None:
 
 def test_no_backups_no_decisions() -> None:
     assert decide([], NOW, Policy()) == []
+
+
+def test_a_backup_superseded_in_its_hour_says_so_instead_of_outside_the_windows() -> None:
+    items = [Item("new", NOW - 60, True), Item("old", NOW - 120, True), Item("ancient", 0, True)]
+    decisions = {d.id: d for d in decide(items, NOW, Policy(keep_min=1))}
+    assert not decisions["old"].keep
+    assert decisions["old"].reasons[-1] == "a newer backup of the same UTC hour is kept"
+    assert decisions["ancient"].reasons[-1] == "outside the hourly and daily windows"
+    day_old = [Item("a", NOW - 60 * HOUR, True), Item("b", NOW - 60 * HOUR - 60, True)]
+    later = {d.id: d for d in decide([Item("n", NOW, True), *day_old], NOW, Policy(keep_min=1))}
+    assert later["b"].reasons[-1] == "a newer backup of the same UTC day is kept"

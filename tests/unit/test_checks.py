@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from redisops.checks.health import CATALOGUE, METRICS, CheckInput, run_checks
 from redisops.checks.ranges import Range, Thresholds
-from redisops.checks.result import Report, Status, worst
+from redisops.checks.result import Report, Sample, Status, worst
 from redisops.errors import BadInput
 from redisops.hostfacts import HostFacts
 from redisops.model import NodeInfo, Topology
@@ -282,6 +282,15 @@ def test_backup_age_uses_the_catalogue_when_there_is_one() -> None:
     assert r.status is Status.CRITICAL
 
 
+def test_backup_age_is_critical_when_a_catalogue_is_configured_but_holds_no_verified_backup() -> (
+    None
+):
+    topo = topology(master(M, config=SAFE, rdb_last_save_time="199999"))
+    r = result(run(topo, now=200_000.0, backup_catalogue=True)[0], "persist.backup_age")
+    assert r.status is Status.CRITICAL and "no verified backup" in r.message
+    assert result(run(topo, now=200_000.0)[0], "persist.backup_age").status is Status.OK
+
+
 def test_memory_past_ninety_percent_of_maxmemory_warns() -> None:
     topo = topology(
         master(M, config=SAFE, used_memory="950", maxmemory="1000", total_system_memory="100000")
@@ -461,3 +470,12 @@ def test_prometheus_text_parses_back_with_base_units_and_no_timestamps() -> None
     lag = [s for s in families["redisops_repl_lag_bytes"].samples if s.labels["redis_addr"] == R1]
     assert lag[0].value == 0
     assert set(families) <= {n.removesuffix("_total") for n in METRICS}
+
+
+def test_prometheus_keeps_every_digit_of_the_last_run_unix_time() -> None:
+    when = 1796547214.626
+    text = render_prometheus(
+        [Sample("redisops_last_run_timestamp_seconds", {"cluster": "c"}, when)]
+    )
+    (fam,) = text_string_to_metric_families(text)
+    assert fam.samples[0].value == when  # 6 significant digits were 5000 s off

@@ -267,3 +267,14 @@ def test_list_shows_shipped_and_local_playbooks(
     )
     assert rows["master-down"]["source"] == "shipped" and rows["master-down"]["valid"]
     assert rows["rolling-restart"]["valid"]
+
+
+def test_list_in_80_columns_gives_the_width_to_descriptions_not_shipped_paths(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(app, ["playbook", "list"])
+    assert result.exit_code == 0
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    assert "Take a verified RDB backup of a node" in result.stdout  # on one line
+    assert "/playbooks/" not in result.stdout
