@@ -102,6 +102,10 @@ def current_master(
             maddr = topo.canonical(sentinel_master_addr)
         return topo, maddr
     tnode = topo.get(target)
+    if tnode is not None and not tnode.reachable:
+        raise Unreachable(
+            f"target {target} is unreachable: {tnode.error}", kind=tnode.error_kind or "unknown"
+        )
     top = topo.root(tnode) if tnode is not None else None
     if top is None:
         raise BadInput(f"cannot tell the current master of {target}", hint="name it with --master")
