@@ -293,7 +293,7 @@ class Session:
                 Problem(
                     str(node.address),
                     "last_known",
-                    f"{node.address} does not answer; {last} (last-known topology of "
+                    f"{node.address} {'does not answer' if node.error_kind != 'auth' else 'refuses the credentials'}; {last} (last-known topology of "
                     f"{known.group}, recorded {now - known.recorded_at:.0f}s ago by "
                     f"{known.source}; its members were probed)",
                     severity="warning",

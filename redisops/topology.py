@@ -312,7 +312,22 @@ def find_problems(topo: Topology) -> list[Problem]:
                 )
             )
         entry = _entry_for(topo, parent, node)
-        if (
+        unloadable = (
+            node.cannot_load_from(parent)
+            if node.link == "down" and parent is not None and parent.reachable
+            else None
+        )
+        if unloadable is not None and parent is not None:
+            problems.append(
+                Problem(
+                    name,
+                    "rdb_unloadable",
+                    f"{name}: its full sync from {parent.address} can never complete "
+                    f"({unloadable}), it is retried in a loop: point it at a master of "
+                    f"its own version or upgrade it",
+                )
+            )
+        elif (
             node.link == "down"
             and entry is not None
             and entry.state in ("wait_bgsave", "send_bulk")

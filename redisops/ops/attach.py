@@ -25,6 +25,7 @@ from redisops.model import REDACTED, Address, Finding, NodeInfo, Plan, Step, Top
 from redisops.ops.common import (
     Options,
     config_unavailable,
+    data_keys,
     group_members,
     group_nodes,
     lock_steps,
@@ -113,6 +114,7 @@ def plan_attach(
             )
         )
     findings += _hardened_findings(replica, master, creds, opts, session)
+    findings += _masteruser_findings(replica, master, creds)
     for ret, (_, age) in zip(returning, known_followers, strict=True):
         findings.append(
             Finding(
@@ -185,12 +187,13 @@ def _preflight(
     if sentinel is not None:
         out.append(sentinel)
     leaving = _leaving(topo, replica, master)
-    if prediction.sync == "full" and replica.keys:
+    discarded = data_keys(replica)
+    if prediction.sync == "full" and discarded:
         out.append(
             Finding(
                 "confirm",
                 "replica_has_data",
-                f"{r} holds {replica.keys} keys that the full sync will discard "
+                f"{r} holds {discarded} key{'s' * (discarded != 1)} that the full sync will discard "
                 f"(they are replaced by {m}'s dataset)" + (f"; {leaving}" if leaving else ""),
                 r,
             )
@@ -492,6 +495,25 @@ def _hardened_findings(
         persist_refusal([replica], session) if opts.persist else None,
     ]
     return [f for f in out if f is not None]
+
+
+def _masteruser_findings(replica: NodeInfo, master: NodeInfo, creds: Credentials) -> list[Finding]:
+    """The replica will replicate as the operator's ACL user: that user must be allowed
+    the replication handshake on the master, or the sync waits in it until --timeout."""
+    if not creds.username or creds.password is None:
+        return []
+    r, m, user = str(replica.address), str(master.address), creds.username
+    before = replica.config.get("masteruser")
+    was = f" (it was {before!r})" if before and before != user else ""
+    return [
+        Finding(
+            "warn",
+            "masteruser",
+            f"{r} will replicate as the ACL user {user!r}{was}: on {m} that user needs "
+            f"+psync +replconf +ping, or the sync stays in the handshake",
+            r,
+        )
+    ]
 
 
 def _lock_node(topo: Topology, master: NodeInfo) -> tuple[str, str | None]:

@@ -214,3 +214,13 @@ def check_refusals(findings: list[Finding], force: bool) -> None:
 
 def keys_of(node: NodeInfo) -> int:
     return node.keys
+
+
+#: INFO fields where the probe puts redisops's own records it read (see redis_node.probe)
+OWN_RECORDS = ("redisops_detached", "redisops_fence")
+
+
+def data_keys(node: NodeInfo) -> int:
+    """``node``'s keys, not counting the redisops records the probe found on it (the
+    detach and fence records are ours, not the user's data a full sync would discard)."""
+    return max(node.keys - sum(1 for f in OWN_RECORDS if node.info.get(f)), 0)

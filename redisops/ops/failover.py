@@ -349,18 +349,24 @@ def plan_failover(
     findings += _group_findings(topo, dead, dead_confirmed, known)
     cands = rank_candidates(topo, dead, max_disconnect)
     if not cands:
+        refused = [str(n.address) for n in topo.nodes if not n.reachable and n.error_kind == "auth"]
         findings.append(
             Finding(
                 "refuse",
                 "no_replicas",
                 f"no reachable replica of {d} was found "
-                f"(give replica addresses as seeds, or --cluster"
                 + (
-                    ""
-                    if record is not None
-                    else f"; no command has recorded {d} in the last-known topology"
-                )
-                + ")",
+                    f"({', '.join(refused)} answered but refused the credentials: check "
+                    f"REDISCLI_AUTH, --password-file and the user, redis://USER@HOST:PORT)"
+                    if refused
+                    else "(give replica addresses as seeds, or --cluster"
+                    + (
+                        ""
+                        if record is not None
+                        else f"; no command has recorded {d} in the last-known topology"
+                    )
+                    + ")"
+                ),
             )
         )
         return Plan(
@@ -947,11 +953,16 @@ def known_replica_findings(topo: Topology, dead: Address, known: KnownGroup) -> 
         node = topo.get(Address.parse(addr))
         if node is None or not node.reachable:
             seen = known.seen_at(addr) or now
+            why = (
+                f"cannot be read now ({node.error})"
+                if node and node.error
+                else "does not answer now"
+            )
             out.append(
                 Finding(
                     "warn",
                     "known_replica_unreachable",
-                    f"{addr} was a replica of {dead} {now - seen:.0f}s ago and does not answer now: "
+                    f"{addr} was a replica of {dead} {now - seen:.0f}s ago and {why}: "
                     f"not a candidate; attach it to the new master once it is back",
                     addr,
                 )

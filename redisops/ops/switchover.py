@@ -102,6 +102,10 @@ def current_master(
             maddr = topo.canonical(sentinel_master_addr)
         return topo, maddr
     tnode = topo.get(target)
+    if tnode is not None and not tnode.reachable:
+        raise Unreachable(
+            f"target {target} is unreachable: {tnode.error}", kind=tnode.error_kind or "unknown"
+        )
     top = topo.root(tnode) if tnode is not None else None
     if top is None:
         raise BadInput(f"cannot tell the current master of {target}", hint="name it with --master")
@@ -615,18 +619,31 @@ def switch(ctx: RunContext, step: Step) -> str:
     t0 = time.perf_counter()
     try:
         mnode.execute("CLIENT", "PAUSE", str(timeout_ms), "WRITE")
+    except CommandFailed as exc:  # refused (ACL, renamed): writes were never paused
+        raise type(exc)(f"{exc.message}; writes were not paused", hint=exc.hint) from None
+    except RedisopsError as exc:  # no reply: the pause may have been applied
+        raise _unpaused(mnode, exc) from None
+    except BaseException:
+        unpause(mnode)
+        raise
+    try:
         hold("switch-paused")
         moff = _wait_for_offset(ctx, mnode, tnode, t0 + budget_ms / 1000.0, budget_ms)
     except RedisopsError as exc:
-        left = unpause(mnode)
-        note = "; writes unpaused" if left is None else f"; could not unpause ({left})"
-        raise type(exc)(f"{exc.message}{note}", hint=exc.hint) from None
+        raise _unpaused(mnode, exc) from None
     except BaseException:
         unpause(mnode)
         raise
     caught_up = time.perf_counter()
     with ctx.critical():  # promote, demote, unpause: no signal may cut this short
         return _promote_and_demote(ctx, step, mnode, tnode, moff, t0, caught_up)
+
+
+def _unpaused(mnode: RedisNode, exc: RedisopsError) -> RedisopsError:
+    """``exc`` once the master is unpaused, its message saying whether that worked."""
+    left = unpause(mnode)
+    note = "; writes unpaused" if left is None else f"; could not unpause ({left})"
+    return type(exc)(f"{exc.message}{note}", hint=exc.hint)
 
 
 def _promote_and_demote(

@@ -126,6 +126,19 @@ def test_detaching_then_reattaching_is_a_full_resync_because_of_the_new_id(
     assert observed_sync(before, sync_counters(m)) == "full"
 
 
+def test_reattaching_a_detached_node_that_holds_only_its_detach_record_needs_no_yes(
+    backend: Backend,
+) -> None:
+    m, r = star(backend, 1)  # an empty cluster (a rehearsal, a fresh install)
+    wait_in_sync(m, [r])
+    assert cli("detach", r.address, "--yes", "--format", "json").code == 0
+    # its only key is redisops's detach record: nothing of the user's would be discarded
+    planned = attach(r, m, "--dry-run")
+    assert planned.code == 0, planned
+    assert "replica_has_data" not in codes(planned.json)
+    assert planned.json["prediction"]["sync"] == "full"
+
+
 @pytest.mark.every_server
 def test_a_replica_briefly_cut_off_reconnects_with_a_predicted_partial_resync(
     backend: Backend,

@@ -233,3 +233,19 @@ def test_a_named_replica_behind_another_catches_up_from_it_and_nothing_is_lost(
     wait_in_sync(a, [b])
     for node in (a, b):  # nothing acknowledged is lost, on either node
         assert len(node.client().keys("k*")) == 310
+
+
+def test_known_replicas_that_refuse_the_credentials_are_named_as_such_not_as_missing(
+    redis_factory: RedisFactory, env: dict[str, str]
+) -> None:
+    m, a = star(redis_factory, 1, FAST_SYNC)
+    assert invoke(env, "status", m.address).exit_code == 0  # records the last-known topology
+    a.client().config_set("requirepass", "s3cret")  # and the operator has no password
+    m.kill()
+    result = invoke(env, "failover", "--master", m.address, "--auto", "--yes")
+    assert result.exit_code == 5
+    assert f"{a.address} answered but refused the credentials" in result.stderr
+    assert "REDISCLI_AUTH" in result.stderr
+    assert "does not answer" not in result.stdout
+    status = invoke(env, "status", a.address)
+    assert f"{a.address} refuses the credentials; last seen" in status.stdout

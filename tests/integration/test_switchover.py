@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import FAST_SYNC, RedisFactory, replicate, star, wait_in_sync, wait_link_up
+from tests.harness import (
+    FAST_SYNC,
+    RedisFactory,
+    free_port,
+    replicate,
+    star,
+    wait_in_sync,
+    wait_link_up,
+)
 from tests.integration.ops_helpers import (
     final_state,
     invoke,
@@ -250,3 +258,13 @@ def test_replicas_under_the_target_are_back_on_it_when_the_command_returns(
     assert {n.address: sync_counters(n)[0] for n in (m, target, sub)} == full_before
     verify = next(s for s in doc["result"]["steps"] if s["action"] == "verify-switchover")
     assert "3 replica(s) linked" in verify["detail"]  # the old master, sub and subsub
+
+
+def test_an_unreachable_target_is_exit_3_naming_why_not_a_missing_master(
+    env: dict[str, str],
+) -> None:
+    target = f"127.0.0.1:{free_port()}"
+    result = invoke(env, "switchover", "--to", target, "--yes")
+    assert result.exit_code == 3, result.stderr
+    assert f"target {target} is unreachable: connection refused" in result.stderr
+    assert "--master" not in result.stderr

@@ -273,3 +273,20 @@ def test_two_switchovers_at_once_the_lock_stops_the_second_with_exit_6(
     assert results and results[0].exit_code is ExitCode.OK, results and results[0].message
     assert role_of(target) == "master"
     assert master_of(other) == target.address and master_of(m) == target.address
+
+
+def test_a_refused_client_pause_says_writes_were_not_paused_and_rolls_back(
+    redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    m, target, other = star(redis_factory, 2, FAST_SYNC)
+    settle(m, [target, other])
+    # an operator user without CLIENT PAUSE/UNPAUSE: the pause is refused, so there is
+    # nothing to unpause, and "could not unpause" would send the SRE chasing a pause
+    m.client().execute_command("ACL", "SETUSER", "default", "-client|pause", "-client|unpause")
+    result = run_switchover(tmp_path / "state", m.address, target.address)
+    assert result.outcome == "rolled-back", result.message
+    assert result.exit_code is ExitCode.ROLLED_BACK
+    assert "writes were not paused" in result.message
+    assert "unpause" not in result.message
+    assert role_of(m) == "master"
+    assert master_of(target) == m.address and master_of(other) == m.address

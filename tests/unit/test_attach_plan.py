@@ -376,6 +376,17 @@ def test_a_password_without_a_user_sets_only_masterauth() -> None:
     assert sets == [("CONFIG", "SET", "masterauth", "***")]
 
 
+def test_replicating_as_the_operators_acl_user_names_the_permissions_it_needs() -> None:
+    creds = Credentials("ops", Secret("pw"), "env REDISCLI_AUTH")
+    p = plan(master(M, offset=10), master(X, replid=rid("x")), rep=X, to=M, creds=creds)
+    f = finding(p, "masteruser")
+    assert f.level == "warn" and f.node == X
+    assert "'ops'" in f.message and "+psync +replconf +ping" in f.message
+    bare = Credentials(None, Secret("pw"), "env REDISCLI_AUTH")
+    p = plan(master(M, offset=10), master(X, replid=rid("x")), rep=X, to=M, creds=bare)
+    assert "masteruser" not in codes(p)
+
+
 def test_no_credentials_no_auth_steps() -> None:
     p = plan(master(M, offset=10), master(X, replid=rid("x")), rep=X, to=M)
     assert not [s for s in p.steps if s.command and s.command[:2] == ("CONFIG", "SET")]

@@ -170,3 +170,23 @@ def test_a_frozen_ping_period_is_a_problem() -> None:
     [problem] = topo.problems
     assert problem.kind == "ping_period_frozen" and problem.node == "10.0.0.1:6379"
     assert "CONFIG SET repl-ping-replica-period 10" in problem.message
+
+
+def test_a_replica_that_cannot_load_its_masters_rdb_is_critical_not_a_sync_in_progress() -> None:
+    m = master("10.0.0.1:6379", offset=10, replicas=[])
+    fields = dict(m.info)
+    fields["slave0"] = "ip=10.0.0.2,port=6379,state=wait_bgsave,offset=0,lag=0"
+    m2 = replace(m, info=fields)
+    r = replica(
+        "10.0.0.2:6379",
+        "10.0.0.1:6379",
+        link="down",
+        state="handshake",
+        down_since=-1,
+        redis_version="6.2.14",
+    )
+    topo = topology(m2, r)
+    assert kinds(topo) == ["rdb_unloadable"]
+    (problem,) = topo.problems
+    assert problem.severity == "critical"
+    assert "redis 6.2.14 reads RDB formats up to 9 and redis 7.0.15 writes 10" in problem.message
