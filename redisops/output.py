@@ -239,6 +239,9 @@ def _tree_label(topo: Topology, node: NodeInfo) -> str:
             parts.append("syncing " + _sync_bytes(node))
         elif node.repl_state and node.repl_state != "connected":
             parts.append(node.repl_state)
+    if node.server is not None and mixed_servers(topo):  # a migration or upgrade under way
+        fmt_ = topo.record(node)["rdb_format"]
+        parts.append(f"{node.server}" + (f", RDB {fmt_}" if fmt_ is not None else ""))
     return f"{node.address}  ({', '.join(parts)})"
 
 
@@ -345,28 +348,19 @@ def _sync_text(node: NodeInfo) -> str | None:
 
 def mixed_servers(topo: Topology) -> bool:
     """Whether the reachable members run different servers or versions (a migration, an
-    upgrade under way): then which node runs what is part of the compact view too."""
+    upgrade under way): then the tree names each node's server and RDB format."""
     return len({str(n.server) for n in topo.nodes if n.reachable and n.server is not None}) > 1
 
 
-def status_compact_headers(topo: Topology) -> tuple[str, ...]:
-    if mixed_servers(topo):
-        return (*STATUS_COMPACT_HEADERS, "SERVER", "RDB")
-    return STATUS_COMPACT_HEADERS
-
-
 def status_compact_rows(topo: Topology) -> list[list[Any]]:
-    """Address, role, master, link (or the sync under way), lag, offset; and server and RDB
-    format when the members run different ones."""
-    mixed = mixed_servers(topo)
+    """Address, role, master, link (or the sync under way), lag, offset. (When the members
+    run different servers, the tree above the table names each node's.)"""
     rows: list[list[Any]] = []
     for node in topo.nodes:
         rec = topo.record(node)
         if not node.reachable:
-            blank = [None] * (6 if mixed else 4)
-            rows.append([rec["address"], _unreachable_role(node), *blank])
+            rows.append([rec["address"], _unreachable_role(node), None, None, None, None])
             continue
-        server = [str(node.server) if node.server else None, rec["rdb_format"]] if mixed else []
         link = _link_text(node)
         if node.loading or node.sync_in_progress:
             link = f"{link} ({_sync_text(node)})"
@@ -374,9 +368,7 @@ def status_compact_rows(topo: Topology) -> list[list[Any]]:
         lag_text = None if lag is None else human_bytes(lag)
         if lag_text is not None and rec["lag_seconds"] is not None:
             lag_text += f" {rec['lag_seconds']}s"
-        rows.append(
-            [rec["address"], node.role, rec["master"], link, lag_text, node.offset, *server]
-        )
+        rows.append([rec["address"], node.role, rec["master"], link, lag_text, node.offset])
     return rows
 
 
@@ -434,7 +426,7 @@ def render_status(topo: Topology, fmt: Format, width: int | None = None) -> str:
     if fmt is Format.wide:
         grid = table(STATUS_HEADERS, status_rows(topo), width)
     else:
-        grid = table(status_compact_headers(topo), status_compact_rows(topo), width)
+        grid = table(STATUS_COMPACT_HEADERS, status_compact_rows(topo), width)
     parts = [render_tree(topo, width), "", grid]
     if topo.sentinel is not None:
         parts += ["", render_sentinel(topo.sentinel, width)]

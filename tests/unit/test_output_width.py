@@ -199,18 +199,21 @@ def test_progress_phase_lines_fit_the_width_too(
     assert_fits(err, 60)
 
 
-def test_the_compact_status_names_each_server_when_the_members_run_different_ones() -> None:
+def test_the_status_tree_names_each_server_when_the_members_run_different_ones() -> None:
     same = render_status(cluster_topology(), Format.table, 120)
-    assert "SERVER" not in same  # one server everywhere: nothing to tell apart
+    assert "redis 7.0.15" not in same  # one server everywhere: nothing to tell apart
+    ports = ("127.0.0.1:59443", "127.0.0.1:59444")  # the longest IPv4 loopback addresses
     mixed = topology(
-        master(M, offset=100, replicas=[R1], replid=HIST, redis_version="6.2.14"),
+        master(ports[0], offset=100, replicas=[ports[1]], replid=HIST, redis_version="6.2.14"),
         replica(
-            R1, M, offset=100, replid=HIST, redis_version="7.2.4",
+            ports[1], ports[0], offset=100, replid=HIST, redis_version="7.2.4",
             server_name="valkey", valkey_version="8.1.8",
         ),
-        seeds=[M],
+        seeds=[ports[0]],
     )  # fmt: skip
     for width in WIDTHS:
         text = render_status(mixed, Format.table, width)
         assert_fits(text, width)
-        assert "SERVER" in text and "redis 6.2.14" in text and "valkey 8.1.8" in text
+        assert "redis 6.2.14, RDB 9" in text and "valkey 8.1.8, RDB 11" in text
+        # and the compact table keeps every address whole
+        assert all(p in text.split("ADDRESS", 1)[1] for p in ports)
