@@ -606,6 +606,7 @@ def _execute(ctx: RunContext) -> PlanResult:
             _record(ctx, step, "skipped", detail=skip)
             continue
         fn = ACTIONS.get(step.action)
+        hold(f"step:{step.action}")
         ctx.progress.phase(f"step {step.n}/{len(ctx.plan.steps)}: {step.description}")
         t0 = time.perf_counter()
         _record(ctx, step, "started")

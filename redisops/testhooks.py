@@ -11,7 +11,9 @@ anywhere else. Points:
 * ``approved``: a mutating command's plan was approved (``--yes``), the lock not yet taken;
 * ``locked``: a mutating command holds the cluster lock, before its fresh read;
 * ``switch-paused``: a switchover paused writes on the master and has not yet waited
-  for the target's offset.
+  for the target's offset;
+* ``step:<action>``: the executor is about to run the first step of that action (e.g.
+  ``step:drift-verify``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from redisops.info import parse_info
 from redisops.inventory import Secret
 from redisops.model import Address, Finding, NodeInfo, Plan, Step, Topology
 from redisops.ops.common import lock_steps, unlock_step
-from redisops.plan import RunContext, action, remembered, run_config_rewrite
+from redisops.plan import RunContext, action, remembered, run_config_rewrite, undo
 from redisops.redisconf import (
     ConfigFile,
     ConfigSyntaxError,
@@ -388,6 +388,24 @@ def run_persist_config(ctx: RunContext, step: Step) -> str:
     keys are written into the file drift read, through the node's host: the routine of
     ``--persist`` (:func:`redisops.plan.run_config_rewrite`)."""
     return run_config_rewrite(ctx, step)
+
+
+@undo("persist-config")
+def undo_persist_config(ctx: RunContext, step: Step) -> str:
+    """A rolled-back fix puts the running values back (the config-copy steps' undo, which
+    run after this one); the file this step rewrote must follow, or a restart would bring
+    the values back that the rollback removed: set the values the config-copy steps
+    overwrote now, and persist again."""
+    node = ctx.node(step.node)
+    restored = []
+    for key in step.args["keys"]:
+        ref = remembered(step.node, str(key))
+        if ref in ctx.remembered:
+            node.execute("CONFIG", "SET", str(key), ctx.secret(ref))
+            restored.append(str(key))
+    if not restored:
+        return "nothing this plan changed to take back from the file"
+    return f"{', '.join(restored)} back in the file: {run_config_rewrite(ctx, step)}"
 
 
 @action("drift-verify")

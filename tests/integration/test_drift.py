@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import RedisFactory, replicate, wait_link_up
+from tests.harness import RedisFactory, replicate, wait_link_up, wait_until
 from tests.integration.conf_nodes import ConfNode, start_from_file
 from tests.integration.ops_helpers import invoke, invoke_json
 
@@ -173,6 +176,44 @@ def test_fix_copies_the_reference_values_persists_them_and_drift_is_clean_after(
     assert "repl-backlog-size 64mb" in r2.conf.read_text()
     after = invoke(env, "drift", master.address)
     assert after.exit_code == 0, after.stdout
+
+
+def test_a_rolled_back_fix_takes_its_values_back_out_of_the_config_file(
+    redis_factory: RedisFactory, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The fix set and persisted a value, then its verification failed (someone changed
+    the value meanwhile): the rollback restores the running value and the file, so a
+    restart does not bring back what the rollback took away."""
+    master, r1 = group(redis_factory, "maxmemory 1gb\n", "maxmemory 512mb\n")
+    holds = tmp_path / "holds"
+    holds.mkdir()
+    run_env = {
+        **env,
+        "REDISOPS_TEST_HOLD": "step:drift-verify",
+        "REDISOPS_TEST_HOLD_DIR": str(holds),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "redisops", "drift", master.address, "--fix", "--yes", "-o", "json"],
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until((holds / "step:drift-verify.reached").exists, 30, what="the fix persisted")
+        assert "maxmemory 1gb" in r1.conf.read_text()  # the fix persisted the master's value
+        r1.client().config_set("maxmemory-policy", "allkeys-lru")  # new drift: verify fails
+        (holds / "step:drift-verify.release").touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 9, err
+    doc = json.loads(out)
+    assert doc["result"]["outcome"] == "verify-failed"
+    assert r1.client().config_get("maxmemory")["maxmemory"] == str(512 << 20)
+    text = r1.conf.read_text()
+    assert "maxmemory 1gb" not in text and "1073741824" not in text, text
 
 
 def test_fix_is_not_rolled_back_for_drift_on_a_node_whose_config_is_renamed_away(
