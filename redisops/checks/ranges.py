@@ -126,7 +126,10 @@ class Thresholds:
                         f"{opt} {item!r}: no check has the id {cid!r}",
                         hint="see 'redisops check --list' for the ids",
                     )
-                out[cid] = Range.parse(spec)
+                try:
+                    out[cid] = Range.parse(spec)
+                except BadInput as exc:  # say which option and check the range belongs to
+                    raise BadInput(f"{opt} {cid}={spec}: {exc.message}", hint=exc.hint) from None
             return out
 
         return cls(one(warn, "--warn"), one(crit, "--crit"))

@@ -91,6 +91,11 @@ def test_thresholds_refuse_an_unknown_check_id() -> None:
         Thresholds.parse(["repl.lagbytes=10"], [], known=CATALOGUE)
 
 
+def test_a_malformed_range_names_the_option_and_the_check_it_was_given_for() -> None:
+    with pytest.raises(BadInput, match=r"^--crit repl\.lag_bytes=abc: "):
+        Thresholds.parse([], ["repl.lag_bytes=abc"], known=CATALOGUE)
+
+
 def test_states_fold_critical_over_warning_over_unknown_over_ok() -> None:
     assert worst([Status.OK, Status.UNKNOWN, Status.WARNING]) is Status.WARNING
     assert worst([Status.UNKNOWN, Status.CRITICAL]) is Status.CRITICAL
