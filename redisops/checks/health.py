@@ -151,7 +151,7 @@ def check_masters(run: _Run) -> Iterable[CheckResult]:
     if len(masters) == 1:
         msg = f"one master: {names}"
     elif not masters:
-        msg = "no reachable master: writes fail; run 'redisops failover --master DEAD --auto'"
+        msg = _no_master_message(run)
     else:
         msg = (
             f"{len(masters)} masters ({names}): split brain; fence the stale one with "
@@ -165,6 +165,20 @@ def check_masters(run: _Run) -> Iterable[CheckResult]:
         crit=Range(1, 1),
         fields={"masters": [str(m.address) for m in masters]},
     )
+
+
+def _no_master_message(run: _Run) -> str:
+    """What to do with no reachable master: fail over when a replica exists to promote
+    (naming the dead master when its replicas agree on it), else bring the node back."""
+    replicas = [n for n in _reachable(run) if n.is_replica]
+    if not replicas and not run.inp.known_replicas:
+        return (
+            "no reachable master and no replica to promote: writes fail; bring the master back "
+            "(its process, host, network): there is nothing to fail over to"
+        )
+    dead = {str(run.topo.canonical(n.master_address)) for n in replicas if n.master_address}
+    name = dead.pop() if len(dead) == 1 else "DEAD"
+    return f"no reachable master: writes fail; run 'redisops failover --master {name} --auto'"
 
 
 def _good(run: _Run, node: NodeInfo) -> bool:

@@ -144,6 +144,16 @@ def test_two_masters_are_critical() -> None:
     assert r.status is Status.CRITICAL and "split brain" in r.message
 
 
+def test_no_master_names_the_dead_master_to_fail_over_or_says_there_is_nothing_to_promote() -> None:
+    topo = topology(replica(R1, M, offset=10, link="down"), unreachable(M), seeds=[R1, M])
+    r = result(run(topo)[0], "topology.masters")
+    assert r.status is Status.CRITICAL
+    assert f"failover --master {M} --auto" in r.message
+    alone = result(run(topology(unreachable(M)))[0], "topology.masters")
+    assert alone.status is Status.CRITICAL
+    assert "nothing to fail over to" in alone.message and "failover --master" not in alone.message
+
+
 def test_a_link_down_is_critical_unless_an_operation_announced_the_full_sync() -> None:
     topo = topology(
         master(M, offset=50, replicas=[], config=SAFE),
