@@ -149,15 +149,22 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], width: int | No
     cells = [[str(_dash(c)) for c in r] for r in rows]
     natural = [len(h) + _HEADER_PAD for h in headers]
     longest_word = [0] * len(headers)
+    prose = [False] * len(headers)
     for r in cells:
         for i, c in enumerate(r):
+            words = c.split()
             natural[i] = max(natural[i], max((len(x) for x in c.splitlines()), default=0))
-            longest_word[i] = max(longest_word[i], max(map(len, c.split()), default=0))
+            longest_word[i] = max(longest_word[i], max(map(len, words), default=0))
+            prose[i] = prose[i] or len(words) >= _PROSE_WORDS
     narrowest = [max(len(h) + _HEADER_PAD, 8) for h in headers]
-    # first try to keep words whole (an address, a backup id, a class name), the longest
-    # words first given up, then allow breaking any, then give up on columns
+    # first try to keep the words of the other columns whole (an address, a backup id, a
+    # check id), the longest words first given up (prose wraps between its words anyway),
+    # then allow breaking any, then give up on columns
     for cap in (*_WORD_CAPS, 0):
-        floor = [max(n, min(w, cap)) for n, w in zip(narrowest, longest_word, strict=True)]
+        floor = [
+            n if p else max(n, min(w, cap))
+            for n, w, p in zip(narrowest, longest_word, prose, strict=True)
+        ]
         widths = _narrowed(natural, floor, width)
         if widths is not None:
             fitted = [["\n".join(_wrap_cell(c, widths[i])) for i, c in enumerate(r)] for r in cells]
@@ -167,6 +174,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], width: int | No
 
 #: word lengths kept whole, tried in turn (see :func:`table`)
 _WORD_CAPS = (40, 32, 24, 16)
+#: a cell of this many words or more makes its column prose: it wraps between words
+_PROSE_WORDS = 4
 
 
 def _narrowed(natural: list[int], floor: list[int], width: int) -> list[int] | None:

@@ -217,3 +217,21 @@ def test_the_status_tree_names_each_server_when_the_members_run_different_ones()
         assert "redis 6.2.14, RDB 9" in text and "valkey 8.1.8, RDB 11" in text
         # and the compact table keeps every address whole
         assert all(p in text.split("ADDRESS", 1)[1] for p in ports)
+
+
+def test_a_table_at_80_columns_wraps_its_prose_and_keeps_ids_and_addresses_whole() -> None:
+    rows = [
+        [
+            "WARNING",
+            "repl.backlog_coverage",
+            "127.0.0.1:59443",
+            "0.0945022s",
+            "a replica disconnected longer than this resyncs in full: raise repl-backlog-size "
+            "(and client-output-buffer-limit) to cover the longest outage you expect",
+        ],
+        ["CRITICAL", "topology.fenced_master", "127.0.0.1:59444", "1", "an old master is back"],
+    ]
+    text = table(["STATUS", "CHECK", "NODE", "VALUE", "MESSAGE"], rows, 80)
+    assert_fits(text, 80)
+    for word in ("repl.backlog_coverage", "topology.fenced_master", "127.0.0.1:59443"):
+        assert word in text, text
