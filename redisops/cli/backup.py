@@ -386,7 +386,7 @@ def restore(
     """
     from redisops.backup.crypto import load_key
     from redisops.backup.restore import METHODS
-    from redisops.cli.mutate import run_operation
+    from redisops.cli.mutate import operate
     from redisops.errors import BadInput
     from redisops.ops import api
 
@@ -402,16 +402,16 @@ def restore(
         timeout=timeout,
     )
     key = load_key(key_file) if key_file else None
-    with conn.session(req.seeds()) as session:
-        run_operation(
-            api.restore(session, req, key=key),
-            session,
-            fmt=fmt,
-            dry_run=dry_run,
-            yes=yes,
-            force=force,
-            audit_path=audit_log,
-        )
+    operate(
+        conn,
+        req,
+        lambda session, r: api.restore(session, r, key=key),
+        fmt=fmt,
+        dry_run=dry_run,
+        yes=yes,
+        force=force,
+        audit_path=audit_log,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -84,7 +84,7 @@ def switchover(
     target, demotes the old master under it, then repoints every other replica (chained ones
     too) directly to it. Partial resyncs only.
     """
-    from redisops.cli.mutate import run_operation
+    from redisops.cli.mutate import operate
     from redisops.ops import api
 
     req = api.SwitchoverRequest(
@@ -98,16 +98,16 @@ def switchover(
         persist=persist,
         force=force,
     )
-    with conn.session(req.seeds()) as session:
-        run_operation(
-            api.switchover(session, req),
-            session,
-            fmt=fmt,
-            dry_run=dry_run,
-            yes=yes,
-            force=force,
-            audit_path=audit_log,
-        )
+    operate(
+        conn,
+        req,
+        api.switchover,
+        fmt=fmt,
+        dry_run=dry_run,
+        yes=yes,
+        force=force,
+        audit_path=audit_log,
+    )
 
 
 @with_connection
@@ -209,7 +209,7 @@ def fence(
     With --fence config its config file also gets replicaof NEW (over SSH); with
     --fence stop its service is stopped instead, and it stays recorded as fenced.
     """
-    from redisops.cli.mutate import run_operation
+    from redisops.cli.mutate import operate
     from redisops.ops import api
     from redisops.ops.fence import check_fence_mode
 
@@ -218,16 +218,9 @@ def fence(
     req = api.FenceRequest(
         old, to, persist=persist, force=force, timeout=timeout, fence_mode=fence_mode
     )
-    with conn.session(req.seeds()) as session:
-        run_operation(
-            api.fence(session, req),
-            session,
-            fmt=fmt,
-            dry_run=dry_run,
-            yes=yes,
-            force=force,
-            audit_path=audit_log,
-        )
+    operate(
+        conn, req, api.fence, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import typer
 
@@ -18,8 +18,10 @@ from redisops.errors import ExitCode
 from redisops.formats import Format
 
 if TYPE_CHECKING:  # pragma: no cover
+    from redisops.cli.common import Connection
     from redisops.model import Plan
     from redisops.ops.api import Operation
+    from redisops.session import Session
 
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show the plan and the prediction; change nothing.")
@@ -55,6 +57,41 @@ TimeoutOpt = Annotated[
         "--timeout", metavar="SECONDS", help="Seconds to wait for the cluster to converge.", min=0.1
     ),
 ]
+
+
+class Seeded(Protocol):
+    """An operations-API request: it names the nodes the session starts reading from."""
+
+    def seeds(self) -> list[str]: ...
+
+
+RequestT = TypeVar("RequestT", bound=Seeded)
+
+
+def operate(
+    conn: Connection,
+    req: RequestT,
+    build: Callable[[Session, RequestT], Operation],
+    *,
+    fmt: Format,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    audit_path: Path | None,
+) -> None:
+    """The whole of a mutating command once its options are parsed into ``req``: open a
+    session on the request's seeds, ``build`` the operation (an :mod:`redisops.ops.api`
+    entry point) and :func:`run_operation` it."""
+    with conn.session(req.seeds()) as session:
+        run_operation(
+            build(session, req),
+            session,
+            fmt=fmt,
+            dry_run=dry_run,
+            yes=yes,
+            force=force,
+            audit_path=audit_path,
+        )
 
 
 def run_operation(

@@ -65,7 +65,7 @@ def attach(
 
     Example: redisops attach 10.0.0.2:6380 --to 10.0.0.1:6379 --dry-run
     """
-    from redisops.cli.mutate import run_operation
+    from redisops.cli.mutate import operate
     from redisops.ops import api
     from redisops.units import parse_rate
 
@@ -80,16 +80,9 @@ def attach(
         write_rate=parse_rate(write_rate, option="--write-rate") if write_rate else None,
         sample=sample,
     )
-    with conn.session(req.seeds()) as session:
-        run_operation(
-            api.attach(session, req),
-            session,
-            fmt=fmt,
-            dry_run=dry_run,
-            yes=yes,
-            force=force,
-            audit_path=audit_log,
-        )
+    operate(
+        conn, req, api.attach, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+    )
 
 
 @with_connection
@@ -106,20 +99,13 @@ def detach(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """REPLICAOF NO ONE on REPLICA: it keeps its data and becomes a writable master."""
-    from redisops.cli.mutate import run_operation
+    from redisops.cli.mutate import operate
     from redisops.ops import api
 
     req = api.DetachRequest(replica, persist=persist, force=force)
-    with conn.session(req.seeds()) as session:
-        run_operation(
-            api.detach(session, req),
-            session,
-            fmt=fmt,
-            dry_run=dry_run,
-            yes=yes,
-            force=force,
-            audit_path=audit_log,
-        )
+    operate(
+        conn, req, api.detach, fmt=fmt, dry_run=dry_run, yes=yes, force=force, audit_path=audit_log
+    )
 
 
 def register(app: typer.Typer) -> None:
