@@ -223,7 +223,7 @@ def status_data(topo: Topology) -> dict[str, Any]:
     return data
 
 
-def _tree_label(topo: Topology, node: NodeInfo) -> str:
+def _tree_label(topo: Topology, node: NodeInfo, mixed: bool) -> str:
     if node.unfit is not None:
         what = node.role if node.reachable else "not Redis"
         if node.redis_mode == "cluster":
@@ -248,7 +248,7 @@ def _tree_label(topo: Topology, node: NodeInfo) -> str:
             parts.append("syncing " + _sync_bytes(node))
         elif node.repl_state and node.repl_state != "connected":
             parts.append(node.repl_state)
-    if node.server is not None and mixed_servers(topo):  # a migration or upgrade under way
+    if node.server is not None and mixed:  # a migration or upgrade under way
         fmt_ = topo.record(node)["rdb_format"]
         parts.append(f"{node.server}" + (f", RDB {fmt_}" if fmt_ is not None else ""))
     return f"{node.address}  ({', '.join(parts)})"
@@ -270,10 +270,11 @@ def render_tree(topo: Topology, width: int | None = None) -> str:
     width = terminal_width() if width is None else width
     lines: list[str] = []
     placed: set[Any] = set()
+    mixed = mixed_servers(topo)  # then each label names its node's server
 
     def visit(node: NodeInfo, prefix: str, last: bool, top: bool) -> None:
         placed.add(node.address)
-        label = _tree_label(topo, node)
+        label = _tree_label(topo, node, mixed)
         if top:
             lines.extend(wrap(label, width, "", "    "))
             child_prefix = ""
