@@ -763,6 +763,13 @@ class Node:
     # the difference from feeding each command at once: block sizes and trimming follow
     # the per-command rule (see Backlog.feed_pieces), and replicas get the same bytes in order.
 
+    def config_file_lines(self) -> list[str]:
+        """What ``CONFIG REWRITE`` writes: every non-default setting, and the master."""
+        lines = self.config.rewrite_lines()
+        if self.master_host is not None:
+            lines.append(f"replicaof {self.master_host} {self.master_port}")
+        return lines
+
     @property
     def master_repl_offset(self) -> int:
         self.sync_stream()

@@ -464,11 +464,7 @@ def write_config_file(cluster: Cluster, port: int, path: Path) -> None:
         except OSError:  # Redis would answer CONFIG REWRITE with an error; the lab keeps serving
             tmp.unlink(missing_ok=True)
 
-    node = cluster.nodes[port]
-    lines = node.config.rewrite_lines()
-    if node.master_host is not None:
-        lines.append(f"replicaof {node.master_host} {node.master_port}")
-    write(lines)
+    write(cluster.nodes[port].config_file_lines())
     storage.on_rewrite = write
 
 

@@ -321,10 +321,7 @@ def config_command(node: Node, client: Client, argv: list[bytes], ctx: ExecConte
     if sub == b"rewrite":
         if node.storage.config_file is None:
             raise CommandError("ERR The server is running without a config file")
-        lines = node.config.rewrite_lines()
-        if node.master_host is not None:
-            lines.append(f"replicaof {node.master_host} {node.master_port}")
-        node.storage.rewrite(lines)
+        node.storage.rewrite(node.config_file_lines())
         return OK
     raise CommandError(
         f"ERR unknown subcommand '{argv[1].decode(errors='replace')}'. Try CONFIG HELP."
