@@ -429,6 +429,18 @@ def build_lab_cluster(
     return cluster
 
 
+def replace_file(path: Path, data: bytes, tmp_name: str) -> None:
+    """Write ``data`` to ``path`` as Redis does its RDB and config files: a temp file in the
+    same directory, then rename. A failure leaves the old file and no temp file (Redis would
+    report the failed save or rewrite; the lab keeps serving)."""
+    tmp = path.with_name(tmp_name)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
 def write_rdb_files(cluster: Cluster, port: int, directory: Path) -> None:
     """Give the node a real ``dir`` and write each RDB it saves there as a file (what
     ``redisops backup`` copies), atomically, like Redis's temp-file-and-rename."""
@@ -438,12 +450,7 @@ def write_rdb_files(cluster: Cluster, port: int, directory: Path) -> None:
     def write(image: Any) -> None:
         node = cluster.nodes[port]
         path = Path(node.config.get("dir")) / node.config.get("dbfilename")
-        tmp = path.with_name(f"temp-{os.getpid()}-{port}.rdb")
-        try:
-            tmp.write_bytes(dump(image))
-            os.replace(tmp, path)
-        except OSError:  # Redis would report a failed save; the lab keeps serving
-            tmp.unlink(missing_ok=True)
+        replace_file(path, dump(image), f"temp-{os.getpid()}-{port}.rdb")
 
     cluster.storage[port].on_save = write
 
@@ -451,18 +458,14 @@ def write_rdb_files(cluster: Cluster, port: int, directory: Path) -> None:
 def write_config_file(cluster: Cluster, port: int, path: Path) -> None:
     """Give the node a real config file, as a redis-server started from one has: its
     settings now (what ``CONFIG REWRITE`` would write, ``replicaof`` included), and again
-    after every ``CONFIG REWRITE`` (temp file and rename, as Redis does), so that ``drift``
-    compares running config with a file that exists."""
+    after every ``CONFIG REWRITE``, so that ``drift`` compares running config with a file
+    that exists."""
     storage = cluster.storage[port]
     storage.config_file = str(path)
 
     def write(lines: list[str]) -> None:
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text("".join(f"{line}\n" for line in lines))
-            os.replace(tmp, path)
-        except OSError:  # Redis would answer CONFIG REWRITE with an error; the lab keeps serving
-            tmp.unlink(missing_ok=True)
+        text = "".join(f"{line}\n" for line in lines)
+        replace_file(path, text.encode(), f"{path.name}.tmp-{os.getpid()}")
 
     write(cluster.nodes[port].config_file_lines())
     storage.on_rewrite = write
